@@ -1,0 +1,1 @@
+fn main() { println!("qvit-run: not yet"); }

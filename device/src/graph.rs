@@ -1,0 +1,254 @@
+//! The model graph the device runs: a small, statically shaped op set.
+//!
+//! Every value is an f32 tensor whose shape is fixed when the model is imported, so the
+//! executor can plan every buffer at load time. Values are produced by exactly one of: a graph
+//! input, a constant (weights, biases, folded tables) or a node. Nodes are stored in a valid
+//! execution order (every input is produced before it is read).
+//!
+//! Parameters of an op (a Linear's weight and bias, a LayerNorm's gamma and beta) are ordinary
+//! constant values named in the node's `inputs`, in the order each [`Op`] documents. That keeps
+//! one way to reach a tensor for the executor, the quantizer and the relevance pass.
+
+use serde::{Deserialize, Serialize};
+
+/// Index of a value in [`Graph::values`].
+pub type ValueId = u32;
+
+/// A statically shaped f32 computation graph.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Graph {
+    /// Every tensor in the graph, indexed by [`ValueId`].
+    pub values: Vec<Value>,
+    /// Nodes in execution order.
+    pub nodes: Vec<Node>,
+    /// Graph inputs, in the order callers pass them.
+    pub inputs: Vec<ValueId>,
+    /// Graph outputs, in the order they are returned.
+    pub outputs: Vec<ValueId>,
+}
+
+/// One tensor of the graph.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Value {
+    /// Name from the source model (ONNX tensor or node name), for reports and debugging.
+    pub name: String,
+    /// Static shape, outermost dimension first.
+    pub shape: Vec<usize>,
+    /// Where the value comes from.
+    pub source: Source,
+}
+
+/// Where a [`Value`] comes from.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Source {
+    /// The n-th graph input.
+    Input(usize),
+    /// Constant data, row-major, `shape.iter().product()` elements.
+    Const(Vec<f32>),
+    /// The output of the n-th node.
+    Node(usize),
+}
+
+/// One operation. `name` keeps the source model's node name (e.g. `/blocks.0/attn/qkv/MatMul`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Node {
+    /// Source model node name.
+    pub name: String,
+    /// What the node computes.
+    pub op: Op,
+    /// Input values, in the order the op documents.
+    pub inputs: Vec<ValueId>,
+    /// The single value this node produces.
+    pub output: ValueId,
+}
+
+/// Whether GELU uses the exact erf form or the tanh approximation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum GeluKind {
+    /// `0.5·x·(1 + erf(x/√2))`
+    Erf,
+    /// `0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³)))`
+    Tanh,
+}
+
+/// Element-wise binary operations with NumPy broadcasting of both inputs to the output shape.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum BinaryOp {
+    /// `a + b`
+    Add,
+    /// `a - b`
+    Sub,
+    /// `a * b`
+    Mul,
+    /// `a / b`
+    Div,
+    /// `a.powf(b)`
+    Pow,
+    /// `max(a, b)`
+    Max,
+    /// `min(a, b)`
+    Min,
+}
+
+/// Element-wise unary operations.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum UnaryOp {
+    /// `√x`
+    Sqrt,
+    /// `1/√x`
+    Rsqrt,
+    /// `1/x`
+    Recip,
+    /// `eˣ`
+    Exp,
+    /// `erf(x)`
+    Erf,
+    /// `tanh(x)`
+    Tanh,
+    /// `1/(1+e⁻ˣ)`
+    Sigmoid,
+    /// `|x|`
+    Abs,
+    /// `-x`
+    Neg,
+    /// `x²`
+    Square,
+    /// `ln x`
+    Ln,
+}
+
+/// Reductions over a set of axes; reduced axes are kept with size 1.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ReduceOp {
+    /// Sum of the elements.
+    Sum,
+    /// Arithmetic mean.
+    Mean,
+    /// Maximum.
+    Max,
+    /// Minimum.
+    Min,
+    /// Mean of the squared elements.
+    MeanOfSquares,
+}
+
+/// The op set. Shapes below are the static shapes of the node's input and output values.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Op {
+    /// Fully connected layer on the last axis. Inputs: `x [..., K]`, `weight [N, K]` (const,
+    /// one row per output channel), optional `bias [N]` (const). Output `[..., N]`:
+    /// `y = x·Wᵀ + b`.
+    Linear,
+    /// Matrix product of two activations with NumPy broadcasting of the leading (batch) axes.
+    /// Inputs: `a [..., M, K]`, `b [..., K, N]` (or `[..., N, K]` when `transpose_b`).
+    /// Output `[..., M, N]`.
+    MatMul {
+        /// `b` is stored `[..., N, K]`.
+        transpose_b: bool,
+    },
+    /// 2-D convolution, NCHW. Inputs: `x [B, C, H, W]`, `weight [O, C/group, KH, KW]` (const),
+    /// optional `bias [O]` (const).
+    Conv2d {
+        /// Stride along H and W.
+        strides: [usize; 2],
+        /// Zero padding: top, left, bottom, right.
+        pads: [usize; 4],
+        /// Dilation along H and W.
+        dilations: [usize; 2],
+        /// Number of groups.
+        group: usize,
+    },
+    /// Layer normalisation over the last axis. Inputs: `x [..., C]`, `gamma [C]`, `beta [C]`
+    /// (both const). `y = (x - mean) / √(var + eps) · gamma + beta`, population variance.
+    LayerNorm {
+        /// Added to the variance.
+        eps: f32,
+    },
+    /// GELU activation. Input `x`.
+    Gelu(GeluKind),
+    /// `max(x, 0)`. Input `x`.
+    Relu,
+    /// Softmax along `axis`. Input `x`.
+    Softmax {
+        /// Axis of the normalisation.
+        axis: usize,
+    },
+    /// Element-wise binary op. Inputs `a`, `b`, each broadcastable to the output shape.
+    Binary(BinaryOp),
+    /// Element-wise unary op. Input `x`.
+    Unary(UnaryOp),
+    /// Reduction over `axes` (kept with size 1). Input `x`.
+    Reduce {
+        /// The reduction.
+        op: ReduceOp,
+        /// Reduced axes, ascending.
+        axes: Vec<usize>,
+    },
+    /// Same data, new shape (the output value's shape). Input `x`.
+    Reshape,
+    /// Axis permutation: output axis `i` is input axis `perm[i]`. Input `x`.
+    Transpose {
+        /// The permutation.
+        perm: Vec<usize>,
+    },
+    /// Concatenation of all inputs along `axis`.
+    Concat {
+        /// Axis of concatenation.
+        axis: usize,
+    },
+    /// Elements `start, start+step, …` (< `end`) along `axis`. Input `x`.
+    Slice {
+        /// Sliced axis.
+        axis: usize,
+        /// First index.
+        start: usize,
+        /// One past the last index.
+        end: usize,
+        /// Step (≥ 1).
+        step: usize,
+    },
+    /// Selects `indices` along `axis`; the indices' shape replaces that axis. Input `x`.
+    Gather {
+        /// Gathered axis.
+        axis: usize,
+        /// Indices into `axis`, already made non-negative.
+        indices: Vec<usize>,
+        /// Shape of the index tensor (empty for a scalar index, which removes the axis).
+        indices_shape: Vec<usize>,
+    },
+    /// Broadcast the input to the output value's shape (NumPy rules). Input `x`.
+    Broadcast,
+    /// Constant padding. Input `x`; `pads[i] = (before, after)` for axis `i`.
+    Pad {
+        /// Padding per axis.
+        pads: Vec<(usize, usize)>,
+        /// Fill value.
+        value: f32,
+    },
+}
+
+impl Graph {
+    /// Shape of a value.
+    pub fn shape(&self, id: ValueId) -> &[usize] {
+        &self.values[id as usize].shape
+    }
+
+    /// Constant data of a value, if it is a constant.
+    pub fn const_data(&self, id: ValueId) -> Option<&[f32]> {
+        match &self.values[id as usize].source {
+            Source::Const(d) => Some(d),
+            _ => None,
+        }
+    }
+
+    /// Number of constant parameters (weights, biases, tables) in the graph.
+    pub fn param_count(&self) -> usize {
+        self.values
+            .iter()
+            .filter_map(|v| match &v.source {
+                Source::Const(d) => Some(d.len()),
+                _ => None,
+            })
+            .sum()
+    }
+}

@@ -1,0 +1,2 @@
+//! qvit host tool library: ONNX import, calibration, relevance, quantization and reports.
+pub mod import;
