@@ -3,6 +3,7 @@
 #![deny(clippy::undocumented_unsafe_blocks)]
 
 pub mod error;
+pub mod exec;
 pub mod graph;
 
 pub use error::{Error, Result};
