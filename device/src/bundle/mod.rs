@@ -1,0 +1,1 @@
+//! Bundle v1: the versioned, checksummed file format of a compiled model.

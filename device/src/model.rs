@@ -1,0 +1,1 @@
+//! A loaded model: bundle header plus a planned executor.

@@ -1,0 +1,1 @@
+//! Static shape inference per op and whole-graph validation.

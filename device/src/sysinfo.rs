@@ -1,0 +1,1 @@
+//! Facts about the machine: CPU model, peak memory, build commit.
