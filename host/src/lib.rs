@@ -1,2 +1,3 @@
 //! qvit host tool library: ONNX import, calibration, relevance, quantization and reports.
 pub mod import;
+pub mod inspect;

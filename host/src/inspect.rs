@@ -1,0 +1,261 @@
+//! `qvit inspect`: what is inside an imported model, layer by layer.
+
+use qvit_device::graph::{Graph, Op};
+use serde::Serialize;
+
+/// One node of the graph as `inspect` reports it.
+#[derive(Debug, Clone, Serialize)]
+pub struct LayerInfo {
+    /// Node name from the ONNX model.
+    pub name: String,
+    /// Device op kind (`Linear`, `MatMul`, `LayerNorm`, …).
+    pub op: String,
+    /// Shapes of the activation (non-constant) inputs.
+    pub input_shapes: Vec<Vec<usize>>,
+    /// Output shape.
+    pub output_shape: Vec<usize>,
+    /// Constant parameters the node owns (weights, biases, gamma/beta).
+    pub params: usize,
+    /// Multiply-accumulates per inference.
+    pub macs: u64,
+    /// Whether the quantizer will give this node integer kernels.
+    pub quantizable: bool,
+}
+
+/// Whole-model facts.
+#[derive(Debug, Clone, Serialize)]
+pub struct ModelInfo {
+    /// Model file name.
+    pub model: String,
+    /// ONNX opset of the default domain.
+    pub opset: i64,
+    /// Input shape used for the import.
+    pub input_shape: Vec<usize>,
+    /// Output shapes.
+    pub output_shapes: Vec<Vec<usize>>,
+    /// Every node, in execution order.
+    pub layers: Vec<LayerInfo>,
+    /// Total constant parameters.
+    pub total_params: usize,
+    /// Total MACs per inference.
+    pub total_macs: u64,
+    /// Parameters in quantizable layers.
+    pub quantizable_params: usize,
+    /// Number of nodes per op kind.
+    pub op_counts: std::collections::BTreeMap<String, usize>,
+}
+
+/// Short name of an op for tables.
+pub fn op_name(op: &Op) -> String {
+    match op {
+        Op::Binary(b) => format!("{b:?}"),
+        Op::Unary(u) => format!("{u:?}"),
+        Op::Reduce { op, .. } => format!("Reduce{op:?}"),
+        Op::Gelu(k) => format!("Gelu{k:?}"),
+        Op::MatMul { .. } => "MatMul".into(),
+        Op::Conv2d { .. } => "Conv2d".into(),
+        Op::LayerNorm { .. } => "LayerNorm".into(),
+        Op::Softmax { .. } => "Softmax".into(),
+        Op::Transpose { .. } => "Transpose".into(),
+        Op::Concat { .. } => "Concat".into(),
+        Op::Slice { .. } => "Slice".into(),
+        Op::Gather { .. } => "Gather".into(),
+        Op::Pad { .. } => "Pad".into(),
+        other => format!("{other:?}"),
+    }
+}
+
+/// Multiply-accumulates of node `i`.
+pub fn node_macs(g: &Graph, i: usize) -> u64 {
+    let n = &g.nodes[i];
+    let out: u64 = g.shape(n.output).iter().product::<usize>() as u64;
+    match &n.op {
+        Op::Linear => out * *g.shape(n.inputs[0]).last().unwrap_or(&0) as u64,
+        Op::MatMul { transpose_b } => {
+            let s = g.shape(n.inputs[1]);
+            let k = if *transpose_b {
+                s[s.len() - 1]
+            } else {
+                s[s.len() - 2]
+            };
+            out * k as u64
+        }
+        Op::Conv2d { group, .. } => {
+            let w = g.shape(n.inputs[1]);
+            let _ = group;
+            out * (w[1] * w[2] * w[3]) as u64
+        }
+        _ => 0,
+    }
+}
+
+/// Whether the quantizer targets this op with integer kernels.
+pub fn is_quantizable(op: &Op) -> bool {
+    matches!(op, Op::Linear | Op::MatMul { .. } | Op::Conv2d { .. })
+}
+
+/// Collects the facts of `g`.
+pub fn model_info(model: &str, opset: i64, input_shape: &[usize], g: &Graph) -> ModelInfo {
+    let mut layers = vec![];
+    let mut op_counts = std::collections::BTreeMap::new();
+    for (i, n) in g.nodes.iter().enumerate() {
+        let params: usize = n
+            .inputs
+            .iter()
+            .filter_map(|&v| g.const_data(v))
+            .map(|d| d.len())
+            .sum();
+        let input_shapes = n
+            .inputs
+            .iter()
+            .filter(|&&v| g.const_data(v).is_none())
+            .map(|&v| g.shape(v).to_vec())
+            .collect();
+        let op = op_name(&n.op);
+        *op_counts.entry(op.clone()).or_insert(0) += 1;
+        layers.push(LayerInfo {
+            name: n.name.clone(),
+            op,
+            input_shapes,
+            output_shape: g.shape(n.output).to_vec(),
+            params,
+            macs: node_macs(g, i),
+            quantizable: is_quantizable(&n.op),
+        });
+    }
+    ModelInfo {
+        model: model.to_string(),
+        opset,
+        input_shape: input_shape.to_vec(),
+        output_shapes: g.outputs.iter().map(|&v| g.shape(v).to_vec()).collect(),
+        total_params: g.param_count(),
+        total_macs: layers.iter().map(|l| l.macs).sum(),
+        quantizable_params: layers
+            .iter()
+            .filter(|l| l.quantizable)
+            .map(|l| l.params)
+            .sum(),
+        layers,
+        op_counts,
+    }
+}
+
+fn shape_str(s: &[usize]) -> String {
+    format!(
+        "[{}]",
+        s.iter()
+            .map(|d| d.to_string())
+            .collect::<Vec<_>>()
+            .join("×")
+    )
+}
+
+/// Human-readable count: 1234567 → "1.23 M".
+pub fn si(n: f64) -> String {
+    match n {
+        n if n >= 1e9 => format!("{:.2} G", n / 1e9),
+        n if n >= 1e6 => format!("{:.2} M", n / 1e6),
+        n if n >= 1e3 => format!("{:.1} k", n / 1e3),
+        n => format!("{n}"),
+    }
+}
+
+/// Renders the aligned table. `all` includes layout and element-wise nodes too.
+pub fn render_table(info: &ModelInfo, all: bool) -> String {
+    let rows: Vec<[String; 6]> = info
+        .layers
+        .iter()
+        .filter(|l| {
+            all || l.params > 0
+                || l.macs > 0
+                || matches!(l.op.as_str(), "Softmax" | "GeluErf" | "GeluTanh" | "Relu")
+        })
+        .map(|l| {
+            let ins = l
+                .input_shapes
+                .iter()
+                .map(|s| shape_str(s))
+                .collect::<Vec<_>>()
+                .join(", ");
+            [
+                l.name.clone(),
+                l.op.clone(),
+                format!("{ins} → {}", shape_str(&l.output_shape)),
+                if l.params > 0 {
+                    si(l.params as f64)
+                } else {
+                    "-".into()
+                },
+                if l.macs > 0 {
+                    si(l.macs as f64)
+                } else {
+                    "-".into()
+                },
+                if l.quantizable {
+                    "yes".into()
+                } else {
+                    "no".into()
+                },
+            ]
+        })
+        .collect();
+    let header = ["layer", "op", "shapes", "params", "MACs", "quant"];
+    let mut w: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
+    for r in &rows {
+        for (i, c) in r.iter().enumerate() {
+            w[i] = w[i].max(c.chars().count());
+        }
+    }
+    let line = |cells: &[String]| -> String {
+        let mut s = String::new();
+        for (i, c) in cells.iter().enumerate() {
+            let pad = w[i] - c.chars().count();
+            if i == 3 || i == 4 {
+                s.push_str(&" ".repeat(pad));
+                s.push_str(c);
+            } else {
+                s.push_str(c);
+                s.push_str(&" ".repeat(pad));
+            }
+            s.push_str("  ");
+        }
+        s.trim_end().to_string() + "\n"
+    };
+    let mut out = format!(
+        "{}  opset {}  input {}  →  {}\n\n",
+        info.model,
+        info.opset,
+        shape_str(&info.input_shape),
+        info.output_shapes
+            .iter()
+            .map(|s| shape_str(s))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    out += &line(&header.map(String::from));
+    out += &line(&w.iter().map(|&n| "-".repeat(n)).collect::<Vec<_>>());
+    for r in &rows {
+        out += &line(r);
+    }
+    let hidden = info.layers.len() - rows.len();
+    out += &format!(
+        "\n{} nodes ({} layout/element-wise nodes not shown{}), {} parameters ({} in quantizable layers), {} MACs per inference\n",
+        info.layers.len(),
+        hidden,
+        if all || hidden == 0 {
+            ""
+        } else {
+            "; --all shows them"
+        },
+        si(info.total_params as f64),
+        si(info.quantizable_params as f64),
+        si(info.total_macs as f64),
+    );
+    let counts: Vec<String> = info
+        .op_counts
+        .iter()
+        .map(|(k, v)| format!("{k} {v}"))
+        .collect();
+    out += &format!("ops: {}\n", counts.join(", "));
+    out
+}
