@@ -1,4 +1,8 @@
 //! qvit host tool library: ONNX import, calibration, relevance, quantization and reports.
+pub mod data;
+pub mod eval;
 pub mod fixtures;
 pub mod import;
 pub mod inspect;
+pub mod prep;
+pub mod source;

@@ -32,6 +32,50 @@ enum Cmd {
         #[arg(long)]
         all: bool,
     },
+    /// Write a .qvit bundle for qvit-run (today: float; quantized modes follow).
+    #[command(after_help = "Example:\n  qvit quantize vit.onnx --float --preset imagenet --labels classes.txt -o vit.qvit")]
+    Quantize {
+        /// ONNX model.
+        model: PathBuf,
+        /// Keep weights in f32 (the reference bundle).
+        #[arg(long)]
+        float: bool,
+        /// Output bundle path.
+        #[arg(short, long)]
+        output: PathBuf,
+        /// Input shape, e.g. 1,3,224,224.
+        #[arg(long, value_parser = parse_shape)]
+        input_shape: Option<Vec<usize>>,
+        /// Class labels, one per line (default: labels.txt beside the model, if any).
+        #[arg(long)]
+        labels: Option<PathBuf>,
+        #[command(flatten)]
+        prep: qvit_host::prep::PrepArgs,
+    },
+    /// Top-1/top-5 accuracy of an ONNX model or a bundle on labelled data, run by the device runtime.
+    #[command(after_help = "Data: an IDX images file (labels found by name), a folder of class subfolders, or a folder of images.\n\
+Example:\n  qvit eval vit_mnist.onnx --preset mnist --data ../shared/data/mnist/t10k-images-idx3-ubyte")]
+    Eval {
+        /// ONNX model or .qvit bundle.
+        model: PathBuf,
+        /// Labelled data.
+        #[arg(long)]
+        data: PathBuf,
+        /// Evaluate at most N images.
+        #[arg(long)]
+        limit: Option<usize>,
+        /// Print JSON ({"top1", "top5", "n", …}).
+        #[arg(long)]
+        json: bool,
+        /// Input shape for ONNX models.
+        #[arg(long, value_parser = parse_shape)]
+        input_shape: Option<Vec<usize>>,
+        /// Threads for the runtime.
+        #[arg(long, default_value_t = 1)]
+        threads: usize,
+        #[command(flatten)]
+        prep: qvit_host::prep::PrepArgs,
+    },
 }
 
 fn parse_shape(s: &str) -> Result<Vec<usize>, String> {
@@ -76,6 +120,46 @@ fn run(cli: Cli) -> Result<()> {
                 );
             } else {
                 print!("{}", qvit_host::inspect::render_table(&info, all));
+            }
+        }
+        Cmd::Quantize { model, float, output, input_shape, labels, prep } => {
+            if !float {
+                anyhow::bail!("only --float bundles can be written so far; quantized modes (--wbits/--abits) are not implemented yet");
+            }
+            let bundle = qvit_host::source::float_bundle(&model, input_shape.as_deref(), &prep, labels.as_deref())?;
+            let stats = bundle.write_file(&output).with_context(|| format!("writing {}", output.display()))?;
+            let si = qvit_host::inspect::si;
+            eprintln!(
+                "wrote {} ({} bytes: weights {}, graph {}, header {}); {} parameters, {} labels",
+                output.display(),
+                stats.total,
+                si(stats.weights as f64),
+                si(stats.graph as f64),
+                si(stats.header as f64),
+                si(stats.params as f64),
+                bundle.header.labels.len()
+            );
+        }
+        Cmd::Eval { model, data, limit, json, input_shape, threads, prep } => {
+            let bundle = qvit_host::source::open(&model, input_shape.as_deref(), &prep)?;
+            let pre = bundle.header.preprocess.clone().context("the model has no image preprocessing; pass --preset or --mean/--std")?;
+            let ds = qvit_host::data::Dataset::open(&data)?;
+            let mut m = qvit_device::model::Model::from_bundle(bundle)?;
+            m.set_threads(threads);
+            let r = qvit_host::eval::evaluate(&mut m, &ds, &pre, limit)?;
+            if json {
+                let v = serde_json::json!({
+                    "model": model.display().to_string(),
+                    "data": data.display().to_string(),
+                    "top1": r.top1, "top5": r.top5, "n": r.n,
+                    "seconds": r.seconds, "tier": r.tier,
+                });
+                println!("{}", serde_json::to_string_pretty(&v)?);
+            } else {
+                println!(
+                    "{}: top-1 {:.2} %, top-5 {:.2} % on {} images of {} ({:.1} s, tier {})",
+                    model.display(), 100.0 * r.top1, 100.0 * r.top5, r.n, ds.description, r.seconds, r.tier
+                );
             }
         }
     }
