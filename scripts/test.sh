@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# The whole test suite: native (x86_64) tests of every crate, then the kernels and the device
+# runtime cross-compiled for aarch64 and run under qemu-user twice, as a Cortex-A53 (Pi 3: NEON
+# only; SDOT/I8MM tiers report skipped) and as `max` (dotprod + i8mm; SVE off so nothing picks
+# SVE code), then qvit-run for aarch64 against the x86 build on the same bundle.
+#
+# Prerequisites (scripts/setup.sh installs them): rustup target aarch64-unknown-linux-gnu,
+# gcc-aarch64-linux-gnu, libc6-dev-arm64-cross, qemu-user.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+AARCH64=aarch64-unknown-linux-gnu
+
+step() { printf '\n=== %s\n' "$*"; }
+
+step "native tests (x86_64)"
+cargo test --workspace
+
+step "aarch64 build of the device runtime (plain cargo, no target-cpu flags)"
+cargo build --target "$AARCH64" -p qvit-device --bin qvit-run
+
+for cpu in cortex-a53 max,sve=off; do
+  step "aarch64 tests under qemu, QEMU_CPU=$cpu"
+  QEMU_CPU=$cpu cargo test --target "$AARCH64" -p qvit-kernels -p qvit-device
+done
+
+step "qvit-run aarch64 (qemu) vs x86_64 on the same bundle"
+QVIT_AARCH64_RUN="$PWD/target/$AARCH64/debug/qvit-run" \
+  cargo test -p qvit-host --test cross_isa -- --nocapture
