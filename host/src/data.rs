@@ -21,8 +21,15 @@ pub struct Sample {
 }
 
 enum Source {
-    Idx { images: Vec<u8>, rows: usize, cols: usize, labels: Option<Vec<u8>> },
-    Files { files: Vec<(PathBuf, Option<usize>)> },
+    Idx {
+        images: Vec<u8>,
+        rows: usize,
+        cols: usize,
+        labels: Option<Vec<u8>>,
+    },
+    Files {
+        files: Vec<(PathBuf, Option<usize>)>,
+    },
 }
 
 /// A labelled or unlabelled set of images.
@@ -42,7 +49,11 @@ impl Dataset {
         if path.is_file() {
             return open_idx(path);
         }
-        ensure!(path.is_dir(), "data source {} does not exist", path.display());
+        ensure!(
+            path.is_dir(),
+            "data source {} does not exist",
+            path.display()
+        );
         let idx: Vec<PathBuf> = sorted_entries(path)?
             .into_iter()
             .filter(|p| p.is_file() && p.to_string_lossy().ends_with("images-idx3-ubyte"))
@@ -52,7 +63,11 @@ impl Dataset {
                 return open_idx(one);
             }
             let names: Vec<String> = idx.iter().map(|p| p.display().to_string()).collect();
-            bail!("{} holds several IDX image files; pass one of:\n  {}", path.display(), names.join("\n  "));
+            bail!(
+                "{} holds several IDX image files; pass one of:\n  {}",
+                path.display(),
+                names.join("\n  ")
+            );
         }
         open_folder(path)
     }
@@ -60,7 +75,9 @@ impl Dataset {
     /// Number of samples.
     pub fn len(&self) -> usize {
         match &self.source {
-            Source::Idx { images, rows, cols, .. } => images.len() / (rows * cols),
+            Source::Idx {
+                images, rows, cols, ..
+            } => images.len() / (rows * cols),
             Source::Files { files } => files.len(),
         }
     }
@@ -81,16 +98,26 @@ impl Dataset {
     /// The raw image of sample `i`.
     pub fn image(&self, i: usize) -> Result<(DynamicImage, Option<usize>, String)> {
         match &self.source {
-            Source::Idx { images, rows, cols, labels } => {
+            Source::Idx {
+                images,
+                rows,
+                cols,
+                labels,
+            } => {
                 let n = rows * cols;
-                let px = images.get(i * n..(i + 1) * n).context("sample index out of range")?.to_vec();
-                let img = GrayImage::from_raw(*cols as u32, *rows as u32, px).context("IDX image size")?;
+                let px = images
+                    .get(i * n..(i + 1) * n)
+                    .context("sample index out of range")?
+                    .to_vec();
+                let img = GrayImage::from_raw(*cols as u32, *rows as u32, px)
+                    .context("IDX image size")?;
                 let label = labels.as_ref().map(|l| l[i] as usize);
                 Ok((DynamicImage::ImageLuma8(img), label, format!("IDX #{i}")))
             }
             Source::Files { files } => {
                 let (p, label) = files.get(i).context("sample index out of range")?;
-                let img = qvit_device::preprocess::load_image(p).with_context(|| format!("decoding {}", p.display()))?;
+                let img = qvit_device::preprocess::load_image(p)
+                    .with_context(|| format!("decoding {}", p.display()))?;
                 Ok((img, *label, p.display().to_string()))
             }
         }
@@ -99,7 +126,9 @@ impl Dataset {
     /// Sample `i`, preprocessed.
     pub fn sample(&self, i: usize, pre: &Preprocess) -> Result<Sample> {
         let (img, label, id) = self.image(i)?;
-        let input = pre.apply(&img).with_context(|| format!("preprocessing {id}"))?;
+        let input = pre
+            .apply(&img)
+            .with_context(|| format!("preprocessing {id}"))?;
         Ok(Sample { input, label, id })
     }
 }
@@ -114,7 +143,8 @@ fn sorted_entries(dir: &Path) -> Result<Vec<PathBuf>> {
 }
 
 fn is_image(p: &Path) -> bool {
-    p.extension().is_some_and(|e| IMAGE_EXTS.contains(&e.to_string_lossy().as_ref()))
+    p.extension()
+        .is_some_and(|e| IMAGE_EXTS.contains(&e.to_string_lossy().as_ref()))
 }
 
 fn open_folder(dir: &Path) -> Result<Dataset> {
@@ -123,35 +153,82 @@ fn open_folder(dir: &Path) -> Result<Dataset> {
     let mut files = vec![];
     let mut class_names = vec![];
     if classes.is_empty() {
-        files.extend(entries.iter().filter(|p| is_image(p)).map(|p| (p.clone(), None)));
+        files.extend(
+            entries
+                .iter()
+                .filter(|p| is_image(p))
+                .map(|p| (p.clone(), None)),
+        );
     } else {
         for (label, c) in classes.iter().enumerate() {
-            class_names.push(c.file_name().unwrap_or_default().to_string_lossy().to_string());
-            files.extend(sorted_entries(c)?.into_iter().filter(|p| is_image(p)).map(|p| (p, Some(label))));
+            class_names.push(
+                c.file_name()
+                    .unwrap_or_default()
+                    .to_string_lossy()
+                    .to_string(),
+            );
+            files.extend(
+                sorted_entries(c)?
+                    .into_iter()
+                    .filter(|p| is_image(p))
+                    .map(|p| (p, Some(label))),
+            );
         }
     }
-    ensure!(!files.is_empty(), "{} contains no PNG or JPEG images", dir.display());
+    ensure!(
+        !files.is_empty(),
+        "{} contains no PNG or JPEG images",
+        dir.display()
+    );
     let description = if class_names.is_empty() {
         format!("{} ({} unlabelled images)", dir.display(), files.len())
     } else {
-        format!("{} ({} images in {} classes)", dir.display(), files.len(), class_names.len())
+        format!(
+            "{} ({} images in {} classes)",
+            dir.display(),
+            files.len(),
+            class_names.len()
+        )
     };
-    Ok(Dataset { source: Source::Files { files }, class_names, description })
+    Ok(Dataset {
+        source: Source::Files { files },
+        class_names,
+        description,
+    })
 }
 
 fn read_idx(path: &Path, want_rank: usize) -> Result<(Vec<usize>, Vec<u8>)> {
     let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-    ensure!(bytes.len() >= 4, "{} is too short for an IDX file", path.display());
-    ensure!(bytes[0] == 0 && bytes[1] == 0, "{} is not an IDX file (bad magic)", path.display());
-    ensure!(bytes[2] == 0x08, "{}: only unsigned-byte IDX data is supported", path.display());
+    ensure!(
+        bytes.len() >= 4,
+        "{} is too short for an IDX file",
+        path.display()
+    );
+    ensure!(
+        bytes[0] == 0 && bytes[1] == 0,
+        "{} is not an IDX file (bad magic)",
+        path.display()
+    );
+    ensure!(
+        bytes[2] == 0x08,
+        "{}: only unsigned-byte IDX data is supported",
+        path.display()
+    );
     let rank = bytes[3] as usize;
-    ensure!(rank == want_rank, "{}: expected {want_rank} dimensions, found {rank}", path.display());
+    ensure!(
+        rank == want_rank,
+        "{}: expected {want_rank} dimensions, found {rank}",
+        path.display()
+    );
     let head = 4 + 4 * rank;
     ensure!(bytes.len() >= head, "{} is truncated", path.display());
     let dims: Vec<usize> = (0..rank)
         .map(|i| u32::from_be_bytes(bytes[4 + 4 * i..8 + 4 * i].try_into().unwrap()) as usize)
         .collect();
-    let n = dims.iter().try_fold(1usize, |a, &d| a.checked_mul(d)).context("IDX dimensions overflow")?;
+    let n = dims
+        .iter()
+        .try_fold(1usize, |a, &d| a.checked_mul(d))
+        .context("IDX dimensions overflow")?;
     ensure!(
         bytes.len() - head == n,
         "{}: header says {n} bytes of data, file has {}",
@@ -166,11 +243,18 @@ fn open_idx(path: &Path) -> Result<Dataset> {
     let (count, rows, cols) = (dims[0], dims[1], dims[2]);
     ensure!(rows > 0 && cols > 0, "{}: empty images", path.display());
     let name = path.to_string_lossy();
-    let labels_path = name.contains("images-idx3").then(|| PathBuf::from(name.replace("images-idx3", "labels-idx1")));
+    let labels_path = name
+        .contains("images-idx3")
+        .then(|| PathBuf::from(name.replace("images-idx3", "labels-idx1")));
     let labels = match labels_path {
         Some(lp) if lp.exists() => {
             let (ld, l) = read_idx(&lp, 1)?;
-            ensure!(ld[0] == count, "{} has {} labels for {count} images", lp.display(), ld[0]);
+            ensure!(
+                ld[0] == count,
+                "{} has {} labels for {count} images",
+                lp.display(),
+                ld[0]
+            );
             Some(l)
         }
         _ => None,
@@ -178,7 +262,20 @@ fn open_idx(path: &Path) -> Result<Dataset> {
     let description = format!(
         "{} ({count} images {rows}×{cols}{})",
         path.display(),
-        if labels.is_some() { ", labelled" } else { ", unlabelled" }
+        if labels.is_some() {
+            ", labelled"
+        } else {
+            ", unlabelled"
+        }
     );
-    Ok(Dataset { source: Source::Idx { images, rows, cols, labels }, class_names: vec![], description })
+    Ok(Dataset {
+        source: Source::Idx {
+            images,
+            rows,
+            cols,
+            labels,
+        },
+        class_names: vec![],
+        description,
+    })
 }

@@ -35,8 +35,17 @@ pub fn progress(len: usize, what: &str) -> ProgressBar {
 }
 
 /// Runs `model` over the first `limit` samples of `data`.
-pub fn evaluate(model: &mut Model, data: &Dataset, pre: &Preprocess, limit: Option<usize>) -> Result<EvalReport> {
-    ensure!(data.labelled(), "{} has no labels; evaluation needs a labelled dataset", data.description);
+pub fn evaluate(
+    model: &mut Model,
+    data: &Dataset,
+    pre: &Preprocess,
+    limit: Option<usize>,
+) -> Result<EvalReport> {
+    ensure!(
+        data.labelled(),
+        "{} has no labels; evaluation needs a labelled dataset",
+        data.description
+    );
     let n = limit.unwrap_or(usize::MAX).min(data.len());
     ensure!(n > 0, "no samples to evaluate");
     let bar = progress(n, "eval");
@@ -45,7 +54,9 @@ pub fn evaluate(model: &mut Model, data: &Dataset, pre: &Preprocess, limit: Opti
     for i in 0..n {
         let s = data.sample(i, pre)?;
         let label = s.label.context("unlabelled sample")?;
-        let ranked = model.classify(&s.input).with_context(|| format!("running {}", s.id))?;
+        let ranked = model
+            .classify(&s.input)
+            .with_context(|| format!("running {}", s.id))?;
         top1 += (ranked[0].0 == label) as usize;
         top5 += ranked.iter().take(5).any(|r| r.0 == label) as usize;
         bar.inc(1);

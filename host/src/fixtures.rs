@@ -61,5 +61,9 @@ fn fill_external(t: &mut TensorProto, rng: &mut SplitMix) {
     let n: i64 = t.dims.iter().product();
     t.external_data.clear();
     t.data_location = None;
-    t.raw_data = rng.normals(n as usize, 0.02).iter().flat_map(|v| v.to_le_bytes()).collect();
+    t.raw_data = rng
+        .normals(n as usize, 0.02)
+        .iter()
+        .flat_map(|v| v.to_le_bytes())
+        .collect();
 }

@@ -24,7 +24,7 @@ enum Cmd {
         model: PathBuf,
         /// Input shape, e.g. 1,3,224,224 (default: the model's, symbolic dimensions as 1).
         #[arg(long, value_parser = parse_shape)]
-        input_shape: Option<Vec<usize>>,
+        input_shape: Option<Shape>,
         /// Print JSON instead of a table.
         #[arg(long)]
         json: bool,
@@ -33,7 +33,9 @@ enum Cmd {
         all: bool,
     },
     /// Write a .qvit bundle for qvit-run (today: float; quantized modes follow).
-    #[command(after_help = "Example:\n  qvit quantize vit.onnx --float --preset imagenet --labels classes.txt -o vit.qvit")]
+    #[command(
+        after_help = "Example:\n  qvit quantize vit.onnx --float --preset imagenet --labels classes.txt -o vit.qvit"
+    )]
     Quantize {
         /// ONNX model.
         model: PathBuf,
@@ -45,7 +47,7 @@ enum Cmd {
         output: PathBuf,
         /// Input shape, e.g. 1,3,224,224.
         #[arg(long, value_parser = parse_shape)]
-        input_shape: Option<Vec<usize>>,
+        input_shape: Option<Shape>,
         /// Class labels, one per line (default: labels.txt beside the model, if any).
         #[arg(long)]
         labels: Option<PathBuf>,
@@ -53,8 +55,10 @@ enum Cmd {
         prep: qvit_host::prep::PrepArgs,
     },
     /// Top-1/top-5 accuracy of an ONNX model or a bundle on labelled data, run by the device runtime.
-    #[command(after_help = "Data: an IDX images file (labels found by name), a folder of class subfolders, or a folder of images.\n\
-Example:\n  qvit eval vit_mnist.onnx --preset mnist --data ../shared/data/mnist/t10k-images-idx3-ubyte")]
+    #[command(
+        after_help = "Data: an IDX images file (labels found by name), a folder of class subfolders, or a folder of images.\n\
+Example:\n  qvit eval vit_mnist.onnx --preset mnist --data ../shared/data/mnist/t10k-images-idx3-ubyte"
+    )]
     Eval {
         /// ONNX model or .qvit bundle.
         model: PathBuf,
@@ -69,7 +73,7 @@ Example:\n  qvit eval vit_mnist.onnx --preset mnist --data ../shared/data/mnist/
         json: bool,
         /// Input shape for ONNX models.
         #[arg(long, value_parser = parse_shape)]
-        input_shape: Option<Vec<usize>>,
+        input_shape: Option<Shape>,
         /// Threads for the runtime.
         #[arg(long, default_value_t = 1)]
         threads: usize,
@@ -78,14 +82,23 @@ Example:\n  qvit eval vit_mnist.onnx --preset mnist --data ../shared/data/mnist/
     },
 }
 
-fn parse_shape(s: &str) -> Result<Vec<usize>, String> {
-    s.split(',')
+/// A tensor shape given on the command line as `1,3,224,224`.
+#[derive(Clone, Debug)]
+struct Shape(Vec<usize>);
+
+fn parse_shape(s: &str) -> Result<Shape, String> {
+    let dims = s
+        .split(',')
         .map(|d| {
             d.trim()
                 .parse::<usize>()
                 .map_err(|e| format!("bad dimension {d:?}: {e}"))
         })
-        .collect()
+        .collect::<Result<Vec<_>, _>>()?;
+    if dims.contains(&0) {
+        return Err("dimensions must be at least 1".into());
+    }
+    Ok(Shape(dims))
 }
 
 fn main() -> ExitCode {
@@ -106,7 +119,10 @@ fn run(cli: Cli) -> Result<()> {
             json,
             all,
         } => {
-            let imp = qvit_host::import::import_path(&model, input_shape.as_deref())?;
+            let imp = qvit_host::import::import_path(
+                &model,
+                input_shape.as_ref().map(|s| s.0.as_slice()),
+            )?;
             let name = model
                 .file_name()
                 .map(|n| n.to_string_lossy().to_string())
@@ -122,12 +138,28 @@ fn run(cli: Cli) -> Result<()> {
                 print!("{}", qvit_host::inspect::render_table(&info, all));
             }
         }
-        Cmd::Quantize { model, float, output, input_shape, labels, prep } => {
+        Cmd::Quantize {
+            model,
+            float,
+            output,
+            input_shape,
+            labels,
+            prep,
+        } => {
             if !float {
-                anyhow::bail!("only --float bundles can be written so far; quantized modes (--wbits/--abits) are not implemented yet");
+                anyhow::bail!(
+                    "only --float bundles can be written so far; quantized modes (--wbits/--abits) are not implemented yet"
+                );
             }
-            let bundle = qvit_host::source::float_bundle(&model, input_shape.as_deref(), &prep, labels.as_deref())?;
-            let stats = bundle.write_file(&output).with_context(|| format!("writing {}", output.display()))?;
+            let bundle = qvit_host::source::float_bundle(
+                &model,
+                input_shape.as_ref().map(|s| s.0.as_slice()),
+                &prep,
+                labels.as_deref(),
+            )?;
+            let stats = bundle
+                .write_file(&output)
+                .with_context(|| format!("writing {}", output.display()))?;
             let si = qvit_host::inspect::si;
             eprintln!(
                 "wrote {} ({} bytes: weights {}, graph {}, header {}); {} parameters, {} labels",
@@ -140,9 +172,24 @@ fn run(cli: Cli) -> Result<()> {
                 bundle.header.labels.len()
             );
         }
-        Cmd::Eval { model, data, limit, json, input_shape, threads, prep } => {
-            let bundle = qvit_host::source::open(&model, input_shape.as_deref(), &prep)?;
-            let pre = bundle.header.preprocess.clone().context("the model has no image preprocessing; pass --preset or --mean/--std")?;
+        Cmd::Eval {
+            model,
+            data,
+            limit,
+            json,
+            input_shape,
+            threads,
+            prep,
+        } => {
+            let bundle = qvit_host::source::open(
+                &model,
+                input_shape.as_ref().map(|s| s.0.as_slice()),
+                &prep,
+            )?;
+            let pre =
+                bundle.header.preprocess.clone().context(
+                    "the model has no image preprocessing; pass --preset or --mean/--std",
+                )?;
             let ds = qvit_host::data::Dataset::open(&data)?;
             let mut m = qvit_device::model::Model::from_bundle(bundle)?;
             m.set_threads(threads);
@@ -158,7 +205,13 @@ fn run(cli: Cli) -> Result<()> {
             } else {
                 println!(
                     "{}: top-1 {:.2} %, top-5 {:.2} % on {} images of {} ({:.1} s, tier {})",
-                    model.display(), 100.0 * r.top1, 100.0 * r.top5, r.n, ds.description, r.seconds, r.tier
+                    model.display(),
+                    100.0 * r.top1,
+                    100.0 * r.top5,
+                    r.n,
+                    ds.description,
+                    r.seconds,
+                    r.tier
                 );
             }
         }

@@ -43,7 +43,12 @@ pub struct PrepArgs {
 impl PrepArgs {
     /// Whether any option was given.
     pub fn given(&self) -> bool {
-        self.preset.is_some() || self.mean.is_some() || self.std.is_some() || self.resize.is_some() || self.crop.is_some() || self.grayscale
+        self.preset.is_some()
+            || self.mean.is_some()
+            || self.std.is_some()
+            || self.resize.is_some()
+            || self.crop.is_some()
+            || self.grayscale
     }
 
     /// The preprocessing for a model with NCHW input `shape`; `None` when nothing was given
@@ -56,7 +61,11 @@ impl PrepArgs {
         let mut p = match self.preset {
             Some(Preset::Imagenet) => Preprocess::imagenet(h),
             Some(Preset::Mnist) => Preprocess::mnist(),
-            Some(Preset::FashionMnist) => Preprocess { mean: vec![0.2860], std: vec![0.3530], ..Preprocess::mnist() },
+            Some(Preset::FashionMnist) => Preprocess {
+                mean: vec![0.2860],
+                std: vec![0.3530],
+                ..Preprocess::mnist()
+            },
             Some(Preset::Unit) | None => Preprocess {
                 resize: None,
                 crop: [h, w],
@@ -89,10 +98,24 @@ impl PrepArgs {
         if self.grayscale {
             p.grayscale = true;
         }
-        ensure!(p.crop == [h, w], "crop {:?} does not match the model's input {h}×{w}", p.crop);
-        ensure!(p.channels() == c, "the model takes {c} channels; preprocessing gives {}", p.channels());
-        ensure!(p.mean.len() == c && p.std.len() == c, "--mean and --std need {c} values each");
-        ensure!(p.std.iter().all(|s| *s > 0.0 && s.is_finite()), "--std values must be positive");
+        ensure!(
+            p.crop == [h, w],
+            "crop {:?} does not match the model's input {h}×{w}",
+            p.crop
+        );
+        ensure!(
+            p.channels() == c,
+            "the model takes {c} channels; preprocessing gives {}",
+            p.channels()
+        );
+        ensure!(
+            p.mean.len() == c && p.std.len() == c,
+            "--mean and --std need {c} values each"
+        );
+        ensure!(
+            p.std.iter().all(|s| *s > 0.0 && s.is_finite()),
+            "--std values must be positive"
+        );
         Ok(p)
     }
 }

@@ -11,7 +11,10 @@ use std::path::{Path, PathBuf};
 use tract_onnx::prelude::*;
 
 fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
 }
 
 fn shared() -> Option<PathBuf> {
@@ -25,20 +28,38 @@ fn shared() -> Option<PathBuf> {
 }
 
 fn tract_run(imp: &Imported, x: &Tensor) -> Vec<f32> {
-    let plan = imp.tract.clone().into_optimized().unwrap().into_runnable().unwrap();
+    let plan = imp
+        .tract
+        .clone()
+        .into_optimized()
+        .unwrap()
+        .into_runnable()
+        .unwrap();
     let t = tract_onnx::prelude::Tensor::from_shape(&x.shape, &x.data).unwrap();
     let out = plan.run(tvec!(t.into())).unwrap();
-    out[0].to_plain_array_view::<f32>().unwrap().iter().copied().collect()
+    out[0]
+        .to_plain_array_view::<f32>()
+        .unwrap()
+        .iter()
+        .copied()
+        .collect()
 }
 
 fn compare(label: &str, got: &[f32], want: &[f32]) {
     assert_eq!(got.len(), want.len(), "{label}: output length");
-    let dot: f64 = got.iter().zip(want).map(|(a, b)| *a as f64 * *b as f64).sum();
+    let dot: f64 = got
+        .iter()
+        .zip(want)
+        .map(|(a, b)| *a as f64 * *b as f64)
+        .sum();
     let na: f64 = got.iter().map(|a| (*a as f64).powi(2)).sum::<f64>().sqrt();
     let nb: f64 = want.iter().map(|b| (*b as f64).powi(2)).sum::<f64>().sqrt();
     let cos = dot / (na * nb).max(1e-30);
     let maxabs = want.iter().fold(0f32, |m, v| m.max(v.abs()));
-    let maxerr = got.iter().zip(want).fold(0f32, |m, (a, b)| m.max((a - b).abs()));
+    let maxerr = got
+        .iter()
+        .zip(want)
+        .fold(0f32, |m, (a, b)| m.max((a - b).abs()));
     let rel = maxerr / maxabs.max(1e-30);
     eprintln!("{label}: cosine {cos:.9}, max rel error {rel:.3e}");
     assert!(cos >= 0.99999, "{label}: cosine {cos}");
@@ -53,7 +74,11 @@ fn check(label: &str, imp: Imported, real: Option<Tensor>) {
     for (kind, x) in [("random", Some(random)), ("real", real)] {
         let Some(x) = x else { continue };
         let got = exec.run(&[&x]).unwrap();
-        compare(&format!("{label} {kind}"), &got[0].data, &tract_run(&imp, &x));
+        compare(
+            &format!("{label} {kind}"),
+            &got[0].data,
+            &tract_run(&imp, &x),
+        );
     }
 }
 
@@ -83,29 +108,49 @@ fn vit_s14_dinov2_opset14() {
 #[test]
 fn deit_tiny_opset14() {
     let proto = load_weightless(&fixture("deit_tiny_op14.onnx"), 14).unwrap();
-    check("deit_tiny_op14", import_proto(&proto, None).unwrap(), real_input("deit_tiny_op14"));
+    check(
+        "deit_tiny_op14",
+        import_proto(&proto, None).unwrap(),
+        real_input("deit_tiny_op14"),
+    );
 }
 
 #[test]
 fn deit_tiny_opset17() {
     let proto = load_weightless(&fixture("deit_tiny_op17.onnx"), 17).unwrap();
-    check("deit_tiny_op17", import_proto(&proto, None).unwrap(), real_input("deit_tiny_op17"));
+    check(
+        "deit_tiny_op17",
+        import_proto(&proto, None).unwrap(),
+        real_input("deit_tiny_op17"),
+    );
 }
 
 #[test]
 fn dynamo_opset18_external_data() {
     let name = "vit_dynamo_op18";
-    check(name, import_path(&fixture(&format!("{name}.onnx")), None).unwrap(), real_input(name));
+    check(
+        name,
+        import_path(&fixture(&format!("{name}.onnx")), None).unwrap(),
+        real_input(name),
+    );
 }
 
 #[test]
 fn postnorm_transformer_encoder() {
     let name = "postnorm_encoder_op17";
-    check(name, import_path(&fixture(&format!("{name}.onnx")), None).unwrap(), real_input(name));
+    check(
+        name,
+        import_path(&fixture(&format!("{name}.onnx")), None).unwrap(),
+        real_input(name),
+    );
 }
 
 #[test]
 fn swin_shifted_windows() {
     let name = "swin_tiny_op17";
-    check(name, import_path(&fixture(&format!("{name}.onnx")), None).unwrap(), real_input(name));
+    check(
+        name,
+        import_path(&fixture(&format!("{name}.onnx")), None).unwrap(),
+        real_input(name),
+    );
 }

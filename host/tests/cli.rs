@@ -1,0 +1,147 @@
+//! The `qvit` binary end to end on the bundled default model and the shared MNIST ViT.
+
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn qvit(args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_qvit"))
+        .args(args)
+        .current_dir(repo())
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into(),
+        String::from_utf8_lossy(&out.stderr).into(),
+    )
+}
+
+#[test]
+fn inspect_json_counts_macs_in_closed_form() {
+    let (ok, out, err) = qvit(&["inspect", "models/fashion-vit/fashion_vit.onnx", "--json"]);
+    assert!(ok, "{err}");
+    let v: Value = serde_json::from_str(&out).unwrap();
+    // 28×28 input, patch 4 → 49 patches + cls = 50 tokens; dim 64, 4 heads of 16, MLP 128, 4 blocks.
+    let (t, d, h, hd, mlp) = (50u64, 64u64, 4u64, 16u64, 128u64);
+    let block = t * d * 3 * d + 2 * h * t * t * hd + t * d * d + 2 * t * d * mlp;
+    let want = 49 * d * 16 + 4 * block + d * 10;
+    assert_eq!(v["total_macs"].as_u64().unwrap(), want);
+    let layers = v["layers"].as_array().unwrap();
+    let linear = layers.iter().filter(|l| l["op"] == "Linear").count();
+    assert_eq!(
+        linear,
+        4 * 4 + 1,
+        "qkv, proj, fc1, fc2 per block, plus the head"
+    );
+    assert_eq!(
+        layers.iter().filter(|l| l["op"] == "LayerNorm").count(),
+        2 * 4 + 1
+    );
+    let sum: u64 = layers.iter().map(|l| l["params"].as_u64().unwrap()).sum();
+    assert_eq!(sum, v["total_params"].as_u64().unwrap());
+}
+
+#[test]
+fn float_bundle_of_default_model_matches_onnxruntime_accuracy() {
+    let dir = std::env::temp_dir().join(format!("qvit-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let bundle = dir.join("f.qvit");
+    let b = bundle.to_str().unwrap();
+    let (ok, _, err) = qvit(&[
+        "quantize",
+        "models/fashion-vit/fashion_vit.onnx",
+        "--float",
+        "--preset",
+        "fashion-mnist",
+        "-o",
+        b,
+    ]);
+    assert!(ok, "{err}");
+    let (ok, out, err) = qvit(&[
+        "eval",
+        b,
+        "--data",
+        "models/fashion-vit/test1k-images-idx3-ubyte",
+        "--json",
+    ]);
+    assert!(ok, "{err}");
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["n"], 1000);
+    // onnxruntime: 868 of the first 1000 test images (models/fashion-vit/README.md).
+    assert_eq!((v["top1"].as_f64().unwrap() * 1000.0).round() as i64, 868);
+    assert!(v["top5"].as_f64().unwrap() >= v["top1"].as_f64().unwrap());
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn mnist_vit_matches_onnxruntime_on_10k_test_images() {
+    let shared = repo().join("../shared");
+    if !shared.exists() {
+        eprintln!("SKIPPED: ../shared not found");
+        return;
+    }
+    let (ok, out, err) = qvit(&[
+        "eval",
+        "../shared/models/vit-mnist/vit_mnist.onnx",
+        "--preset",
+        "mnist",
+        "--data",
+        "../shared/data/mnist/t10k-images-idx3-ubyte",
+        "--json",
+    ]);
+    assert!(ok, "{err}");
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["n"], 10000);
+    // onnxruntime: 97.91 % (../shared/README.md).
+    assert_eq!((v["top1"].as_f64().unwrap() * 10000.0).round() as i64, 9791);
+}
+
+#[test]
+fn bad_inputs_give_errors_not_panics() {
+    for args in [
+        vec!["inspect", "does-not-exist.onnx"],
+        vec!["inspect", "README.md"],
+        vec![
+            "inspect",
+            "models/fashion-vit/fashion_vit.onnx",
+            "--input-shape",
+            "1,3,28,28",
+        ],
+        vec![
+            "eval",
+            "models/fashion-vit/fashion_vit.onnx",
+            "--data",
+            "nowhere",
+        ],
+        vec![
+            "eval",
+            "models/fashion-vit/fashion_vit.onnx",
+            "--preset",
+            "imagenet",
+            "--data",
+            "models/fashion-vit",
+        ],
+        vec![
+            "quantize",
+            "models/fashion-vit/fashion_vit.onnx",
+            "-o",
+            "/tmp/x.qvit",
+        ],
+        vec![
+            "eval",
+            "README.qvit",
+            "--data",
+            "models/fashion-vit/test1k-images-idx3-ubyte",
+        ],
+    ] {
+        let (ok, _, err) = qvit(&args);
+        assert!(!ok, "{args:?} should fail");
+        assert!(err.starts_with("error: "), "{args:?}: {err}");
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+    }
+}
