@@ -1,33 +1,351 @@
-//! Runtime kernel selection: detect the CPU once, keep the chosen functions in a [`KernelSet`].
+//! Runtime kernel selection: detect the CPU once, keep the chosen implementations in a
+//! [`KernelSet`]. `QVIT_FORCE_TIER=reference|neon|dotprod|i8mm|avx2` forces a tier for A/B runs.
 
-use crate::{Result, reference};
+use std::str::FromStr;
 
-/// An instruction-set tier.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg(target_arch = "aarch64")]
+use crate::aarch64::{dotprod::DotProd, i8mm::I8mm, neon, neon::Neon};
+use crate::gemm::{self, PackedW8, Scratch};
+use crate::inventory::{self, KernelDesc, Op};
+#[cfg(target_arch = "x86_64")]
+use crate::x86_64::{
+    avx2,
+    avx2::{Avx2Fma, AvxVnni},
+};
+use crate::{Error, Result, reference};
+
+/// Environment variable that forces a tier (`reference|neon|dotprod|i8mm|avx2`).
+pub const FORCE_TIER_ENV: &str = "QVIT_FORCE_TIER";
+
+/// An instruction-set tier, from slowest to fastest on its architecture.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 #[non_exhaustive]
 pub enum Tier {
-    /// Portable scalar code.
+    /// Portable scalar code: the oracle of the tests.
     Reference,
+    /// aarch64 ARMv8.0 NEON (Cortex-A53/A57/A72).
+    Neon,
+    /// aarch64 NEON + SDOT (ARMv8.2 dotprod: Cortex-A76/A78).
+    DotProd,
+    /// aarch64 NEON + SDOT + SMMLA (ARMv8.6 i8mm: Neoverse N2/V1).
+    I8mm,
+    /// x86_64 AVX2 + FMA.
+    Avx2,
+}
+
+impl Tier {
+    /// Every tier, in declaration order.
+    pub const ALL: [Tier; 5] = [
+        Tier::Reference,
+        Tier::Neon,
+        Tier::DotProd,
+        Tier::I8mm,
+        Tier::Avx2,
+    ];
+
+    /// The lower-case name used by [`FORCE_TIER_ENV`] and in logs.
+    pub fn name(self) -> &'static str {
+        match self {
+            Tier::Reference => "reference",
+            Tier::Neon => "neon",
+            Tier::DotProd => "dotprod",
+            Tier::I8mm => "i8mm",
+            Tier::Avx2 => "avx2",
+        }
+    }
+
+    /// Whether the running CPU can execute this tier.
+    pub fn is_supported(self) -> bool {
+        Cpu::detect().supports(self)
+    }
+
+    /// The tiers the running CPU supports, slowest first.
+    pub fn supported() -> Vec<Tier> {
+        let cpu = Cpu::detect();
+        Tier::ALL.into_iter().filter(|&t| cpu.supports(t)).collect()
+    }
 }
 
 impl std::fmt::Display for Tier {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Tier::Reference => "reference",
-        })
+        f.write_str(self.name())
     }
 }
 
-/// The kernels chosen for this CPU. Cheap to copy; hold one per loaded model.
+impl FromStr for Tier {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Tier> {
+        Tier::ALL
+            .into_iter()
+            .find(|t| t.name().eq_ignore_ascii_case(s.trim()))
+            .ok_or_else(|| Error::TierUnavailable(s.to_string()))
+    }
+}
+
+/// The capability tokens the running CPU grants.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Cpu {
+    #[cfg(target_arch = "x86_64")]
+    pub(crate) avx2: Option<Avx2Fma>,
+    #[cfg(target_arch = "x86_64")]
+    pub(crate) avxvnni: Option<AvxVnni>,
+    #[cfg(target_arch = "x86_64")]
+    pub(crate) avx512vnni: Option<crate::x86_64::avx512vnni::Avx512Vnni>,
+    #[cfg(target_arch = "aarch64")]
+    pub(crate) neon: Option<Neon>,
+    #[cfg(target_arch = "aarch64")]
+    pub(crate) dotprod: Option<DotProd>,
+    #[cfg(target_arch = "aarch64")]
+    pub(crate) i8mm: Option<I8mm>,
+}
+
+impl Cpu {
+    pub(crate) fn detect() -> Cpu {
+        Cpu {
+            #[cfg(target_arch = "x86_64")]
+            avx2: Avx2Fma::detect(),
+            #[cfg(target_arch = "x86_64")]
+            avxvnni: AvxVnni::detect(),
+            #[cfg(target_arch = "x86_64")]
+            avx512vnni: crate::x86_64::avx512vnni::Avx512Vnni::detect(),
+            #[cfg(target_arch = "aarch64")]
+            neon: Neon::detect(),
+            #[cfg(target_arch = "aarch64")]
+            dotprod: DotProd::detect(),
+            #[cfg(target_arch = "aarch64")]
+            i8mm: I8mm::detect(),
+        }
+    }
+
+    pub(crate) fn supports(&self, tier: Tier) -> bool {
+        match tier {
+            Tier::Reference => true,
+            #[cfg(target_arch = "x86_64")]
+            Tier::Avx2 => self.avx2.is_some(),
+            #[cfg(target_arch = "aarch64")]
+            Tier::Neon => self.neon.is_some(),
+            #[cfg(target_arch = "aarch64")]
+            Tier::DotProd => self.neon.is_some() && self.dotprod.is_some(),
+            #[cfg(target_arch = "aarch64")]
+            Tier::I8mm => self.neon.is_some() && self.dotprod.is_some() && self.i8mm.is_some(),
+            #[allow(unreachable_patterns)]
+            _ => false,
+        }
+    }
+
+    fn best(&self) -> Tier {
+        Tier::ALL
+            .into_iter()
+            .rev()
+            .find(|&t| self.supports(t))
+            .unwrap_or(Tier::Reference)
+    }
+}
+
+/// Which implementation of the f32 ops (softmax, LayerNorm, GELU) a set uses.
+#[derive(Clone, Copy, Debug)]
+enum FloatOps {
+    Reference,
+    #[cfg(target_arch = "x86_64")]
+    Avx2(Avx2Fma),
+    #[cfg(target_arch = "aarch64")]
+    Neon(Neon),
+}
+
+/// The kernels chosen for this CPU. Cheap to copy; hold one per loaded model (two models may
+/// hold different tiers).
 #[derive(Clone, Copy, Debug)]
 pub struct KernelSet {
     tier: Tier,
+    cpu: Cpu,
+    float: FloatOps,
+    w8a8: &'static KernelDesc,
+    w4a4: &'static KernelDesc,
 }
 
 impl KernelSet {
-    /// The best tier this CPU supports.
+    /// The best tier this CPU supports, or the one forced by `QVIT_FORCE_TIER`. An unknown or
+    /// unsupported forced tier is reported on stderr and ignored; use [`KernelSet::from_env`] to
+    /// treat it as an error instead.
     pub fn detect() -> KernelSet {
-        KernelSet { tier: Tier::Reference }
+        match KernelSet::from_env() {
+            Ok(ks) => ks,
+            Err(e) => {
+                eprintln!("qvit-kernels: ignoring {FORCE_TIER_ENV}: {e}");
+                KernelSet::best()
+            }
+        }
+    }
+
+    /// Like [`KernelSet::detect`] but an unknown or unsupported `QVIT_FORCE_TIER` is an error.
+    pub fn from_env() -> Result<KernelSet> {
+        match std::env::var(FORCE_TIER_ENV) {
+            Ok(v) if !v.trim().is_empty() => KernelSet::with_tier(v.parse()?),
+            _ => Ok(KernelSet::best()),
+        }
+    }
+
+    /// The best tier this CPU supports, ignoring the environment.
+    pub fn best() -> KernelSet {
+        let cpu = Cpu::detect();
+        KernelSet::build(cpu, cpu.best())
+    }
+
+    /// Exactly `tier`, or [`Error::TierUnavailable`] if this CPU cannot run it.
+    pub fn with_tier(tier: Tier) -> Result<KernelSet> {
+        let cpu = Cpu::detect();
+        if !cpu.supports(tier) {
+            return Err(Error::TierUnavailable(tier.name().to_string()));
+        }
+        Ok(KernelSet::build(cpu, tier))
+    }
+
+    fn build(cpu: Cpu, tier: Tier) -> KernelSet {
+        let float = match tier {
+            #[cfg(target_arch = "x86_64")]
+            Tier::Avx2 => cpu.avx2.map_or(FloatOps::Reference, FloatOps::Avx2),
+            #[cfg(target_arch = "aarch64")]
+            Tier::Neon | Tier::DotProd | Tier::I8mm => {
+                cpu.neon.map_or(FloatOps::Reference, FloatOps::Neon)
+            }
+            _ => FloatOps::Reference,
+        };
+        let pick = |op| {
+            inventory::best_kernel(&cpu, op, tier)
+                .or_else(|| inventory::best_kernel(&cpu, op, Tier::Reference))
+                .unwrap_or(&inventory::INVENTORY[0])
+        };
+        KernelSet {
+            tier,
+            cpu,
+            float,
+            w8a8: pick(Op::GemmW8A8),
+            w4a4: pick(Op::GemmW4A4),
+        }
+    }
+
+    /// The W8A8 GEMM kernel of this set.
+    pub fn w8a8_kernel(&self) -> &'static KernelDesc {
+        self.w8a8
+    }
+
+    /// The W4A4 GEMM kernel of this set.
+    pub fn w4a4_kernel(&self) -> &'static KernelDesc {
+        self.w4a4
+    }
+
+    /// Packs int4 nibble weights (`[n, k]`, layout in [`crate::nibble`]) for this set's W4A4
+    /// kernel.
+    pub fn pack_w4a4(&self, w: &[u8], n: usize, k: usize) -> Result<PackedW8> {
+        PackedW8::for_w4a4(self.w4a4, w, n, k)
+    }
+
+    /// W4A4: `out[m][n] = Σₖ (a[m][k] − a_zero)·w[n][k]` with uint4 activations (`[m, k]`, one
+    /// per byte, values and `a_zero` in [0, 15]) and weights from [`KernelSet::pack_w4a4`];
+    /// bit-exact with [`reference::gemm_w4a4_i32`]. Errors on lengths or ranges.
+    pub fn gemm_w4a4_i32(
+        &self,
+        a: &[u8],
+        m: usize,
+        a_zero: u8,
+        w: &PackedW8,
+        out: &mut [i32],
+    ) -> Result<()> {
+        self.gemm_w4a4_i32_with(&mut Scratch::default(), a, m, a_zero, w, out)
+    }
+
+    /// Packs canonical `[n, k]` row-major int8 weights (values in [−127, 127]) for this set's
+    /// W8A8 kernel, with the column sums that fold the activation zero point. Done once at load.
+    pub fn pack_w8a8(&self, w: &[i8], n: usize, k: usize) -> Result<PackedW8> {
+        PackedW8::new(self.w8a8, w, n, k)
+    }
+
+    /// Packs int4 nibble weights (`[n, k]`, layout in [`crate::nibble`]) for this set's W8A8
+    /// kernel (W4A8 contract in [`crate::gemm`]); run them with [`KernelSet::gemm_w8a8_i32`].
+    pub fn pack_w4a8(&self, w: &[u8], n: usize, k: usize) -> Result<PackedW8> {
+        PackedW8::from_nibbles(self.w8a8, w, n, k)
+    }
+
+    /// `out[m][n] = Σₖ (a[m][k] − a_zero)·w[n][k]` (contract in [`crate::gemm`]), bit-exact with
+    /// [`reference::gemm_w8a8_i32`]. `a` is `[m, k]` row-major; errors on mismatched lengths.
+    pub fn gemm_w8a8_i32(
+        &self,
+        a: &[i8],
+        m: usize,
+        a_zero: i8,
+        w: &PackedW8,
+        out: &mut [i32],
+    ) -> Result<()> {
+        self.gemm_w8a8_i32_with(&mut Scratch::default(), a, m, a_zero, w, out)
+    }
+
+    /// [`KernelSet::gemm_w8a8_i32`] reusing `scratch` (no allocation once it has grown).
+    pub fn gemm_w8a8_i32_with(
+        &self,
+        scratch: &mut Scratch,
+        a: &[i8],
+        m: usize,
+        a_zero: i8,
+        w: &PackedW8,
+        out: &mut [i32],
+    ) -> Result<()> {
+        gemm::gemm_w8a8_i32(&self.cpu, scratch, a, m, a_zero, w, out)
+    }
+
+    /// [`KernelSet::gemm_w4a4_i32`] reusing `scratch` (no allocation once it has grown).
+    pub fn gemm_w4a4_i32_with(
+        &self,
+        scratch: &mut Scratch,
+        a: &[u8],
+        m: usize,
+        a_zero: u8,
+        w: &PackedW8,
+        out: &mut [i32],
+    ) -> Result<()> {
+        gemm::gemm_w4a4_i32(&self.cpu, scratch, a, m, a_zero, w, out)
+    }
+
+    /// [`KernelSet::gemm_w8a8_f32`] reusing `scratch` (no allocation once it has grown).
+    #[allow(clippy::too_many_arguments)]
+    pub fn gemm_w8a8_f32_with(
+        &self,
+        scratch: &mut Scratch,
+        a: &[i8],
+        m: usize,
+        a_zero: i8,
+        a_scale: f32,
+        w: &PackedW8,
+        w_scales: &[f32],
+        bias: Option<&[f32]>,
+        out: &mut [f32],
+    ) -> Result<()> {
+        let mut acc = std::mem::take(&mut scratch.acc);
+        acc.clear();
+        acc.resize(out.len(), 0);
+        let r = gemm::gemm_w8a8_i32(&self.cpu, scratch, a, m, a_zero, w, &mut acc).and_then(|()| {
+            gemm::epilogue::dequantize_i32_f32(&acc, w.n(), a_scale, w_scales, bias, out)
+        });
+        scratch.acc = acc;
+        r
+    }
+
+    /// W8A8 Linear with a dequantizing epilogue:
+    /// `out = acc as f32 · (a_scale·w_scales[n]) + bias[n]` (see [`gemm::epilogue`]).
+    #[allow(clippy::too_many_arguments)]
+    pub fn gemm_w8a8_f32(
+        &self,
+        a: &[i8],
+        m: usize,
+        a_zero: i8,
+        a_scale: f32,
+        w: &PackedW8,
+        w_scales: &[f32],
+        bias: Option<&[f32]>,
+        out: &mut [f32],
+    ) -> Result<()> {
+        let scratch = &mut Scratch::default();
+        self.gemm_w8a8_f32_with(scratch, a, m, a_zero, a_scale, w, w_scales, bias, out)
     }
 
     /// The chosen tier.
@@ -35,23 +353,62 @@ impl KernelSet {
         self.tier
     }
 
-    /// Softmax over rows of `row_len`, in place.
+    /// Softmax over rows of `row_len`, in place: `yᵢ = e^(xᵢ − max) / Σⱼ e^(xⱼ − max)`.
+    /// Relative error ≤ 1e-6 against the f64-accumulated reference; results below 2.3e-38 flush
+    /// to zero. Errors if `row_len` is 0 or does not divide `x.len()`.
     pub fn softmax_f32(&self, x: &mut [f32], row_len: usize) -> Result<()> {
-        reference::softmax_f32(x, row_len)
+        reference::check_rows("softmax_f32", x.len(), row_len)?;
+        match self.float {
+            FloatOps::Reference => reference::softmax_f32(x, row_len)?,
+            #[cfg(target_arch = "x86_64")]
+            FloatOps::Avx2(cpu) => avx2::softmax_f32(cpu, x, row_len),
+            #[cfg(target_arch = "aarch64")]
+            FloatOps::Neon(cpu) => neon::softmax_f32(cpu, x, row_len),
+        }
+        Ok(())
     }
 
-    /// LayerNorm over rows of `gamma.len()`.
-    pub fn layer_norm_f32(&self, x: &[f32], gamma: &[f32], beta: &[f32], eps: f32, out: &mut [f32]) -> Result<()> {
-        reference::layer_norm_f32(x, gamma, beta, eps, out)
+    /// LayerNorm over rows of `gamma.len()`: `out = (x − mean)/√(var + eps)·gamma + beta`
+    /// (population variance), relative error ≤ 1e-5. Errors on mismatched lengths.
+    pub fn layer_norm_f32(
+        &self,
+        x: &[f32],
+        gamma: &[f32],
+        beta: &[f32],
+        eps: f32,
+        out: &mut [f32],
+    ) -> Result<()> {
+        reference::check_layer_norm(x, gamma, beta, out)?;
+        match self.float {
+            FloatOps::Reference => reference::layer_norm_f32(x, gamma, beta, eps, out)?,
+            #[cfg(target_arch = "x86_64")]
+            FloatOps::Avx2(cpu) => avx2::layer_norm_f32(cpu, x, gamma, beta, eps, out),
+            #[cfg(target_arch = "aarch64")]
+            FloatOps::Neon(cpu) => neon::layer_norm_f32(cpu, x, gamma, beta, eps, out),
+        }
+        Ok(())
     }
 
-    /// Exact GELU, in place.
+    /// Exact GELU `0.5·x·(1 + erf(x/√2))` in place, absolute error ≤ 2e-6·max(1, |x|).
     pub fn gelu_erf_f32(&self, x: &mut [f32]) {
-        reference::gelu_erf_f32(x)
+        match self.float {
+            FloatOps::Reference => reference::gelu_erf_f32(x),
+            #[cfg(target_arch = "x86_64")]
+            FloatOps::Avx2(cpu) => avx2::gelu_erf_f32(cpu, x),
+            #[cfg(target_arch = "aarch64")]
+            FloatOps::Neon(cpu) => neon::gelu_erf_f32(cpu, x),
+        }
     }
 
-    /// Tanh GELU, in place.
+    /// Tanh GELU `0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³)))` in place, absolute error
+    /// ≤ 2e-6·max(1, |x|).
     pub fn gelu_tanh_f32(&self, x: &mut [f32]) {
-        reference::gelu_tanh_f32(x)
+        match self.float {
+            FloatOps::Reference => reference::gelu_tanh_f32(x),
+            #[cfg(target_arch = "x86_64")]
+            FloatOps::Avx2(cpu) => avx2::gelu_tanh_f32(cpu, x),
+            #[cfg(target_arch = "aarch64")]
+            FloatOps::Neon(cpu) => neon::gelu_tanh_f32(cpu, x),
+        }
     }
 }

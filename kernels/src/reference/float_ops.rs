@@ -2,16 +2,20 @@
 
 use crate::{Error, Result};
 
-fn rows_check(op: &'static str, len: usize, row_len: usize) -> Result<()> {
-    if row_len == 0 || len % row_len != 0 {
-        return Err(Error::Shape { op, what: format!("length {len} is not a multiple of row length {row_len}") });
+/// Checks that `len` splits into rows of `row_len > 0`.
+pub(crate) fn check_rows(op: &'static str, len: usize, row_len: usize) -> Result<()> {
+    if row_len == 0 || !len.is_multiple_of(row_len) {
+        return Err(Error::Shape {
+            op,
+            what: format!("length {len} is not a multiple of row length {row_len}"),
+        });
     }
     Ok(())
 }
 
 /// Softmax of each row of `row_len` elements, in place: `yᵢ = e^(xᵢ - max) / Σⱼ e^(xⱼ - max)`.
 pub fn softmax_f32(x: &mut [f32], row_len: usize) -> Result<()> {
-    rows_check("softmax_f32", x.len(), row_len)?;
+    check_rows("softmax_f32", x.len(), row_len)?;
     for row in x.chunks_exact_mut(row_len) {
         let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
         let mut sum = 0.0f64;
@@ -27,15 +31,15 @@ pub fn softmax_f32(x: &mut [f32], row_len: usize) -> Result<()> {
 
 /// LayerNorm of each row of `gamma.len()` elements:
 /// `out = (x - mean) / √(var + eps) · gamma + beta`, population variance.
-pub fn layer_norm_f32(x: &[f32], gamma: &[f32], beta: &[f32], eps: f32, out: &mut [f32]) -> Result<()> {
+pub fn layer_norm_f32(
+    x: &[f32],
+    gamma: &[f32],
+    beta: &[f32],
+    eps: f32,
+    out: &mut [f32],
+) -> Result<()> {
+    check_layer_norm(x, gamma, beta, out)?;
     let c = gamma.len();
-    rows_check("layer_norm_f32", x.len(), c)?;
-    if beta.len() != c || out.len() != x.len() {
-        return Err(Error::Shape {
-            op: "layer_norm_f32",
-            what: format!("gamma {c}, beta {}, x {}, out {}", beta.len(), x.len(), out.len()),
-        });
-    }
     for (row, orow) in x.chunks_exact(c).zip(out.chunks_exact_mut(c)) {
         let mean = row.iter().map(|&v| v as f64).sum::<f64>() / c as f64;
         let var = row.iter().map(|&v| (v as f64 - mean).powi(2)).sum::<f64>() / c as f64;
@@ -43,6 +47,24 @@ pub fn layer_norm_f32(x: &[f32], gamma: &[f32], beta: &[f32], eps: f32, out: &mu
         for i in 0..c {
             orow[i] = ((row[i] as f64 - mean) * inv) as f32 * gamma[i] + beta[i];
         }
+    }
+    Ok(())
+}
+
+/// Checks LayerNorm operand lengths: rows of `gamma.len() > 0`, `beta` and `out` matching.
+pub(crate) fn check_layer_norm(x: &[f32], gamma: &[f32], beta: &[f32], out: &[f32]) -> Result<()> {
+    let c = gamma.len();
+    check_rows("layer_norm_f32", x.len(), c)?;
+    if beta.len() != c || out.len() != x.len() {
+        return Err(Error::Shape {
+            op: "layer_norm_f32",
+            what: format!(
+                "gamma {c}, beta {}, x {}, out {}",
+                beta.len(),
+                x.len(),
+                out.len()
+            ),
+        });
     }
     Ok(())
 }

@@ -1,0 +1,288 @@
+//! Quantized GEMM contracts and the tier-independent driver.
+//!
+//! # W8A8 Linear (`gemm_w8a8`)
+//!
+//! * Activations `a`: `[M, K]` row-major `i8`, per-tensor affine: real value `(a − a_zero)·a_scale`.
+//! * Weights `w`: `[N, K]` row-major `i8` (the bundle's canonical layout), symmetric per output
+//!   channel: real value `w·w_scale[n]`, **`w ∈ [−127, 127]`** (symmetric quantizers never emit
+//!   −128; the NEON tier relies on it to add two products in 16 bits without overflow).
+//! * Accumulator: `acc[m][n] = Σₖ (a[m][k] − a_zero)·w[n][k]`, exact in `i32` for `K ≤ 65 536`
+//!   (|term| ≤ 255·127). Kernels compute `Σ a·w − a_zero·Σₖ w[n][k]` with the column sums taken at
+//!   packing; both are exact integers, so every tier is bit-exact with [`crate::reference`].
+//! * Epilogues (shared by all tiers, so they are bit-exact too; see [`epilogue`]): `i32` out;
+//!   dequantize `y = acc as f32 · (a_scale·w_scale[n]) + bias[n]`; requantize
+//!   `q = clamp(round_half_even(y · (1/out_scale)) + out_zero)` to int8.
+//!
+//! # W4A8 Linear
+//!
+//! Same formula with `w ∈ [−8, 7]` stored as nibbles ([`crate::nibble`]); [`PackedW8::from_nibbles`]
+//! unpacks them at load, after which the W8A8 kernels run it (bit-exact with
+//! [`crate::reference::gemm_w4a8_i32`]). No in-register nibble kernels yet.
+//!
+//! # W4A4 Linear
+//!
+//! `acc[m][n] = Σₖ (a[m][k] − a_zero)·w[n][k]` with uint4 activations `a ∈ [0, 15]` given one per
+//! byte (they are produced and consumed at run time, so they are not nibble-packed), `a_zero ∈
+//! [0, 15]`, and int4 nibble weights. The zero point is subtracted while packing the activations,
+//! so every product lies in [−120, 120]: the NEON kernel multiplies in 8-bit lanes.
+//!
+//! Weights are packed once at load ([`PackedW8`]) for the chosen kernel; activations are packed
+//! per call into the same panel layout (`O(M·K)`, against the `O(M·N·K)` product).
+
+pub mod epilogue;
+
+use crate::inventory::{KernelDesc, Op};
+use crate::pack::{k_blocks, pack_panels, pack_panels_into};
+use crate::set::Cpu;
+use crate::{Error, Result};
+
+/// Reusable per-call buffers of the GEMM entry points (packed activations, centred int4
+/// activations, accumulators). Keep one per executor thread to make inference allocation-free
+/// once the buffers have grown to the largest layer.
+#[derive(Debug, Default)]
+pub struct Scratch {
+    pub(crate) a: Vec<i8>,
+    pub(crate) centred: Vec<i8>,
+    pub(crate) acc: Vec<i32>,
+}
+
+/// Largest K for which the i32 accumulator of the W8A8 contract cannot overflow.
+pub const MAX_K: usize = 65_536;
+
+/// Weights of one W8A8 Linear packed for one kernel, with the column sums that fold the
+/// activation zero point.
+#[derive(Clone, Debug)]
+pub struct PackedW8 {
+    pub(crate) kernel: &'static KernelDesc,
+    pub(crate) n: usize,
+    pub(crate) k: usize,
+    pub(crate) data: Vec<i8>,
+    pub(crate) col_sums: Vec<i32>,
+}
+
+impl PackedW8 {
+    /// Packs canonical `[n, k]` row-major weights for `kernel`. Errors on a length mismatch,
+    /// `k > MAX_K`, a value of −128, or a kernel that is not a W8A8 GEMM.
+    pub fn new(kernel: &'static KernelDesc, w: &[i8], n: usize, k: usize) -> Result<PackedW8> {
+        if kernel.op != Op::GemmW8A8 {
+            let what = format!("kernel {} is not a W8A8 GEMM", kernel.name);
+            return Err(Error::Shape {
+                op: "pack_w8",
+                what,
+            });
+        }
+        PackedW8::pack(kernel, w, n, k)
+    }
+
+    /// Packs int4 weights (`[n, k]` nibble rows, layout in [`crate::nibble`]) for a W4A4 kernel.
+    pub fn for_w4a4(kernel: &'static KernelDesc, w: &[u8], n: usize, k: usize) -> Result<PackedW8> {
+        if kernel.op != Op::GemmW4A4 {
+            let what = format!("kernel {} is not a W4A4 GEMM", kernel.name);
+            return Err(Error::Shape {
+                op: "pack_w4a4",
+                what,
+            });
+        }
+        PackedW8::pack(kernel, &crate::nibble::unpack_nibbles(w, n, k)?, n, k)
+    }
+
+    fn pack(kernel: &'static KernelDesc, w: &[i8], n: usize, k: usize) -> Result<PackedW8> {
+        let op = "pack_w8";
+        if n.checked_mul(k) != Some(w.len()) {
+            return Err(Error::Shape {
+                op,
+                what: format!("weights have {} values, expected {n}×{k}", w.len()),
+            });
+        }
+        if k > MAX_K {
+            return Err(Error::Shape {
+                op,
+                what: format!("K = {k} exceeds {MAX_K}"),
+            });
+        }
+        if let Some(i) = w.iter().position(|&v| v == i8::MIN) {
+            return Err(Error::Shape {
+                op,
+                what: format!("weight {i} is -128; symmetric weights lie in [-127, 127]"),
+            });
+        }
+        let col_sums = w
+            .chunks(k.max(1))
+            .take(n)
+            .map(|row| row.iter().map(|&v| v as i32).sum())
+            .collect();
+        let data = pack_panels(w, n, k, kernel.nr, kernel.kr);
+        Ok(PackedW8 {
+            kernel,
+            n,
+            k,
+            data,
+            col_sums,
+        })
+    }
+
+    /// Packs int4 weights (`[n, k]` nibble rows, layout in [`crate::nibble`]) for a W8A8 kernel:
+    /// W4A8 runs on the W8A8 kernels after this one-time unpack (weights then take one byte each
+    /// in memory; the bundle keeps the 4-bit form).
+    pub fn from_nibbles(
+        kernel: &'static KernelDesc,
+        w: &[u8],
+        n: usize,
+        k: usize,
+    ) -> Result<PackedW8> {
+        PackedW8::new(kernel, &crate::nibble::unpack_nibbles(w, n, k)?, n, k)
+    }
+
+    /// Output channels.
+    pub fn n(&self) -> usize {
+        self.n
+    }
+
+    /// Input channels.
+    pub fn k(&self) -> usize {
+        self.k
+    }
+
+    /// The kernel these weights are packed for.
+    pub fn kernel(&self) -> &'static KernelDesc {
+        self.kernel
+    }
+}
+
+/// `out[m][n] = Σₖ (a[m][k] − a_zero)·w[n][k]` with `w`'s (W8A8) kernel; lengths checked here.
+pub(crate) fn gemm_w8a8_i32(
+    cpu: &Cpu,
+    scratch: &mut Scratch,
+    a: &[i8],
+    m: usize,
+    a_zero: i8,
+    w: &PackedW8,
+    out: &mut [i32],
+) -> Result<()> {
+    if w.kernel.op != Op::GemmW8A8 {
+        let what = format!("weights are packed for {}", w.kernel.name);
+        return Err(Error::Shape {
+            op: "gemm_w8a8",
+            what,
+        });
+    }
+    check_dims("gemm_w8a8", a.len(), m, w, out.len())?;
+    let desc = w.kernel;
+    let ap = &mut scratch.a;
+    pack_panels_into(ap, a, m, w.k, desc.mr, desc.kr, desc.a_offset != 0);
+    // The kernel saw `a + a_offset`; one subtraction folds both offsets.
+    run_packed(cpu, ap, m, a_zero as i32 + desc.a_offset, w, out)
+}
+
+/// W4A4: `out[m][n] = Σₖ (a[m][k] − a_zero)·w[n][k]` with uint4 activations `a ∈ [0, 15]` (one per
+/// byte), `a_zero ∈ [0, 15]` and `w`'s (W4A4) kernel. The zero point is subtracted while packing,
+/// so kernels see `[−15, 15] × [−8, 7]` products that fit in a byte.
+pub(crate) fn gemm_w4a4_i32(
+    cpu: &Cpu,
+    scratch: &mut Scratch,
+    a: &[u8],
+    m: usize,
+    a_zero: u8,
+    w: &PackedW8,
+    out: &mut [i32],
+) -> Result<()> {
+    let op = "gemm_w4a4";
+    if w.kernel.op != Op::GemmW4A4 {
+        return Err(Error::Shape {
+            op,
+            what: format!("weights are packed for {}", w.kernel.name),
+        });
+    }
+    check_dims(op, a.len(), m, w, out.len())?;
+    if a_zero > 15 || a.iter().any(|&v| v > 15) {
+        return Err(Error::Shape {
+            op,
+            what: format!("activations or zero point {a_zero} outside [0, 15]"),
+        });
+    }
+    scratch.centred.clear();
+    scratch
+        .centred
+        .extend(a.iter().map(|&v| v as i8 - a_zero as i8));
+    let desc = w.kernel;
+    pack_panels_into(
+        &mut scratch.a,
+        &scratch.centred,
+        m,
+        w.k,
+        desc.mr,
+        desc.kr,
+        desc.a_offset != 0,
+    );
+    // Only a u8×i8 kernel's own offset remains to fold; the zero point is already subtracted.
+    run_packed(cpu, &scratch.a, m, desc.a_offset, w, out)
+}
+
+fn check_dims(
+    op: &'static str,
+    a_len: usize,
+    m: usize,
+    w: &PackedW8,
+    out_len: usize,
+) -> Result<()> {
+    let (n, k) = (w.n, w.k);
+    if m.checked_mul(k) != Some(a_len) {
+        return Err(Error::Shape {
+            op,
+            what: format!("activations have {a_len} values, expected {m}×{k}"),
+        });
+    }
+    if m.checked_mul(n) != Some(out_len) {
+        return Err(Error::Shape {
+            op,
+            what: format!("output has {out_len} values, expected {m}×{n}"),
+        });
+    }
+    Ok(())
+}
+
+/// Runs `w`'s micro-kernel over every (activation panel, weight panel) pair of the packed
+/// activations `ap` and stores `tile − za_fold·colsum` into the valid part of `out`.
+fn run_packed(
+    cpu: &Cpu,
+    ap: &[i8],
+    m: usize,
+    za_fold: i32,
+    w: &PackedW8,
+    out: &mut [i32],
+) -> Result<()> {
+    let (n, k) = (w.n, w.k);
+    let desc = w.kernel;
+    let (mr, nr, kr) = (desc.mr, desc.nr, desc.kr);
+    let kb = k_blocks(k, kr);
+    if kb == 0 {
+        out.fill(0);
+        return Ok(());
+    }
+    let mut tile = [0i32; crate::inventory::MAX_TILE];
+    let tile = &mut tile[..mr * nr];
+    let za = za_fold;
+    for (pi, a_panel) in ap
+        .chunks_exact(mr * kr * kb)
+        .enumerate()
+        .take(m.div_ceil(mr))
+    {
+        for (pj, b_panel) in w
+            .data
+            .chunks_exact(nr * kr * kb)
+            .enumerate()
+            .take(n.div_ceil(nr))
+        {
+            (desc.ukernel)(cpu, a_panel, b_panel, kb, tile)?;
+            let rows = mr.min(m - pi * mr);
+            let cols = nr.min(n - pj * nr);
+            for i in 0..rows {
+                let orow = &mut out[(pi * mr + i) * n + pj * nr..][..cols];
+                for (j, o) in orow.iter_mut().enumerate() {
+                    *o = tile[i * nr + j] - za * w.col_sums[pj * nr + j];
+                }
+            }
+        }
+    }
+    Ok(())
+}

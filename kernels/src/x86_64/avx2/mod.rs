@@ -1,0 +1,32 @@
+//! AVX2 + FMA tier (Haswell and later, Zen and later).
+
+mod float_ops;
+mod gemm_w8a8_4x16c2;
+mod gemm_w8a8_8x16c4_vnni;
+
+pub use float_ops::{gelu_erf_f32, gelu_tanh_f32, layer_norm_f32, softmax_f32};
+pub use gemm_w8a8_4x16c2::gemm_w8a8_4x16c2;
+pub use gemm_w8a8_8x16c4_vnni::gemm_w8a8_8x16c4_vnni;
+
+/// Proof that the running CPU has AVX2 and FMA: the only safe route to this module's kernels.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Avx2Fma(());
+
+impl Avx2Fma {
+    /// `Some` when the CPU supports AVX2 and FMA.
+    pub fn detect() -> Option<Avx2Fma> {
+        (is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma")).then_some(Avx2Fma(()))
+    }
+}
+
+/// Proof that the running CPU has AVX2, FMA and AVX-VNNI (`vpdpbusd` on 256-bit registers;
+/// Alder Lake, Zen 5, and every AVX-512 VNNI CPU that also reports it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AvxVnni(());
+
+impl AvxVnni {
+    /// `Some` when the CPU supports AVX2, FMA and AVX-VNNI.
+    pub fn detect() -> Option<AvxVnni> {
+        (Avx2Fma::detect().is_some() && is_x86_feature_detected!("avxvnni")).then_some(AvxVnni(()))
+    }
+}
