@@ -33,4 +33,47 @@ pub enum Error {
         /// The underlying error.
         source: std::io::Error,
     },
+    /// The file does not start with the bundle magic bytes: not a qvit bundle.
+    #[error("not a qvit bundle (bad magic bytes)")]
+    BadMagic,
+    /// The bundle was written in a format version this runtime cannot read.
+    #[error("unsupported bundle format version {found} (this runtime reads version {supported})")]
+    UnsupportedVersion {
+        /// Version found in the file.
+        found: u32,
+        /// Version this runtime reads.
+        supported: u32,
+    },
+    /// The file ends before a section it declares.
+    #[error("truncated bundle: {0}")]
+    Truncated(String),
+    /// The stored checksum does not match the contents: the file is damaged.
+    #[error("bundle checksum mismatch: stored {stored:#010x}, computed {computed:#010x}")]
+    ChecksumMismatch {
+        /// Checksum written in the file.
+        stored: u32,
+        /// Checksum of the bytes actually read.
+        computed: u32,
+    },
+    /// A size, count or length exceeds what this runtime accepts.
+    #[error("too large: {what} is {found}, limit {limit}")]
+    TooLarge {
+        /// What was measured.
+        what: String,
+        /// Its value.
+        found: u64,
+        /// The accepted maximum.
+        limit: u64,
+    },
+    /// An image could not be read or decoded.
+    #[error("image {path}: {reason}")]
+    Image {
+        /// File the image came from (or a description of the source).
+        path: String,
+        /// What went wrong.
+        reason: String,
+    },
+    /// A NumPy `.npy` file is malformed or uses an unsupported dtype or layout.
+    #[error("npy: {0}")]
+    Npy(String),
 }

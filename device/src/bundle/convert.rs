@@ -1,0 +1,442 @@
+//! Conversions between the in-memory graph and its wire form, and the weights blob.
+//!
+//! Decoding checks every number before it is used as a size or index: ranks and element counts
+//! against the caps in [`crate::shape`], tensor byte ranges against the blob. What is left
+//! (references between values and nodes, shapes per op) is [`Graph::validate`]'s job.
+
+use super::wire::*;
+use super::{WEIGHT_ALIGN, limits};
+use crate::graph::{BinaryOp, GeluKind, Graph, Node, Op, ReduceOp, Source, UnaryOp, Value};
+use crate::shape::{MAX_ELEMENTS, MAX_RANK};
+use crate::{Error, Result};
+
+fn bad(reason: impl Into<String>) -> Error {
+    Error::BadBundle(reason.into())
+}
+
+/// `usize` to `u64`: lossless on every supported target.
+fn wide(x: usize) -> u64 {
+    x as u64
+}
+
+/// `usize` to `u32`, failing when a count does not fit the wire type.
+fn narrow(x: usize, what: &str) -> Result<u32> {
+    u32::try_from(x).map_err(|_| Error::TooLarge {
+        what: what.into(),
+        found: wide(x),
+        limit: u32::MAX.into(),
+    })
+}
+
+/// Wire integer to `usize`, failing on targets where it does not fit.
+fn size(x: u64, what: &str) -> Result<usize> {
+    usize::try_from(x).map_err(|_| Error::TooLarge {
+        what: what.into(),
+        found: x,
+        limit: usize::MAX as u64,
+    })
+}
+
+fn cap(found: usize, limit: usize, what: impl Into<String>) -> Result<()> {
+    if found > limit {
+        return Err(Error::TooLarge {
+            what: what.into(),
+            found: wide(found),
+            limit: wide(limit),
+        });
+    }
+    Ok(())
+}
+
+/// Checks a string field's length.
+pub(super) fn check_name(s: &str, what: &str) -> Result<()> {
+    cap(s.len(), limits::MAX_STRING, format!("{what} length"))
+}
+
+/// A shape from the wire, with rank and element count capped.
+pub(super) fn shape_from_wire(dims: &[u64], what: &str) -> Result<Vec<usize>> {
+    cap(dims.len(), MAX_RANK, format!("rank of {what}"))?;
+    let mut n = 1u64;
+    for &d in dims {
+        n = n.saturating_mul(d);
+    }
+    if n > MAX_ELEMENTS {
+        return Err(Error::TooLarge {
+            what: format!("element count of {what}"),
+            found: n,
+            limit: MAX_ELEMENTS,
+        });
+    }
+    dims.iter().map(|&d| size(d, what)).collect()
+}
+
+fn shape_to_wire(shape: &[usize]) -> Vec<u64> {
+    shape.iter().map(|&d| wide(d)).collect()
+}
+
+/// Encodes a graph, appending constant data to `blob` (each tensor aligned to
+/// [`WEIGHT_ALIGN`] within the blob).
+pub(super) fn graph_to_wire(g: &Graph, blob: &mut Vec<u8>) -> Result<WireGraph> {
+    let ids = |v: &[u32]| v.to_vec();
+    let values = g
+        .values
+        .iter()
+        .map(|v| {
+            let source = match &v.source {
+                Source::Input(k) => WireSource::Input(narrow(*k, "input index")?),
+                Source::Node(i) => WireSource::Node(narrow(*i, "node index")?),
+                Source::Const(data) => WireSource::Const(append_f32(blob, data)),
+            };
+            Ok(WireValue {
+                name: v.name.clone(),
+                shape: shape_to_wire(&v.shape),
+                source,
+            })
+        })
+        .collect::<Result<_>>()?;
+    let nodes = g
+        .nodes
+        .iter()
+        .map(|n| {
+            Ok(WireNode {
+                name: n.name.clone(),
+                op: op_to_wire(&n.op)?,
+                inputs: ids(&n.inputs),
+                output: n.output,
+            })
+        })
+        .collect::<Result<_>>()?;
+    Ok(WireGraph {
+        values,
+        nodes,
+        inputs: ids(&g.inputs),
+        outputs: ids(&g.outputs),
+    })
+}
+
+fn append_f32(blob: &mut Vec<u8>, data: &[f32]) -> WireTensor {
+    blob.resize(blob.len().next_multiple_of(WEIGHT_ALIGN), 0);
+    let offset = wide(blob.len());
+    blob.extend(data.iter().flat_map(|x| x.to_le_bytes()));
+    WireTensor {
+        dtype: WireDType::F32,
+        offset,
+        len: wide(data.len() * 4),
+    }
+}
+
+/// Decodes a graph, reading constants from `blob`. Counts are capped; the structure is checked
+/// later by [`Graph::validate`].
+pub(super) fn graph_from_wire(w: WireGraph, blob: &[u8]) -> Result<Graph> {
+    cap(w.values.len(), limits::MAX_VALUES, "value count")?;
+    cap(w.nodes.len(), limits::MAX_NODES, "node count")?;
+    cap(w.inputs.len(), limits::MAX_IO, "graph input count")?;
+    cap(w.outputs.len(), limits::MAX_IO, "graph output count")?;
+    let values = w
+        .values
+        .into_iter()
+        .enumerate()
+        .map(|(id, v)| {
+            check_name(&v.name, "value name")?;
+            let what = format!("value {id} ({})", v.name);
+            let shape = shape_from_wire(&v.shape, &what)?;
+            let source = match v.source {
+                WireSource::Input(k) => Source::Input(size(k.into(), "input index")?),
+                WireSource::Node(i) => Source::Node(size(i.into(), "node index")?),
+                WireSource::Const(t) => Source::Const(read_tensor(&t, &shape, blob, &what)?),
+            };
+            Ok(Value {
+                name: v.name,
+                shape,
+                source,
+            })
+        })
+        .collect::<Result<_>>()?;
+    let nodes = w
+        .nodes
+        .into_iter()
+        .map(|n| {
+            check_name(&n.name, "node name")?;
+            cap(
+                n.inputs.len(),
+                limits::MAX_NODE_INPUTS,
+                format!("input count of node {}", n.name),
+            )?;
+            Ok(Node {
+                name: n.name,
+                op: op_from_wire(n.op)?,
+                inputs: n.inputs,
+                output: n.output,
+            })
+        })
+        .collect::<Result<_>>()?;
+    Ok(Graph {
+        values,
+        nodes,
+        inputs: w.inputs,
+        outputs: w.outputs,
+    })
+}
+
+/// Reads a constant, checking alignment, bounds and length before touching the data.
+fn read_tensor(t: &WireTensor, shape: &[usize], blob: &[u8], what: &str) -> Result<Vec<f32>> {
+    let WireDType::F32 = t.dtype;
+    let elements: usize = shape.iter().product(); // capped by shape_from_wire
+    if t.len != wide(elements) * 4 {
+        return Err(bad(format!(
+            "{what}: {} data bytes for {elements} f32 elements",
+            t.len
+        )));
+    }
+    if !t.offset.is_multiple_of(wide(WEIGHT_ALIGN)) {
+        return Err(bad(format!(
+            "{what}: data offset {} not aligned to {WEIGHT_ALIGN}",
+            t.offset
+        )));
+    }
+    let end = t
+        .offset
+        .checked_add(t.len)
+        .filter(|&e| e <= wide(blob.len()));
+    let Some(end) = end else {
+        return Err(bad(format!(
+            "{what}: data {}+{} outside the {}-byte weights blob",
+            t.offset,
+            t.len,
+            blob.len()
+        )));
+    };
+    // Both fit in usize: they are bounded by blob.len().
+    let bytes = &blob[t.offset as usize..end as usize];
+    Ok(bytes
+        .chunks_exact(4)
+        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        .collect())
+}
+
+fn op_to_wire(op: &Op) -> Result<WireOp> {
+    let u = |x: usize, what: &str| narrow(x, what);
+    Ok(match op {
+        Op::Linear => WireOp::Linear,
+        Op::MatMul { transpose_b } => WireOp::MatMul {
+            transpose_b: *transpose_b,
+        },
+        Op::Conv2d {
+            strides,
+            pads,
+            dilations,
+            group,
+        } => WireOp::Conv2d {
+            strides: [u(strides[0], "stride")?, u(strides[1], "stride")?],
+            pads: [
+                u(pads[0], "pad")?,
+                u(pads[1], "pad")?,
+                u(pads[2], "pad")?,
+                u(pads[3], "pad")?,
+            ],
+            dilations: [u(dilations[0], "dilation")?, u(dilations[1], "dilation")?],
+            group: u(*group, "group")?,
+        },
+        Op::LayerNorm { eps } => WireOp::LayerNorm { eps: *eps },
+        Op::Gelu(k) => WireOp::Gelu(match k {
+            GeluKind::Erf => WireGelu::Erf,
+            GeluKind::Tanh => WireGelu::Tanh,
+        }),
+        Op::Relu => WireOp::Relu,
+        Op::Softmax { axis } => WireOp::Softmax {
+            axis: u(*axis, "axis")?,
+        },
+        Op::Binary(b) => WireOp::Binary(binary_to_wire(*b)),
+        Op::Unary(x) => WireOp::Unary(unary_to_wire(*x)),
+        Op::Reduce { op, axes } => WireOp::Reduce {
+            op: reduce_to_wire(*op),
+            axes: axes.iter().map(|&a| u(a, "axis")).collect::<Result<_>>()?,
+        },
+        Op::Reshape => WireOp::Reshape,
+        Op::Transpose { perm } => WireOp::Transpose {
+            perm: perm.iter().map(|&a| u(a, "axis")).collect::<Result<_>>()?,
+        },
+        Op::Concat { axis } => WireOp::Concat {
+            axis: u(*axis, "axis")?,
+        },
+        Op::Slice {
+            axis,
+            start,
+            end,
+            step,
+        } => WireOp::Slice {
+            axis: u(*axis, "axis")?,
+            start: wide(*start),
+            end: wide(*end),
+            step: wide(*step),
+        },
+        Op::Gather {
+            axis,
+            indices,
+            indices_shape,
+        } => WireOp::Gather {
+            axis: u(*axis, "axis")?,
+            indices: indices.iter().map(|&i| wide(i)).collect(),
+            indices_shape: shape_to_wire(indices_shape),
+        },
+        Op::Broadcast => WireOp::Broadcast,
+        Op::Pad { pads, value } => WireOp::Pad {
+            pads: pads.iter().map(|&(b, a)| (wide(b), wide(a))).collect(),
+            value: *value,
+        },
+    })
+}
+
+fn op_from_wire(op: WireOp) -> Result<Op> {
+    let s = |x: u32| x as usize; // u32 fits usize on every supported target (32- and 64-bit).
+    let s64 = |x: u64| size(x, "op attribute");
+    Ok(match op {
+        WireOp::Linear => Op::Linear,
+        WireOp::MatMul { transpose_b } => Op::MatMul { transpose_b },
+        WireOp::Conv2d {
+            strides,
+            pads,
+            dilations,
+            group,
+        } => Op::Conv2d {
+            strides: strides.map(s),
+            pads: pads.map(s),
+            dilations: dilations.map(s),
+            group: s(group),
+        },
+        WireOp::LayerNorm { eps } => Op::LayerNorm { eps },
+        WireOp::Gelu(k) => Op::Gelu(match k {
+            WireGelu::Erf => GeluKind::Erf,
+            WireGelu::Tanh => GeluKind::Tanh,
+        }),
+        WireOp::Relu => Op::Relu,
+        WireOp::Softmax { axis } => Op::Softmax { axis: s(axis) },
+        WireOp::Binary(b) => Op::Binary(binary_from_wire(b)),
+        WireOp::Unary(x) => Op::Unary(unary_from_wire(x)),
+        WireOp::Reduce { op, axes } => {
+            cap(axes.len(), MAX_RANK, "reduce axis count")?;
+            Op::Reduce {
+                op: reduce_from_wire(op),
+                axes: axes.into_iter().map(s).collect(),
+            }
+        }
+        WireOp::Reshape => Op::Reshape,
+        WireOp::Transpose { perm } => {
+            cap(perm.len(), MAX_RANK, "transpose rank")?;
+            Op::Transpose {
+                perm: perm.into_iter().map(s).collect(),
+            }
+        }
+        WireOp::Concat { axis } => Op::Concat { axis: s(axis) },
+        WireOp::Slice {
+            axis,
+            start,
+            end,
+            step,
+        } => Op::Slice {
+            axis: s(axis),
+            start: s64(start)?,
+            end: s64(end)?,
+            step: s64(step)?,
+        },
+        WireOp::Gather {
+            axis,
+            indices,
+            indices_shape,
+        } => {
+            let indices_shape = shape_from_wire(&indices_shape, "gather indices")?;
+            Op::Gather {
+                axis: s(axis),
+                indices: indices.into_iter().map(s64).collect::<Result<_>>()?,
+                indices_shape,
+            }
+        }
+        WireOp::Broadcast => Op::Broadcast,
+        WireOp::Pad { pads, value } => {
+            cap(pads.len(), MAX_RANK, "pad rank")?;
+            Op::Pad {
+                pads: pads
+                    .into_iter()
+                    .map(|(b, a)| Ok((s64(b)?, s64(a)?)))
+                    .collect::<Result<_>>()?,
+                value,
+            }
+        }
+    })
+}
+
+fn binary_to_wire(b: BinaryOp) -> WireBinary {
+    match b {
+        BinaryOp::Add => WireBinary::Add,
+        BinaryOp::Sub => WireBinary::Sub,
+        BinaryOp::Mul => WireBinary::Mul,
+        BinaryOp::Div => WireBinary::Div,
+        BinaryOp::Pow => WireBinary::Pow,
+        BinaryOp::Max => WireBinary::Max,
+        BinaryOp::Min => WireBinary::Min,
+    }
+}
+
+fn binary_from_wire(b: WireBinary) -> BinaryOp {
+    match b {
+        WireBinary::Add => BinaryOp::Add,
+        WireBinary::Sub => BinaryOp::Sub,
+        WireBinary::Mul => BinaryOp::Mul,
+        WireBinary::Div => BinaryOp::Div,
+        WireBinary::Pow => BinaryOp::Pow,
+        WireBinary::Max => BinaryOp::Max,
+        WireBinary::Min => BinaryOp::Min,
+    }
+}
+
+fn unary_to_wire(u: UnaryOp) -> WireUnary {
+    match u {
+        UnaryOp::Sqrt => WireUnary::Sqrt,
+        UnaryOp::Rsqrt => WireUnary::Rsqrt,
+        UnaryOp::Recip => WireUnary::Recip,
+        UnaryOp::Exp => WireUnary::Exp,
+        UnaryOp::Erf => WireUnary::Erf,
+        UnaryOp::Tanh => WireUnary::Tanh,
+        UnaryOp::Sigmoid => WireUnary::Sigmoid,
+        UnaryOp::Abs => WireUnary::Abs,
+        UnaryOp::Neg => WireUnary::Neg,
+        UnaryOp::Square => WireUnary::Square,
+        UnaryOp::Ln => WireUnary::Ln,
+    }
+}
+
+fn unary_from_wire(u: WireUnary) -> UnaryOp {
+    match u {
+        WireUnary::Sqrt => UnaryOp::Sqrt,
+        WireUnary::Rsqrt => UnaryOp::Rsqrt,
+        WireUnary::Recip => UnaryOp::Recip,
+        WireUnary::Exp => UnaryOp::Exp,
+        WireUnary::Erf => UnaryOp::Erf,
+        WireUnary::Tanh => UnaryOp::Tanh,
+        WireUnary::Sigmoid => UnaryOp::Sigmoid,
+        WireUnary::Abs => UnaryOp::Abs,
+        WireUnary::Neg => UnaryOp::Neg,
+        WireUnary::Square => UnaryOp::Square,
+        WireUnary::Ln => UnaryOp::Ln,
+    }
+}
+
+fn reduce_to_wire(r: ReduceOp) -> WireReduce {
+    match r {
+        ReduceOp::Sum => WireReduce::Sum,
+        ReduceOp::Mean => WireReduce::Mean,
+        ReduceOp::Max => WireReduce::Max,
+        ReduceOp::Min => WireReduce::Min,
+        ReduceOp::MeanOfSquares => WireReduce::MeanOfSquares,
+    }
+}
+
+fn reduce_from_wire(r: WireReduce) -> ReduceOp {
+    match r {
+        WireReduce::Sum => ReduceOp::Sum,
+        WireReduce::Mean => ReduceOp::Mean,
+        WireReduce::Max => ReduceOp::Max,
+        WireReduce::Min => ReduceOp::Min,
+        WireReduce::MeanOfSquares => ReduceOp::MeanOfSquares,
+    }
+}

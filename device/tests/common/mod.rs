@@ -1,0 +1,135 @@
+//! Small hand-made graphs and bundles shared by the integration tests.
+#![allow(dead_code)] // Each test crate uses a different subset.
+
+use qvit_device::bundle::{Bundle, Header};
+use qvit_device::{Graph, Layout, Node, Op, Preprocess, Source, Value};
+
+fn value(name: &str, shape: Vec<usize>, source: Source) -> Value {
+    Value {
+        name: name.into(),
+        shape,
+        source,
+    }
+}
+
+/// Deterministic weights: a fixed linear-congruential sequence in [-1, 1).
+pub fn weights(n: usize, seed: u32) -> Vec<f32> {
+    let mut s = seed.wrapping_mul(2_654_435_761).wrapping_add(1);
+    (0..n)
+        .map(|_| {
+            s = s.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+            (s >> 8) as f32 / (1u32 << 24) as f32 * 2.0 - 1.0
+        })
+        .collect()
+}
+
+/// `x [1, k] → Linear(h) → Relu → Linear(n)`: the tiny MLP of the golden bundle.
+pub fn mlp(k: usize, h: usize, n: usize) -> Graph {
+    Graph {
+        values: vec![
+            value("x", vec![1, k], Source::Input(0)),
+            value("fc1.weight", vec![h, k], Source::Const(weights(h * k, 1))),
+            value("fc1.bias", vec![h], Source::Const(weights(h, 2))),
+            value("fc1.out", vec![1, h], Source::Node(0)),
+            value("relu.out", vec![1, h], Source::Node(1)),
+            value("fc2.weight", vec![n, h], Source::Const(weights(n * h, 3))),
+            value("fc2.bias", vec![n], Source::Const(weights(n, 4))),
+            value("logits", vec![1, n], Source::Node(2)),
+        ],
+        nodes: vec![
+            Node {
+                name: "/fc1/Gemm".into(),
+                op: Op::Linear,
+                inputs: vec![0, 1, 2],
+                output: 3,
+            },
+            Node {
+                name: "/relu/Relu".into(),
+                op: Op::Relu,
+                inputs: vec![3],
+                output: 4,
+            },
+            Node {
+                name: "/fc2/Gemm".into(),
+                op: Op::Linear,
+                inputs: vec![4, 5, 6],
+                output: 7,
+            },
+        ],
+        inputs: vec![0],
+        outputs: vec![7],
+    }
+}
+
+/// The tiny MLP as a bundle with labels and a fixed producer (so its bytes never depend on the
+/// crate version).
+pub fn tiny_bundle() -> Bundle {
+    let graph = mlp(4, 8, 3);
+    let header = Header {
+        labels: vec!["zero".into(), "one".into(), "two".into()],
+        producer: "qvit 0.1.0".into(),
+        ..Header::for_graph("tiny-mlp", &graph)
+    };
+    Bundle { header, graph }
+}
+
+/// An image classifier: `x [1, 3, 4, 4] → Conv2d(2x2, stride 2, 3 channels) → Reshape [1, 12] →
+/// Linear(3)`, with preprocessing for 4x4 RGB crops and three labels.
+pub fn image_bundle() -> Bundle {
+    let graph = Graph {
+        values: vec![
+            value("pixels", vec![1, 3, 4, 4], Source::Input(0)),
+            value(
+                "conv.weight",
+                vec![3, 3, 2, 2],
+                Source::Const(weights(36, 5)),
+            ),
+            value("conv.bias", vec![3], Source::Const(weights(3, 6))),
+            value("conv.out", vec![1, 3, 2, 2], Source::Node(0)),
+            value("flat", vec![1, 12], Source::Node(1)),
+            value("head.weight", vec![3, 12], Source::Const(weights(36, 7))),
+            value("head.bias", vec![3], Source::Const(weights(3, 8))),
+            value("logits", vec![1, 3], Source::Node(2)),
+        ],
+        nodes: vec![
+            Node {
+                name: "conv".into(),
+                op: Op::Conv2d {
+                    strides: [2, 2],
+                    pads: [0; 4],
+                    dilations: [1, 1],
+                    group: 1,
+                },
+                inputs: vec![0, 1, 2],
+                output: 3,
+            },
+            Node {
+                name: "flatten".into(),
+                op: Op::Reshape,
+                inputs: vec![3],
+                output: 4,
+            },
+            Node {
+                name: "head".into(),
+                op: Op::Linear,
+                inputs: vec![4, 5, 6],
+                output: 7,
+            },
+        ],
+        inputs: vec![0],
+        outputs: vec![7],
+    };
+    let header = Header {
+        preprocess: Some(Preprocess {
+            resize: Some(4),
+            crop: [4, 4],
+            mean: vec![0.485, 0.456, 0.406],
+            std: vec![0.229, 0.224, 0.225],
+            grayscale: false,
+            layout: Layout::Nchw,
+        }),
+        labels: vec!["cat".into(), "dog".into(), "bird".into()],
+        ..Header::for_graph("tiny-image", &graph)
+    };
+    Bundle { header, graph }
+}
