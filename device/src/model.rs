@@ -1,1 +1,149 @@
 //! A loaded model: bundle header plus a planned executor.
+
+use crate::bundle::{Bundle, Header};
+use crate::exec::Executor;
+use crate::graph::{Graph, Op, Source};
+use crate::{Error, Result, Tensor};
+use qvit_kernels::KernelSet;
+use std::path::Path;
+
+/// A model ready to run: the bundle's header and an executor planned for this CPU.
+pub struct Model {
+    header: Header,
+    executor: Executor,
+}
+
+impl Model {
+    /// Reads, decodes, validates and plans a bundle file with the kernels detected on this CPU.
+    pub fn load(path: impl AsRef<Path>) -> Result<Model> {
+        Self::from_bundle(Bundle::read_file(path)?)
+    }
+
+    /// Plans an already decoded bundle (validating it again, since a `Bundle` can be built by
+    /// hand).
+    pub fn from_bundle(bundle: Bundle) -> Result<Model> {
+        Self::with_kernels(bundle, KernelSet::detect())
+    }
+
+    /// Plans a bundle with a given kernel set (for A/B tests of tiers).
+    pub fn with_kernels(bundle: Bundle, kernels: KernelSet) -> Result<Model> {
+        bundle.graph.validate()?;
+        bundle.header.validate(&bundle.graph)?;
+        let executor = Executor::new(bundle.graph, kernels)?;
+        Ok(Model {
+            header: bundle.header,
+            executor,
+        })
+    }
+
+    /// The bundle header.
+    pub fn header(&self) -> &Header {
+        &self.header
+    }
+
+    /// The graph being run.
+    pub fn graph(&self) -> &Graph {
+        self.executor.graph()
+    }
+
+    /// Name of the kernel tier in use, e.g. `reference`.
+    pub fn tier(&self) -> String {
+        self.executor.kernels().tier().to_string()
+    }
+
+    /// Number of worker threads [`run`](Self::run) uses; at least 1.
+    pub fn threads(&self) -> usize {
+        self.executor.threads()
+    }
+
+    /// Sets the number of worker threads (0 is treated as 1; stays 1 if no pool can be made).
+    pub fn set_threads(&mut self, n: usize) {
+        self.executor.set_threads(n);
+    }
+
+    /// Runs the model on its single input and returns every graph output.
+    pub fn run(&mut self, input: &Tensor) -> Result<Vec<Tensor>> {
+        self.run_many(&[input])
+    }
+
+    /// Runs the model on one tensor per graph input.
+    pub fn run_many(&mut self, inputs: &[&Tensor]) -> Result<Vec<Tensor>> {
+        let graph = self.executor.graph();
+        if inputs.len() != graph.inputs.len() {
+            return Err(Error::BadInput(format!(
+                "model takes {} inputs, got {}",
+                graph.inputs.len(),
+                inputs.len()
+            )));
+        }
+        for (k, (t, &id)) in inputs.iter().zip(&graph.inputs).enumerate() {
+            if t.shape != graph.shape(id) || t.data.len() != t.shape.iter().product::<usize>() {
+                return Err(Error::BadInput(format!(
+                    "input {k} has shape {:?}, the model takes {:?}",
+                    t.shape,
+                    graph.shape(id)
+                )));
+            }
+        }
+        self.executor.run(inputs)
+    }
+
+    /// Class probabilities for one input, every class, most probable first.
+    ///
+    /// Reads the first output's first row (the last axis is the class axis; batch 1). Applies a
+    /// softmax unless the graph already ends in a softmax over that axis. Truncate the result
+    /// for a top-k.
+    pub fn classify(&mut self, input: &Tensor) -> Result<Vec<(usize, f32)>> {
+        let mut outputs = self.run(input)?;
+        let logits = outputs.swap_remove(0);
+        let classes = logits.shape.last().copied().unwrap_or(1);
+        let row = logits.data.get(..classes).ok_or_else(|| {
+            Error::BadInput(format!("output shape {:?} has no class row", logits.shape))
+        })?;
+        let probs = if self.ends_in_softmax() {
+            row.to_vec()
+        } else {
+            softmax(row)
+        };
+        let mut ranked: Vec<(usize, f32)> = probs.into_iter().enumerate().collect();
+        ranked.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+        Ok(ranked)
+    }
+
+    /// Whether the first output is produced by a softmax over its last axis.
+    fn ends_in_softmax(&self) -> bool {
+        let g = self.executor.graph();
+        let Some(&out) = g.outputs.first() else {
+            return false;
+        };
+        let Source::Node(i) = g.values[out as usize].source else {
+            return false;
+        };
+        matches!(g.nodes[i].op, Op::Softmax { axis } if axis + 1 == g.shape(out).len())
+    }
+}
+
+/// Numerically stable softmax.
+fn softmax(x: &[f32]) -> Vec<f32> {
+    let max = x.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let exp: Vec<f32> = x.iter().map(|&v| (v - max).exp()).collect();
+    let sum: f32 = exp.iter().sum();
+    exp.into_iter().map(|e| e / sum).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn softmax_matches_closed_form() {
+        let p = softmax(&[0.0, 1.0, 2.0]);
+        let z = 1.0 + 1f32.exp() + 2f32.exp();
+        for (got, want) in p.iter().zip([1.0 / z, 1f32.exp() / z, 2f32.exp() / z]) {
+            assert!((got - want).abs() < 1e-6);
+        }
+        // Large logits do not overflow.
+        let p = softmax(&[1000.0, 1000.0]);
+        assert_eq!(p, [0.5, 0.5]);
+    }
+}

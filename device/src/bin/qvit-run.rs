@@ -1,1 +1,415 @@
-fn main() { println!("qvit-run: not yet"); }
+//! `qvit-run`: inspect, verify, run and benchmark a `.qvit` bundle on the device.
+//!
+//! Thin on purpose: argument parsing and printing only; everything else is `qvit_device`.
+
+use clap::{Args, Parser, Subcommand};
+use qvit_device::bundle::{Bundle, BundleStats};
+use qvit_device::model::Model;
+use qvit_device::{Error, Result, Tensor, npy, preprocess, sysinfo};
+use serde_json::{Value as Json, json};
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+/// Run a quantized Vision Transformer bundle (.qvit) on this machine.
+#[derive(Parser)]
+#[command(name = "qvit-run", version)]
+#[command(after_long_help = "EXAMPLES:
+    qvit-run info model.qvit                    what is in the bundle, and this CPU
+    qvit-run info model.qvit --verify           exit 0 only if the bundle is intact and loads
+    qvit-run classify model.qvit cat.jpg dog.png --top 3
+    qvit-run run model.qvit --input x.npy --output y.npy
+    qvit-run bench model.qvit --threads 4 --iters 100 --json > bench-results/pi4.json
+
+Errors are printed as `error: ...` with their causes, and the exit status is non-zero.")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Show the bundle's model, input, preprocessing, sizes, and the kernel tier and CPU.
+    #[command(after_long_help = "EXAMPLES:
+    qvit-run info vit-tiny.qvit
+    qvit-run info vit-tiny.qvit --json | jq .sizes
+    qvit-run info vit-tiny.qvit --verify && echo intact")]
+    Info(InfoArgs),
+    /// Classify images: decode PNG/JPEG, apply the bundle's preprocessing, print the top classes.
+    #[command(after_long_help = "EXAMPLES:
+    qvit-run classify vit-tiny.qvit cat.jpg
+    qvit-run classify vit-tiny.qvit *.png --top 1 --json")]
+    Classify(ClassifyArgs),
+    /// Run on raw tensors stored as NumPy .npy files (f32 out; f32/f64/f16/i64/i32/u8/i8 in).
+    #[command(after_long_help = "EXAMPLES:
+    python3 -c 'import numpy as np; np.save(\"x.npy\", np.random.rand(1,3,224,224).astype(\"f4\"))'
+    qvit-run run vit-tiny.qvit --input x.npy --output logits.npy
+    qvit-run run two-out.qvit --input x.npy --output a.npy --output b.npy")]
+    Run(RunArgs),
+    /// Measure latency: warm-up, then min/p50/p90/mean over timed runs, plus peak memory.
+    #[command(after_long_help = "EXAMPLES:
+    qvit-run bench vit-tiny.qvit
+    qvit-run bench vit-tiny.qvit --threads 4 --iters 200 --warmup 20 --json > bench-results/run.json
+
+The input is a fixed pseudo-random tensor of the model's input shape. --json output carries
+the commit, CPU model, tier and a UTC timestamp, for bench-results/.")]
+    Bench(BenchArgs),
+}
+
+#[derive(Args)]
+struct InfoArgs {
+    /// The .qvit bundle.
+    model: PathBuf,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    json: bool,
+    /// Also plan the model for this CPU; exit 0 only if the bundle is intact (checksum,
+    /// structure, graph validation) and loads.
+    #[arg(long)]
+    verify: bool,
+}
+
+#[derive(Args)]
+struct ClassifyArgs {
+    /// The .qvit bundle (must record preprocessing).
+    model: PathBuf,
+    /// PNG or JPEG images.
+    #[arg(required = true)]
+    images: Vec<PathBuf>,
+    /// How many classes to print per image.
+    #[arg(long, default_value_t = 5)]
+    top: usize,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+struct RunArgs {
+    /// The .qvit bundle.
+    model: PathBuf,
+    /// Input tensor(s) as .npy, one per graph input, in order.
+    #[arg(long, required = true)]
+    input: Vec<PathBuf>,
+    /// Where to write outputs as .npy: the first output, then the second, ...
+    #[arg(long, required = true)]
+    output: Vec<PathBuf>,
+}
+
+#[derive(Args)]
+struct BenchArgs {
+    /// The .qvit bundle.
+    model: PathBuf,
+    /// Worker threads.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    threads: u32,
+    /// Timed runs.
+    #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..))]
+    iters: u32,
+    /// Untimed runs first.
+    #[arg(long, default_value_t = 5)]
+    warmup: u32,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Info(a) => info(&a),
+        Command::Classify(a) => classify(&a),
+        Command::Run(a) => run(&a),
+        Command::Bench(a) => bench(&a),
+    };
+    match result.and_then(|text| print(&text)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            let mut msg = format!("error: {e}\n");
+            let mut source = std::error::Error::source(&e);
+            while let Some(s) = source {
+                // Some errors already quote their cause; do not print it twice.
+                let text = s.to_string();
+                if !msg.contains(&text) {
+                    msg += &format!("  caused by: {text}\n");
+                }
+                source = s.source();
+            }
+            let _ = std::io::stderr().write_all(msg.as_bytes());
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Writes to stdout; a closed pipe (`| head`) is not an error.
+fn print(text: &str) -> Result<()> {
+    match std::io::stdout().lock().write_all(text.as_bytes()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(Error::Io {
+            context: "writing to stdout".into(),
+            source: e,
+        }),
+        _ => Ok(()),
+    }
+}
+
+fn pretty(v: &Json) -> String {
+    serde_json::to_string_pretty(v).unwrap_or_default() + "\n"
+}
+
+fn info(a: &InfoArgs) -> Result<String> {
+    let (bundle, stats) = Bundle::read_file_with_stats(&a.model)?;
+    let h = bundle.header.clone();
+    let tier = if a.verify {
+        Model::from_bundle(bundle)?.tier()
+    } else {
+        qvit_kernels::KernelSet::detect().tier().to_string()
+    };
+    let pre = h.preprocess.as_ref();
+    if a.json {
+        return Ok(pretty(&json!({
+            "model": h.model_name,
+            "format_version": stats.format_version,
+            "producer": h.producer,
+            "input_shape": h.input_shape,
+            "preprocess": pre.map(|p| json!({
+                "resize": p.resize, "crop": p.crop, "mean": p.mean, "std": p.std,
+                "grayscale": p.grayscale, "layout": format!("{:?}", p.layout).to_uppercase(),
+            })),
+            "labels": h.labels.len(),
+            "params": stats.params,
+            "sizes": stats,
+            "kernel_tier": tier,
+            "cpu": sysinfo::cpu_model(),
+            "cpu_features": sysinfo::cpu_features(),
+            "verified": a.verify,
+        })));
+    }
+    let preprocess = match pre {
+        None => "none (raw tensor input)".to_string(),
+        Some(p) => format!(
+            "{}crop {}x{}, mean {:?}, std {:?}, {}, {:?}",
+            p.resize
+                .map(|r| format!("resize {r}, "))
+                .unwrap_or_default(),
+            p.crop[0],
+            p.crop[1],
+            p.mean,
+            p.std,
+            if p.grayscale { "grayscale" } else { "RGB" },
+            p.layout
+        ),
+    };
+    let mut s = String::new();
+    let mut line = |k: &str, v: String| s += &format!("{k:<13}{v}\n");
+    line("model:", h.model_name);
+    line("format:", format!("qvit bundle v{}", stats.format_version));
+    line("producer:", h.producer);
+    line("input:", format!("{:?}", h.input_shape));
+    line("preprocess:", preprocess);
+    line(
+        "labels:",
+        if h.labels.is_empty() {
+            "none".into()
+        } else {
+            h.labels.len().to_string()
+        },
+    );
+    line("params:", stats.params.to_string());
+    line("size:", sizes(&stats));
+    line("kernel tier:", tier);
+    line(
+        "cpu:",
+        format!(
+            "{} [{}]",
+            sysinfo::cpu_model(),
+            sysinfo::cpu_features().join(" ")
+        ),
+    );
+    if a.verify {
+        line(
+            "verify:",
+            "ok (checksum, structure, graph, planning)".into(),
+        );
+    }
+    Ok(s)
+}
+
+fn sizes(s: &BundleStats) -> String {
+    format!(
+        "{} total (weights {}, graph {}, header {})",
+        bytes(s.total),
+        bytes(s.weights),
+        bytes(s.graph),
+        bytes(s.header)
+    )
+}
+
+fn bytes(n: u64) -> String {
+    match n {
+        0..1024 => format!("{n} B"),
+        1024..1_048_576 => format!("{:.1} KiB", n as f64 / 1024.0),
+        _ => format!("{:.2} MiB", n as f64 / 1_048_576.0),
+    }
+}
+
+fn classify(a: &ClassifyArgs) -> Result<String> {
+    let mut model = Model::load(&a.model)?;
+    let Some(pre) = model.header().preprocess.clone() else {
+        return Err(Error::BadInput(format!(
+            "{} records no image preprocessing; use `qvit-run run`",
+            a.model.display()
+        )));
+    };
+    let labels = model.header().labels.clone();
+    let label = |i: usize| {
+        labels
+            .get(i)
+            .cloned()
+            .unwrap_or_else(|| format!("class {i}"))
+    };
+    let mut results = Vec::new();
+    let mut text = String::new();
+    for path in &a.images {
+        let input = pre.apply(&preprocess::load_image(path)?)?;
+        let top: Vec<(usize, f32)> = model.classify(&input)?.into_iter().take(a.top).collect();
+        text += &format!("{}\n", path.display());
+        for &(i, p) in &top {
+            text += &format!("  {:>6.2}%  {}  ({i})\n", p * 100.0, label(i));
+        }
+        results.push(json!({
+            "image": path.display().to_string(),
+            "top": top.iter().map(|&(i, p)| json!({"index": i, "label": label(i), "probability": p})).collect::<Vec<_>>(),
+        }));
+    }
+    Ok(if a.json {
+        pretty(&Json::Array(results))
+    } else {
+        text
+    })
+}
+
+fn run(a: &RunArgs) -> Result<String> {
+    let mut model = Model::load(&a.model)?;
+    let inputs = a.input.iter().map(npy::read).collect::<Result<Vec<_>>>()?;
+    let outputs = model.run_many(&inputs.iter().collect::<Vec<_>>())?;
+    if a.output.len() > outputs.len() {
+        return Err(Error::BadInput(format!(
+            "{} --output paths given, the model has {} outputs",
+            a.output.len(),
+            outputs.len()
+        )));
+    }
+    for (path, t) in a.output.iter().zip(&outputs) {
+        npy::write(path, t)?;
+    }
+    Ok(String::new())
+}
+
+fn bench(a: &BenchArgs) -> Result<String> {
+    let start = Instant::now();
+    let mut model = Model::load(&a.model)?;
+    let load_ms = ms(start.elapsed());
+    model.set_threads(a.threads as usize);
+    let inputs = bench_inputs(&model)?;
+    let refs: Vec<&Tensor> = inputs.iter().collect();
+    for _ in 0..a.warmup {
+        model.run_many(&refs)?;
+    }
+    let mut times = Vec::with_capacity(a.iters as usize);
+    for _ in 0..a.iters {
+        let t = Instant::now();
+        std::hint::black_box(model.run_many(&refs)?);
+        times.push(ms(t.elapsed()));
+    }
+    times.sort_by(f64::total_cmp);
+    let pct = |p: f64| times[((p * times.len() as f64).ceil() as usize).clamp(1, times.len()) - 1];
+    let mean = times.iter().sum::<f64>() / times.len() as f64;
+    let report = json!({
+        "model": model.header().model_name,
+        "bundle": a.model.display().to_string(),
+        "latency_ms": {"min": times[0], "p50": pct(0.5), "p90": pct(0.9), "mean": mean, "max": times[times.len() - 1]},
+        "load_ms": load_ms,
+        "peak_rss_bytes": sysinfo::peak_rss_bytes(),
+        "kernel_tier": model.tier(),
+        "cpu": sysinfo::cpu_model(),
+        "cpu_features": sysinfo::cpu_features(),
+        "commit": sysinfo::GIT_COMMIT,
+        "threads": model.threads(),
+        "iters": a.iters,
+        "warmup": a.warmup,
+        "timestamp": utc_timestamp(SystemTime::now()),
+    });
+    if a.json {
+        return Ok(pretty(&report));
+    }
+    let rss = sysinfo::peak_rss_bytes()
+        .map(bytes)
+        .unwrap_or_else(|| "unknown".into());
+    Ok(format!(
+        "model:       {}\nlatency ms:  min {:.4}  p50 {:.4}  p90 {:.4}  mean {:.4}  ({} iters, {} warm-up, {} threads)\n\
+         load ms:     {load_ms:.1}\npeak RSS:    {rss}\nkernel tier: {}\ncpu:         {}\ncommit:      {}\n",
+        model.header().model_name,
+        times[0],
+        pct(0.5),
+        pct(0.9),
+        mean,
+        a.iters,
+        a.warmup,
+        model.threads(),
+        model.tier(),
+        sysinfo::cpu_model(),
+        sysinfo::GIT_COMMIT,
+    ))
+}
+
+fn ms(d: std::time::Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+/// A fixed pseudo-random tensor in [-1, 1) per graph input, so runs are comparable.
+fn bench_inputs(model: &Model) -> Result<Vec<Tensor>> {
+    let g = model.graph();
+    let mut state = 0x9E37_79B9_7F4A_7C15u64;
+    g.inputs
+        .iter()
+        .map(|&id| {
+            let shape = g.shape(id).to_vec();
+            let n = shape.iter().product();
+            let data = (0..n)
+                .map(|_| {
+                    state = state
+                        .wrapping_mul(6364136223846793005)
+                        .wrapping_add(1442695040888963407);
+                    ((state >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+                })
+                .collect();
+            Tensor::new(shape, data)
+        })
+        .collect()
+}
+
+/// RFC 3339 UTC timestamp (no external time crate on the device).
+fn utc_timestamp(t: SystemTime) -> String {
+    let secs = t
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    // Howard Hinnant's civil_from_days.
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}

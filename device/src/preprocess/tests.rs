@@ -1,0 +1,143 @@
+use super::*;
+use image::{GrayImage, Luma, RgbImage};
+
+fn rgb_pre(resize: Option<u32>, crop: [u32; 2], layout: Layout) -> Preprocess {
+    Preprocess {
+        resize,
+        crop,
+        mean: vec![0.5, 0.25, 0.0],
+        std: vec![0.5, 0.25, 1.0],
+        grayscale: false,
+        layout,
+    }
+}
+
+#[test]
+fn constant_colour_normalises_everywhere() {
+    let colour = [200u8, 100, 30];
+    let img = DynamicImage::ImageRgb8(RgbImage::from_pixel(37, 23, Rgb(colour)));
+    for layout in [Layout::Nchw, Layout::Nhwc] {
+        for resize in [None, Some(20), Some(8)] {
+            let p = rgb_pre(resize, [8, 6], layout);
+            let t = p.apply(&img).unwrap();
+            let expected_shape = match layout {
+                Layout::Nchw => vec![1, 3, 8, 6],
+                Layout::Nhwc => vec![1, 8, 6, 3],
+            };
+            assert_eq!(t.shape, expected_shape);
+            for (i, &v) in t.data.iter().enumerate() {
+                let k = match layout {
+                    Layout::Nchw => i / 48,
+                    Layout::Nhwc => i % 3,
+                };
+                let want = (f32::from(colour[k]) / 255.0 - p.mean[k]) / p.std[k];
+                assert!(
+                    (v - want).abs() < 1e-6,
+                    "{layout:?} {resize:?} element {i}: {v} vs {want}"
+                );
+            }
+        }
+    }
+}
+
+/// A 4x6 (height x width) image whose red channel encodes the position: 10·y + x.
+fn positional() -> DynamicImage {
+    DynamicImage::ImageRgb8(RgbImage::from_fn(6, 4, |x, y| {
+        Rgb([(10 * y + x) as u8, 0, 255])
+    }))
+}
+
+#[test]
+fn centre_crop_picks_the_middle_pixels() {
+    // Resize to the shorter side 4 keeps 4x6; the 2x2 crop starts at row 1, column 2.
+    let p = Preprocess {
+        mean: vec![0.0; 3],
+        std: vec![1.0; 3],
+        ..rgb_pre(Some(4), [2, 2], Layout::Nchw)
+    };
+    let t = p.apply(&positional()).unwrap();
+    let red: Vec<f32> = t.data[..4].iter().map(|v| (v * 255.0).round()).collect();
+    assert_eq!(red, [12.0, 13.0, 22.0, 23.0]);
+    assert!(t.data[4..8].iter().all(|&g| g == 0.0));
+    assert!(t.data[8..].iter().all(|&b| b == 1.0));
+
+    // Odd margins round half to even, like Python: (4-1)/2 = 1.5 -> 2, (6-3)/2 = 1.5 -> 2.
+    let p = Preprocess {
+        mean: vec![0.0; 3],
+        std: vec![1.0; 3],
+        ..rgb_pre(Some(4), [1, 3], Layout::Nhwc)
+    };
+    let t = p.apply(&positional()).unwrap();
+    let red: Vec<f32> = t
+        .data
+        .iter()
+        .step_by(3)
+        .map(|v| (v * 255.0).round())
+        .collect();
+    assert_eq!(red, [22.0, 23.0, 24.0]);
+}
+
+#[test]
+fn shorter_side_resize_matches_torchvision_sizes() {
+    assert_eq!(shorter_side_to(640, 480, 256), (341, 256));
+    assert_eq!(shorter_side_to(480, 640, 256), (256, 341));
+    assert_eq!(shorter_side_to(300, 300, 256), (256, 256));
+    assert_eq!(shorter_side_to(1000, 1, 2), (2000, 2));
+}
+
+#[test]
+fn grayscale_uses_pil_luma() {
+    let img = DynamicImage::ImageRgb8(RgbImage::from_pixel(5, 5, Rgb([255, 0, 0])));
+    let p = Preprocess::mnist();
+    let p = Preprocess { crop: [5, 5], ..p };
+    let t = p.apply(&img).unwrap();
+    assert_eq!(t.shape, [1, 1, 5, 5]);
+    // PIL: L = R·299/1000 + G·587/1000 + B·114/1000 -> 76 for pure red.
+    let want = (76.0 / 255.0 - 0.1307) / 0.3081;
+    assert!(t.data.iter().all(|&v| (v - want).abs() < 1e-6));
+
+    let gray = DynamicImage::ImageLuma8(GrayImage::from_fn(5, 5, |x, _| Luma([x as u8 * 50])));
+    let t = Preprocess {
+        mean: vec![0.0],
+        std: vec![1.0],
+        ..p
+    }
+    .apply(&gray)
+    .unwrap();
+    assert_eq!((t.data[3] * 255.0).round(), 150.0);
+}
+
+#[test]
+fn downscale_averages_neighbours() {
+    // Stripes of 0 and 255 halved in width blend to mid-grey.
+    let img = DynamicImage::ImageRgb8(RgbImage::from_fn(8, 8, |x, _| {
+        Rgb([if x % 2 == 0 { 0 } else { 255 }; 3])
+    }));
+    let p = Preprocess {
+        mean: vec![0.0; 3],
+        std: vec![1.0; 3],
+        ..rgb_pre(None, [4, 4], Layout::Nchw)
+    };
+    let t = p.apply(&img).unwrap();
+    for &v in &t.data {
+        assert!((v - 0.5).abs() < 0.15, "{v}");
+    }
+}
+
+#[test]
+fn rejects_inconsistent_settings() {
+    let img = positional();
+    let p = Preprocess {
+        mean: vec![0.0],
+        ..rgb_pre(None, [2, 2], Layout::Nchw)
+    };
+    assert!(p.apply(&img).is_err());
+    assert!(rgb_pre(None, [0, 2], Layout::Nchw).apply(&img).is_err());
+    assert!(rgb_pre(Some(2), [3, 3], Layout::Nchw).apply(&img).is_err());
+    // Refused before allocating 48 GiB.
+    assert!(
+        rgb_pre(None, [65535, 65535], Layout::Nchw)
+            .apply(&img)
+            .is_err()
+    );
+}
