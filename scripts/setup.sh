@@ -1,11 +1,15 @@
 #!/usr/bin/env bash
 # Installs what the tests need, idempotently: the aarch64 Rust target, Debian's cross linker and
-# libc, and qemu-user. Safe to run again; does nothing that is already done.
+# libc, qemu-user, and the OpenSSH client and server (the qvit deploy tests run a throwaway
+# sshd on 127.0.0.1). Safe to run again; does nothing that is already done.
 set -euo pipefail
 need=()
 command -v aarch64-linux-gnu-gcc >/dev/null || need+=(gcc-aarch64-linux-gnu)
 [ -e /usr/aarch64-linux-gnu/lib/libc.so.6 ] || need+=(libc6-dev-arm64-cross)
 command -v qemu-aarch64 >/dev/null || need+=(qemu-user)
+# qvit deploy's tests run a throwaway sshd on 127.0.0.1 and reach it with ssh/scp.
+command -v ssh >/dev/null && command -v scp >/dev/null && command -v ssh-keygen >/dev/null || need+=(openssh-client)
+[ -x /usr/sbin/sshd ] || need+=(openssh-server)
 if [ ${#need[@]} -gt 0 ]; then
   SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO=sudo
   $SUDO apt-get update -qq

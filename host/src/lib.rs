@@ -1,5 +1,6 @@
 //! qvit host tool library: ONNX import, calibration, relevance, quantization and reports.
 pub mod data;
+pub mod deploy;
 pub mod eval;
 pub mod fixtures;
 pub mod import;

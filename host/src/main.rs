@@ -80,6 +80,8 @@ Example:\n  qvit eval vit_mnist.onnx --preset mnist --data ../shared/data/mnist/
         #[command(flatten)]
         prep: qvit_host::prep::PrepArgs,
     },
+    /// Copy a bundle and qvit-run to boards over SSH, verify them, optionally benchmark.
+    Deploy(qvit_host::deploy::DeployArgs),
 }
 
 /// A tensor shape given on the command line as `1,3,224,224`.
@@ -215,6 +217,7 @@ fn run(cli: Cli) -> Result<()> {
                 );
             }
         }
+        Cmd::Deploy(args) => qvit_host::deploy::run(args)?,
     }
     Ok(())
 }

@@ -66,6 +66,28 @@ fn compare(label: &str, got: &[f32], want: &[f32]) {
     assert!(rel <= 1e-4, "{label}: max relative error {rel:e}");
 }
 
+/// Where the fixture script saved onnxruntime's outputs, the device must match them too.
+fn check_onnxruntime(name: &str, exec: &mut Executor) {
+    for kind in ["random", "real"] {
+        let (xi, yo) = (
+            fixture(&format!("{name}.input_{kind}.npy")),
+            fixture(&format!("{name}.output_{kind}.npy")),
+        );
+        if !(xi.exists() && yo.exists()) {
+            continue;
+        }
+        let x = qvit_device::npy::read(&xi).unwrap();
+        let want = qvit_device::npy::read(&yo).unwrap();
+        let got = exec.run(&[&x]).unwrap().remove(0);
+        assert_eq!(got.shape, want.shape, "{name}: output shape vs onnxruntime");
+        compare(
+            &format!("{name} {kind} vs onnxruntime"),
+            &got.data,
+            &want.data,
+        );
+    }
+}
+
 fn check(label: &str, imp: Imported, real: Option<Tensor>) {
     let shape = imp.input_shape.clone();
     let mut rng = SplitMix(7);
@@ -80,6 +102,7 @@ fn check(label: &str, imp: Imported, real: Option<Tensor>) {
             &tract_run(&imp, &x),
         );
     }
+    check_onnxruntime(label, &mut exec);
 }
 
 fn fixture(name: &str) -> PathBuf {

@@ -111,20 +111,39 @@ pub fn convert_einsum(
     // Shape of the product before the final reshape/transpose, and its axes in that order.
     let (product, mut prod_axes): (ValueId, Vec<&AxisInfo>);
     if b_is_weight || a_is_weight {
-        let (x, w, xs, ws, x_of, w_of, free_x, free_w): (
-            _,
-            _,
-            _,
-            _,
-            fn(&AxisInfo) -> Option<usize>,
-            fn(&AxisInfo) -> Option<usize>,
-            _,
-            _,
-        ) = if b_is_weight {
-            (a, b, &sa, &sb, |i| i.a, |i| i.b, &ms, &ns)
+        let (act, weight) = if b_is_weight {
+            (
+                Operand {
+                    v: a,
+                    shape: &sa,
+                    pos: |i| i.a,
+                    free: &ms,
+                },
+                Operand {
+                    v: b,
+                    shape: &sb,
+                    pos: |i| i.b,
+                    free: &ns,
+                },
+            )
         } else {
-            (b, a, &sb, &sa, |i| i.b, |i| i.a, &ns, &ms)
+            (
+                Operand {
+                    v: b,
+                    shape: &sb,
+                    pos: |i| i.b,
+                    free: &ns,
+                },
+                Operand {
+                    v: a,
+                    shape: &sa,
+                    pos: |i| i.a,
+                    free: &ms,
+                },
+            )
         };
+        let (x, xs, x_of, free_x) = (act.v, act.shape, act.pos, act.free);
+        let (w, ws, w_of, free_w) = (weight.v, weight.shape, weight.pos, weight.free);
         let n = prod(free_w, ws, w_of);
         let mut x_shape: Vec<usize> = free_x.iter().map(|i| xs[x_of(i).unwrap()]).collect();
         x_shape.push(k);
@@ -186,6 +205,15 @@ pub fn convert_einsum(
         .collect();
     let y = bld.transpose(&format!("{name}.reorder"), y, perm);
     Ok(bld.reshape(&format!("{name}.out"), y, out_shape.to_vec()))
+}
+
+/// One operand of a Linear-shaped EinSum: its value, shape, where each axis sits in it, and
+/// its free (non-contracted) axes.
+struct Operand<'a> {
+    v: ValueId,
+    shape: &'a [usize],
+    pos: fn(&AxisInfo) -> Option<usize>,
+    free: &'a [&'a AxisInfo],
 }
 
 fn is_increasing(v: &[usize]) -> bool {

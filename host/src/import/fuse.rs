@@ -91,8 +91,8 @@ fn fuse_relus(g: &mut Graph) {
             continue;
         };
         let x = match (scalar(g, a), scalar(g, b)) {
-            (_, Some(z)) if z == 0.0 => a,
-            (Some(z), _) if z == 0.0 => b,
+            (_, Some(0.0)) => a,
+            (Some(0.0), _) => b,
             _ => continue,
         };
         if g.shape(x) == g.shape(g.nodes[i].output) {

@@ -120,7 +120,7 @@ fn resolve_shape(declared: &[Option<usize>], given: Option<&[usize]>) -> Result<
 
 fn fixed_input(mut model: InferenceModel, shape: &[usize]) -> Result<TypedModel> {
     model.set_input_fact(0, f32::fact(shape).into())?;
-    Ok(model.into_typed()?)
+    model.into_typed()
 }
 
 fn symbolic_then_concrete(
@@ -143,5 +143,5 @@ fn symbolic_then_concrete(
             }
         }
     }
-    Ok(typed.set_symbols(&subs)?)
+    typed.set_symbols(&subs)
 }

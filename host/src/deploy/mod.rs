@@ -1,0 +1,237 @@
+//! `qvit deploy`: copy a bundle and qvit-run to ARM boards over SSH, verify, benchmark.
+//!
+//! Each box: `uname -m` against the runner's ELF machine, upload of runner and bundle to
+//! temporary names in the deploy directory, `qvit-run --version` and `qvit-run info --verify`
+//! on the box, then `mv -f` into place (atomic within one directory), then optionally
+//! `qvit-run bench --json`. Boxes run in parallel, at most `--jobs` at a time.
+
+mod cksum;
+mod elf;
+mod shell;
+mod ssh;
+mod steps;
+mod summary;
+mod target;
+
+pub use steps::BoxReport;
+
+use anyhow::{Context, Result, bail};
+use clap::Args;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+/// Arguments of `qvit deploy`.
+#[derive(Args, Debug, Clone)]
+#[command(after_help = "\
+Each box gets DIR/qvit-run and DIR/<bundle name>. Both are uploaded under temporary names,
+checked on the box (qvit-run --version, qvit-run info --verify), and only then renamed over the
+old files, so a broken or interrupted transfer never replaces a working bundle.
+
+ssh runs with your ~/.ssh/config, keys and agent (or --ssh-config), in BatchMode: set up key
+login first (ssh-copy-id pi@raspberrypi.local). qvit stores no passwords.
+
+Examples:
+  qvit deploy vit.qvit pi@raspberrypi.local
+  qvit deploy vit.qvit pi@10.0.0.7:2222 jetson --dir /opt/qvit --runner target/aarch64-unknown-linux-gnu/release/qvit-run
+  qvit deploy vit.qvit @fleet.txt --bench --threads 4 --iters 100     # fleet.txt: one host per line, # comments
+  qvit deploy vit.qvit @fleet.txt --bench --json --results lab-results > summary.json
+
+With --bench, each box's `qvit-run bench --json` result (latency, peak RSS, tier, CPU, board) is
+stored as RESULTS/<host>__<bundle>.json. The exit status is 0 only if every box succeeded.")]
+pub struct DeployArgs {
+    /// Bundle to deploy (.qvit).
+    pub bundle: PathBuf,
+    /// Boxes: `user@host[:port]`, a Host alias from the ssh config, or `@FILE` listing them.
+    #[arg(required = true, value_name = "HOST")]
+    pub hosts: Vec<String>,
+    /// Directory on the box; relative paths (and ~/…) are under the login's home.
+    #[arg(long, value_name = "PATH", default_value = "qvit")]
+    pub dir: String,
+    /// qvit-run binary to install; must be built for the box's architecture
+    /// [default: the qvit-run beside this qvit].
+    #[arg(long, value_name = "PATH")]
+    pub runner: Option<PathBuf>,
+    /// Run `qvit-run bench --json` on each box and store the results.
+    #[arg(long)]
+    pub bench: bool,
+    /// Threads for the benchmark.
+    #[arg(long, value_name = "N", default_value_t = 1, requires = "bench",
+          value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub threads: u32,
+    /// Timed iterations for the benchmark.
+    #[arg(long, value_name = "N", default_value_t = 50, requires = "bench",
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub iters: u32,
+    /// Where benchmark results go, one JSON per box and bundle.
+    #[arg(long, value_name = "DIR", default_value = "bench-results")]
+    pub results: PathBuf,
+    /// ssh config file, passed to ssh and scp as `-F FILE`.
+    #[arg(long, value_name = "FILE")]
+    pub ssh_config: Option<PathBuf>,
+    /// Print `{"boxes": [{"host", "ok", "error", "bench", …}]}` instead of a table.
+    #[arg(long)]
+    pub json: bool,
+    /// Boxes handled at once (each holds at most one ssh connection at a time).
+    #[arg(long, value_name = "N", default_value_t = 8,
+          value_parser = clap::value_parser!(u32).range(1..=256))]
+    pub jobs: u32,
+}
+
+/// Runs `qvit deploy`: fails (after printing the summary) unless every box succeeded.
+pub fn run(args: DeployArgs) -> Result<()> {
+    let plan = plan(&args)?;
+    let targets = target::expand(&args.hosts)?;
+    let reports = run_all(&targets, args.jobs as usize, |t| {
+        steps::deploy_box(&plan, t)
+    });
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&summary::json(&reports))?
+        );
+    } else {
+        print!("{}", summary::table(&reports, args.bench));
+    }
+    let failed = reports.iter().filter(|r| !r.ok).count();
+    if failed > 0 {
+        bail!("{failed} of {} boxes failed", reports.len());
+    }
+    Ok(())
+}
+
+/// Checks everything local before any connection: the bundle loads, the runner is an ELF file.
+fn plan(args: &DeployArgs) -> Result<steps::Plan> {
+    qvit_device::bundle::Bundle::read_file(&args.bundle).with_context(|| {
+        format!(
+            "{} is not a valid bundle; not deploying it",
+            args.bundle.display()
+        )
+    })?;
+    let bundle_name = args
+        .bundle
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .context("the bundle path has no file name")?;
+    shell::check_safe(&bundle_name, "bundle name")?;
+    if bundle_name == steps::RUNNER_NAME {
+        bail!("the bundle may not be named {bundle_name:?}: the runner has that name on the box");
+    }
+    let runner = match &args.runner {
+        Some(r) => r.clone(),
+        None => default_runner()?,
+    };
+    let runner_arch = elf::file_arch(&runner)?;
+    let runner_cksum = cksum::file_cksum(&runner)?;
+    if let Some(cfg) = &args.ssh_config
+        && !cfg.is_file()
+    {
+        bail!("--ssh-config {}: no such file", cfg.display());
+    }
+    Ok(steps::Plan {
+        bundle: args.bundle.clone(),
+        bundle_name,
+        runner,
+        runner_arch,
+        runner_cksum,
+        dir: shell::remote_dir(&args.dir)?,
+        bench: args.bench.then_some(steps::BenchOptions {
+            threads: args.threads,
+            iters: args.iters,
+        }),
+        results: args.results.clone(),
+        ssh: ssh::SshSetup {
+            config: args.ssh_config.clone(),
+        },
+    })
+}
+
+/// `qvit-run` in the directory of the running `qvit`.
+fn default_runner() -> Result<PathBuf> {
+    let exe = std::env::current_exe().context("locating the qvit executable")?;
+    let runner = exe
+        .parent()
+        .unwrap_or(Path::new("."))
+        .join(steps::RUNNER_NAME);
+    if !runner.is_file() {
+        bail!(
+            "no qvit-run beside qvit ({}); build it (cargo build --release -p qvit-device --bin qvit-run) \
+             or pass --runner",
+            runner.display()
+        );
+    }
+    Ok(runner)
+}
+
+/// Runs `deploy` for every target with at most `jobs` in flight; reports in input order.
+fn run_all(
+    targets: &[target::Target],
+    jobs: usize,
+    deploy: impl Fn(&target::Target) -> BoxReport + Sync,
+) -> Vec<BoxReport> {
+    let next = AtomicUsize::new(0);
+    let slots: Vec<Mutex<Option<BoxReport>>> = targets.iter().map(|_| Mutex::new(None)).collect();
+    std::thread::scope(|s| {
+        for _ in 0..jobs.clamp(1, targets.len().max(1)) {
+            s.spawn(|| {
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(t) = targets.get(i) else { break };
+                    let r = deploy(t);
+                    *slots[i].lock().unwrap_or_else(|e| e.into_inner()) = Some(r);
+                }
+            });
+        }
+    });
+    slots
+        .into_iter()
+        .zip(targets)
+        .map(|(slot, t)| {
+            slot.into_inner()
+                .unwrap_or_else(|e| e.into_inner())
+                .unwrap_or_else(|| BoxReport {
+                    host: t.label.clone(),
+                    error: Some("internal error: the box was never handled".into()),
+                    ..Default::default()
+                })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    /// Never more than `jobs` boxes at once, every box once, reports in input order.
+    #[test]
+    fn pool_is_bounded_and_keeps_order() {
+        let targets: Vec<_> = (0..12)
+            .map(|i| target::parse_target(&format!("pi@box{i}")).unwrap())
+            .collect();
+        for jobs in [1, 3, 64] {
+            let in_flight = AtomicUsize::new(0);
+            let peak = AtomicUsize::new(0);
+            let reports = run_all(&targets, jobs, |t| {
+                let now = in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+                peak.fetch_max(now, Ordering::SeqCst);
+                std::thread::sleep(Duration::from_millis(5));
+                in_flight.fetch_sub(1, Ordering::SeqCst);
+                BoxReport {
+                    host: t.label.clone(),
+                    ok: t.label.ends_with('3'),
+                    ..Default::default()
+                }
+            });
+            let hosts: Vec<_> = reports.iter().map(|r| r.host.clone()).collect();
+            let want: Vec<_> = targets.iter().map(|t| t.label.clone()).collect();
+            assert_eq!(hosts, want);
+            assert_eq!(reports.iter().filter(|r| r.ok).count(), 1);
+            let p = peak.load(Ordering::SeqCst);
+            assert!(
+                p >= 1 && p <= jobs.min(targets.len()),
+                "jobs {jobs}: peak {p}"
+            );
+        }
+    }
+}
