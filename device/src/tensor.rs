@@ -27,7 +27,10 @@ impl Tensor {
     /// A zero-filled tensor.
     pub fn zeros(shape: Vec<usize>) -> Result<Self> {
         let n = checked_len(&shape)?;
-        Ok(Tensor { shape, data: vec![0.0; n] })
+        Ok(Tensor {
+            shape,
+            data: vec![0.0; n],
+        })
     }
 }
 
