@@ -20,7 +20,9 @@ cargo build --target "$AARCH64" -p qvit-device --bin qvit-run
 
 for cpu in cortex-a53 max,sve=off; do
   step "aarch64 tests under qemu, QEMU_CPU=$cpu"
-  QEMU_CPU=$cpu cargo test --target "$AARCH64" -p qvit-kernels -p qvit-device
+  # Tests that spawn qvit-run go through qemu too (QVIT_TEST_RUNNER).
+  QEMU_CPU=$cpu QVIT_TEST_RUNNER="qemu-aarch64 -L /usr/aarch64-linux-gnu" \
+    cargo test --target "$AARCH64" -p qvit-kernels -p qvit-device
 done
 
 step "qvit-run aarch64 (qemu) vs x86_64 on the same bundle"

@@ -29,11 +29,21 @@ impl Drop for Dir {
     }
 }
 
+/// Runs the binary, through `QVIT_TEST_RUNNER` when set (scripts/test.sh sets it to qemu for
+/// cross-compiled aarch64 runs, since the emulated test cannot exec an aarch64 child directly).
 fn qvit_run(args: &[&dyn AsRef<std::ffi::OsStr>]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_qvit-run"))
-        .args(args.iter().map(|a| a.as_ref()))
-        .output()
-        .unwrap()
+    let exe = env!("CARGO_BIN_EXE_qvit-run");
+    let runner = std::env::var("QVIT_TEST_RUNNER").unwrap_or_default();
+    let mut words = runner.split_whitespace();
+    let mut cmd = match words.next() {
+        Some(prog) => {
+            let mut c = Command::new(prog);
+            c.args(words).arg(exe);
+            c
+        }
+        None => Command::new(exe),
+    };
+    cmd.args(args.iter().map(|a| a.as_ref())).output().unwrap()
 }
 
 fn stdout(o: &Output) -> String {
