@@ -118,14 +118,26 @@ fn real_input(name: &str) -> Option<Tensor> {
 fn vit_mnist_opset17() {
     let Some(s) = shared() else { return };
     let imp = import_path(&s.join("vit-mnist/vit_mnist.onnx"), None).unwrap();
-    check("vit_mnist", imp, None);
+    let digits =
+        qvit_host::data::Dataset::open(&s.join("../data/mnist/t10k-images-idx3-ubyte")).unwrap();
+    let real = digits
+        .sample(0, &qvit_device::Preprocess::mnist())
+        .unwrap()
+        .input;
+    check("vit_mnist", imp, Some(real));
 }
 
 #[test]
 fn vit_s14_dinov2_opset14() {
     let Some(s) = shared() else { return };
     let imp = import_path(&s.join("vit-s14-dinov2/vit_s14_backbone.onnx"), None).unwrap();
-    check("vit_s14", imp, None);
+    let photo =
+        qvit_device::preprocess::load_image(s.join("../data/imagenet-sample/n01440764_tench.JPEG"))
+            .unwrap();
+    let real = qvit_device::Preprocess::imagenet(224)
+        .apply(&photo)
+        .unwrap();
+    check("vit_s14", imp, Some(real));
 }
 
 #[test]
