@@ -103,7 +103,7 @@ impl Model {
         let probs = if self.ends_in_softmax() {
             row.to_vec()
         } else {
-            softmax(row)
+            softmax(&self.executor.kernels(), row)?
         };
         let mut ranked: Vec<(usize, f32)> = probs.into_iter().enumerate().collect();
         ranked.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
@@ -124,11 +124,13 @@ impl Model {
 }
 
 /// Numerically stable softmax.
-fn softmax(x: &[f32]) -> Vec<f32> {
-    let max = x.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    let exp: Vec<f32> = x.iter().map(|&v| (v - max).exp()).collect();
-    let sum: f32 = exp.iter().sum();
-    exp.into_iter().map(|e| e / sum).collect()
+/// Class probabilities of one logit row, with the model's own softmax kernel.
+fn softmax(kernels: &KernelSet, x: &[f32]) -> Result<Vec<f32>> {
+    let mut p = x.to_vec();
+    kernels
+        .softmax_f32(&mut p, x.len())
+        .map_err(|e| Error::BadInput(format!("softmax over the class row: {e}")))?;
+    Ok(p)
 }
 
 #[cfg(test)]
@@ -137,13 +139,14 @@ mod tests {
 
     #[test]
     fn softmax_matches_closed_form() {
-        let p = softmax(&[0.0, 1.0, 2.0]);
+        let ks = KernelSet::detect();
+        let p = softmax(&ks, &[0.0, 1.0, 2.0]).unwrap();
         let z = 1.0 + 1f32.exp() + 2f32.exp();
         for (got, want) in p.iter().zip([1.0 / z, 1f32.exp() / z, 2f32.exp() / z]) {
             assert!((got - want).abs() < 1e-6);
         }
         // Large logits do not overflow.
-        let p = softmax(&[1000.0, 1000.0]);
+        let p = softmax(&ks, &[1000.0, 1000.0]).unwrap();
         assert_eq!(p, [0.5, 0.5]);
     }
 }
