@@ -9,6 +9,7 @@
 //! constant values named in the node's `inputs`, in the order each [`Op`] documents. That keeps
 //! one way to reach a tensor for the executor, the quantizer and the relevance pass.
 
+use crate::quant::{ActQuant, IntData};
 use serde::{Deserialize, Serialize};
 
 /// Index of a value in [`Graph::values`].
@@ -47,6 +48,8 @@ pub enum Source {
     Const(Vec<f32>),
     /// The output of the n-th node.
     Node(usize),
+    /// Quantized integer constant (the weight of an [`Op::QLinear`]); never read as f32.
+    Int(IntData),
 }
 
 /// One operation. `name` keeps the source model's node name (e.g. `/blocks.0/attn/qkv/MatMul`).
@@ -225,6 +228,26 @@ pub enum Op {
         /// Fill value.
         value: f32,
     },
+    /// Quantized fully connected layer. Inputs: `x [..., K]` (f32), `weight [N, K]` (an
+    /// [`Source::Int`] constant, symmetric per output channel), `w_scale [N]` (const), optional
+    /// `bias [N]` (const). The executor maps `x` to integers with `act`, runs the integer GEMM
+    /// and dequantizes: `y[n] = Σₖ (q(x)ₖ − zero)·w[n][k] · (act.scale·w_scale[n]) + bias[n]`.
+    QLinear {
+        /// Quantizer of `x`; [`ActQuant::Uniform`].
+        act: ActQuant,
+    },
+    /// Quantized product of two activations, as [`Op::MatMul`] without broadcasting (equal
+    /// batch axes). `a` is mapped with `a` ([`ActQuant::Uniform`], or [`ActQuant::Log2`] for
+    /// probabilities, whose products are shifts) and `b` with `b` ([`ActQuant::Symmetric`]);
+    /// the integer product is dequantized to f32.
+    QMatMul {
+        /// `b` is stored `[..., N, K]`.
+        transpose_b: bool,
+        /// Quantizer of the left operand.
+        a: ActQuant,
+        /// Quantizer of the right operand.
+        b: ActQuant,
+    },
 }
 
 impl Graph {
@@ -241,12 +264,21 @@ impl Graph {
         }
     }
 
-    /// Number of constant parameters (weights, biases, tables) in the graph.
+    /// Integer data of a value, if it is a quantized constant.
+    pub fn int_data(&self, id: ValueId) -> Option<&IntData> {
+        match &self.values[id as usize].source {
+            Source::Int(d) => Some(d),
+            _ => None,
+        }
+    }
+
+    /// Number of constant parameters (weights, biases, tables, scales) in the graph.
     pub fn param_count(&self) -> usize {
         self.values
             .iter()
             .filter_map(|v| match &v.source {
                 Source::Const(d) => Some(d.len()),
+                Source::Int(d) => Some(d.data.len()),
                 _ => None,
             })
             .sum()

@@ -11,6 +11,7 @@ pub mod graph;
 pub mod model;
 pub mod npy;
 pub mod preprocess;
+pub mod quant;
 pub mod shape;
 pub mod sysinfo;
 pub mod tensor;

@@ -7,6 +7,7 @@
 //! the executor index out of bounds or allocate beyond the limits below.
 
 use crate::graph::{Graph, Op, Source};
+use crate::quant::ActQuant;
 use crate::{Error, Result};
 
 /// Largest rank of any value.
@@ -86,7 +87,50 @@ pub fn infer(op: &Op, inputs: &[&[usize]], declared: &[usize]) -> ShapeResult<Ve
             Ok(declared.to_vec())
         }
         Op::Pad { pads, value } => pad(one(inputs)?, pads, *value),
+        Op::QLinear { act } => qlinear(inputs, act),
+        Op::QMatMul { transpose_b, a, b } => qmatmul(inputs, *transpose_b, a, b),
     }
+}
+
+fn qlinear(inputs: &[&[usize]], act: &ActQuant) -> ShapeResult<Vec<usize>> {
+    count(inputs, 3..=4)?;
+    if !matches!(act, ActQuant::Uniform { .. }) {
+        return fail("qlinear: the activation quantizer must be uniform");
+    }
+    act.check()
+        .map_err(|e| ShapeError(format!("qlinear activation: {e}")))?;
+    let n = inputs[1].first().copied().unwrap_or(0);
+    if inputs[2] != [n] {
+        return fail(format!("qlinear: scales {:?} should be [{n}]", inputs[2]));
+    }
+    let mut lin: Vec<&[usize]> = vec![inputs[0], inputs[1]];
+    lin.extend(inputs.get(3));
+    linear(&lin)
+}
+
+fn qmatmul(
+    inputs: &[&[usize]],
+    transpose_b: bool,
+    a: &ActQuant,
+    b: &ActQuant,
+) -> ShapeResult<Vec<usize>> {
+    let out = matmul(inputs, transpose_b)?;
+    let rank = out.len();
+    let batch = |s: &[usize]| s[..s.len() - 2].to_vec();
+    if batch(inputs[0]) != out[..rank - 2] || batch(inputs[1]) != out[..rank - 2] {
+        return fail(format!(
+            "qmatmul: operands {:?} and {:?} must have equal batch axes",
+            inputs[0], inputs[1]
+        ));
+    }
+    if matches!(a, ActQuant::Symmetric { .. }) || !matches!(b, ActQuant::Symmetric { .. }) {
+        return fail("qmatmul: a must be uniform or log2, b symmetric");
+    }
+    a.check()
+        .map_err(|e| ShapeError(format!("qmatmul a: {e}")))?;
+    b.check()
+        .map_err(|e| ShapeError(format!("qmatmul b: {e}")))?;
+    Ok(out)
 }
 
 /// Element count of a shape, saturating (only used after ranks and dims are capped).
@@ -350,7 +394,7 @@ fn pad(x: &[usize], pads: &[(usize, usize)], value: f32) -> ShapeResult<Vec<usiz
 /// Params an op reads from constants (input positions), per the [`Op`] docs.
 fn const_inputs(op: &Op) -> std::ops::Range<usize> {
     match op {
-        Op::Linear | Op::Conv2d { .. } | Op::LayerNorm { .. } => 1..usize::MAX,
+        Op::Linear | Op::Conv2d { .. } | Op::LayerNorm { .. } | Op::QLinear { .. } => 1..usize::MAX,
         _ => 0..0,
     }
 }
@@ -417,6 +461,14 @@ impl Graph {
                 Source::Const(data) if data.iter().any(|x| x.is_nan()) => {
                     return Err(bad("constant contains NaN".into()));
                 }
+                Source::Int(data) if data.data.len() as u64 != n => {
+                    return Err(bad(format!(
+                        "{} integer elements for shape {:?}",
+                        data.data.len(),
+                        v.shape
+                    )));
+                }
+                Source::Int(data) => data.check().map_err(bad)?,
                 Source::Node(i) if self.nodes.get(*i).map(|n| n.output as usize) != Some(id) => {
                     return Err(bad(format!(
                         "claims to be the output of node {i}, which it is not"
@@ -480,7 +532,19 @@ impl Graph {
                         v.name
                     ));
                 }
-                Source::Const(_) => {}
+                Source::Int(_) if !(matches!(node.op, Op::QLinear { .. }) && pos == 1) => {
+                    return Err(format!(
+                        "input {pos} ({}) is an integer constant; only a QLinear weight may be",
+                        v.name
+                    ));
+                }
+                Source::Const(_) if matches!(node.op, Op::QLinear { .. }) && pos == 1 => {
+                    return Err(format!(
+                        "input {pos} ({}) is a QLinear weight and must be an integer constant",
+                        v.name
+                    ));
+                }
+                Source::Const(_) | Source::Int(_) => {}
                 _ if const_inputs(&node.op).contains(&pos) => {
                     return Err(format!(
                         "input {pos} ({}) is a parameter and must be a constant",

@@ -12,6 +12,7 @@
 
 #[cfg(target_arch = "aarch64")]
 pub mod aarch64;
+pub mod attn;
 pub mod error;
 pub mod gemm;
 mod generic;

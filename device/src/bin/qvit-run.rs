@@ -237,9 +237,12 @@ fn info(a: &InfoArgs) -> Result<String> {
 
 fn sizes(s: &BundleStats) -> String {
     format!(
-        "{} total (weights {}, graph {}, header {})",
+        "{} total (weights {}: int {} + scales {} + float {}; graph {}, header {})",
         bytes(s.total),
         bytes(s.weights),
+        bytes(s.int_weights),
+        bytes(s.scales),
+        bytes(s.float_consts),
         bytes(s.graph),
         bytes(s.header)
     )

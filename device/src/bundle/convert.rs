@@ -7,6 +7,7 @@
 use super::wire::*;
 use super::{WEIGHT_ALIGN, limits};
 use crate::graph::{BinaryOp, GeluKind, Graph, Node, Op, ReduceOp, Source, UnaryOp, Value};
+use crate::quant::{ActQuant, IntData};
 use crate::shape::{MAX_ELEMENTS, MAX_RANK};
 use crate::{Error, Result};
 
@@ -86,6 +87,7 @@ pub(super) fn graph_to_wire(g: &Graph, blob: &mut Vec<u8>) -> Result<WireGraph> 
                 Source::Input(k) => WireSource::Input(narrow(*k, "input index")?),
                 Source::Node(i) => WireSource::Node(narrow(*i, "node index")?),
                 Source::Const(data) => WireSource::Const(append_f32(blob, data)),
+                Source::Int(q) => WireSource::Const(append_int(blob, q)),
             };
             Ok(WireValue {
                 name: v.name.clone(),
@@ -125,6 +127,18 @@ fn append_f32(blob: &mut Vec<u8>, data: &[f32]) -> WireTensor {
     }
 }
 
+fn append_int(blob: &mut Vec<u8>, q: &IntData) -> WireTensor {
+    blob.resize(blob.len().next_multiple_of(WEIGHT_ALIGN), 0);
+    let offset = wide(blob.len());
+    let bytes = super::bitpack::pack(&q.data, q.bits);
+    blob.extend_from_slice(&bytes);
+    WireTensor {
+        dtype: WireDType::Int { bits: q.bits },
+        offset,
+        len: wide(bytes.len()),
+    }
+}
+
 /// Decodes a graph, reading constants from `blob`. Counts are capped; the structure is checked
 /// later by [`Graph::validate`].
 pub(super) fn graph_from_wire(w: WireGraph, blob: &[u8]) -> Result<Graph> {
@@ -143,7 +157,7 @@ pub(super) fn graph_from_wire(w: WireGraph, blob: &[u8]) -> Result<Graph> {
             let source = match v.source {
                 WireSource::Input(k) => Source::Input(size(k.into(), "input index")?),
                 WireSource::Node(i) => Source::Node(size(i.into(), "node index")?),
-                WireSource::Const(t) => Source::Const(read_tensor(&t, &shape, blob, &what)?),
+                WireSource::Const(t) => read_tensor(&t, &shape, blob, &what)?,
             };
             Ok(Value {
                 name: v.name,
@@ -179,13 +193,19 @@ pub(super) fn graph_from_wire(w: WireGraph, blob: &[u8]) -> Result<Graph> {
 }
 
 /// Reads a constant, checking alignment, bounds and length before touching the data.
-fn read_tensor(t: &WireTensor, shape: &[usize], blob: &[u8], what: &str) -> Result<Vec<f32>> {
-    let WireDType::F32 = t.dtype;
+fn read_tensor(t: &WireTensor, shape: &[usize], blob: &[u8], what: &str) -> Result<Source> {
     let elements: usize = shape.iter().product(); // capped by shape_from_wire
-    if t.len != wide(elements) * 4 {
+    let want = match t.dtype {
+        WireDType::F32 => elements * 4,
+        WireDType::Int { bits } if (2..=8).contains(&bits) => {
+            super::bitpack::packed_len(elements, bits)
+        }
+        WireDType::Int { bits } => return Err(bad(format!("{what}: {bits}-bit integers"))),
+    };
+    if t.len != wide(want) {
         return Err(bad(format!(
-            "{what}: {} data bytes for {elements} f32 elements",
-            t.len
+            "{what}: {} data bytes for {elements} elements of {:?}",
+            t.len, t.dtype
         )));
     }
     if !t.offset.is_multiple_of(wide(WEIGHT_ALIGN)) {
@@ -208,10 +228,39 @@ fn read_tensor(t: &WireTensor, shape: &[usize], blob: &[u8], what: &str) -> Resu
     };
     // Both fit in usize: they are bounded by blob.len().
     let bytes = &blob[t.offset as usize..end as usize];
-    Ok(bytes
-        .chunks_exact(4)
-        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-        .collect())
+    Ok(match t.dtype {
+        WireDType::F32 => Source::Const(
+            bytes
+                .chunks_exact(4)
+                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                .collect(),
+        ),
+        WireDType::Int { bits } => {
+            let q = IntData {
+                bits,
+                data: super::bitpack::unpack(bytes, elements, bits),
+            };
+            q.check().map_err(|e| bad(format!("{what}: {e}")))?;
+            Source::Int(q)
+        }
+    })
+}
+
+fn act_to_wire(a: &ActQuant) -> WireActQuant {
+    match *a {
+        ActQuant::Uniform { bits, scale, zero } => WireActQuant::Uniform { bits, scale, zero },
+        ActQuant::Symmetric { bits, scale } => WireActQuant::Symmetric { bits, scale },
+        ActQuant::Log2 { bits, scale } => WireActQuant::Log2 { bits, scale },
+    }
+}
+
+/// Decodes a quantizer; its ranges are checked by [`Graph::validate`].
+fn act_from_wire(a: WireActQuant) -> ActQuant {
+    match a {
+        WireActQuant::Uniform { bits, scale, zero } => ActQuant::Uniform { bits, scale, zero },
+        WireActQuant::Symmetric { bits, scale } => ActQuant::Symmetric { bits, scale },
+        WireActQuant::Log2 { bits, scale } => ActQuant::Log2 { bits, scale },
+    }
 }
 
 fn op_to_wire(op: &Op) -> Result<WireOp> {
@@ -283,6 +332,14 @@ fn op_to_wire(op: &Op) -> Result<WireOp> {
         Op::Pad { pads, value } => WireOp::Pad {
             pads: pads.iter().map(|&(b, a)| (wide(b), wide(a))).collect(),
             value: *value,
+        },
+        Op::QLinear { act } => WireOp::QLinear {
+            act: act_to_wire(act),
+        },
+        Op::QMatMul { transpose_b, a, b } => WireOp::QMatMul {
+            transpose_b: *transpose_b,
+            a: act_to_wire(a),
+            b: act_to_wire(b),
         },
     })
 }
@@ -362,6 +419,14 @@ fn op_from_wire(op: WireOp) -> Result<Op> {
                 value,
             }
         }
+        WireOp::QLinear { act } => Op::QLinear {
+            act: act_from_wire(act),
+        },
+        WireOp::QMatMul { transpose_b, a, b } => Op::QMatMul {
+            transpose_b,
+            a: act_from_wire(a),
+            b: act_from_wire(b),
+        },
     })
 }
 

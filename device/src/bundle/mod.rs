@@ -22,6 +22,7 @@
 //! reference is bounds-checked, and the graph is validated ([`Graph::validate`]). Every problem
 //! is a typed [`Error`]; nothing panics.
 
+pub mod bitpack;
 mod convert;
 mod header;
 pub mod wire;
@@ -97,8 +98,14 @@ pub struct BundleStats {
     pub checksum: u64,
     /// Number of constant tensors.
     pub const_tensors: u64,
-    /// Number of constant parameters (f32 elements).
+    /// Number of constant parameters (elements of f32 and integer constants).
     pub params: u64,
+    /// Bytes of quantized integer weights within the weights blob.
+    pub int_weights: u64,
+    /// Bytes of f32 quantization scales (per-channel weight scales) within the weights blob.
+    pub scales: u64,
+    /// Bytes of other f32 constants (biases, norms, embeddings, float weights) within the blob.
+    pub float_consts: u64,
 }
 
 /// Section lengths read from the preamble.
@@ -262,7 +269,11 @@ impl Bundle {
             .iter()
             .filter(|v| matches!(v.source, crate::Source::Const(_)))
             .count();
+        let (int_weights, scales, float_consts) = const_bytes(&self.graph);
         BundleStats {
+            int_weights,
+            scales,
+            float_consts,
             format_version: FORMAT_VERSION,
             total: w(total),
             preamble: w(PREAMBLE_LEN),
@@ -275,6 +286,28 @@ impl Bundle {
             params: w(self.graph.param_count()),
         }
     }
+}
+
+/// Bytes of integer weights, of QLinear scales and of the other f32 constants.
+fn const_bytes(g: &Graph) -> (u64, u64, u64) {
+    let scale_ids: std::collections::HashSet<_> = g
+        .nodes
+        .iter()
+        .filter(|n| matches!(n.op, crate::Op::QLinear { .. }))
+        .filter_map(|n| n.inputs.get(2).copied())
+        .collect();
+    let (mut int, mut scales, mut float) = (0u64, 0u64, 0u64);
+    for (id, v) in g.values.iter().enumerate() {
+        match &v.source {
+            crate::Source::Int(q) => int += bitpack::packed_len(q.data.len(), q.bits) as u64,
+            crate::Source::Const(d) if scale_ids.contains(&(id as u32)) => {
+                scales += 4 * d.len() as u64
+            }
+            crate::Source::Const(d) => float += 4 * d.len() as u64,
+            _ => {}
+        }
+    }
+    (int, scales, float)
 }
 
 fn le_array<const N: usize>(bytes: &[u8]) -> [u8; N] {

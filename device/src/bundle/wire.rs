@@ -108,11 +108,17 @@ pub struct WireTensor {
     pub len: u64,
 }
 
-/// Element type of stored tensor data. Append-only (quantized types come later).
+/// Element type of stored tensor data. Append-only.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum WireDType {
     /// Little-endian IEEE-754 binary32.
     F32,
+    /// Symmetric quantized integers of `bits` (2..=8) bits in the bit stream of
+    /// [`super::bitpack`]; becomes a [`crate::Source::Int`].
+    Int {
+        /// Bit width.
+        bits: u8,
+    },
 }
 
 /// One operation.
@@ -180,6 +186,23 @@ pub enum WireOp {
     Broadcast,
     /// [`crate::Op::Pad`]
     Pad { pads: Vec<(u64, u64)>, value: f32 },
+    /// [`crate::Op::QLinear`]
+    QLinear { act: WireActQuant },
+    /// [`crate::Op::QMatMul`]
+    QMatMul {
+        transpose_b: bool,
+        a: WireActQuant,
+        b: WireActQuant,
+    },
+}
+
+/// An activation quantizer; see [`crate::quant::ActQuant`]. Append-only.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[allow(missing_docs)] // Mirrors `crate::quant::ActQuant`.
+pub enum WireActQuant {
+    Uniform { bits: u8, scale: f32, zero: i32 },
+    Symmetric { bits: u8, scale: f32 },
+    Log2 { bits: u8, scale: f32 },
 }
 
 /// GELU form. Append-only.

@@ -12,6 +12,7 @@ mod matmul;
 mod movement;
 mod norm;
 mod plan;
+mod quantized;
 mod reduce;
 
 use crate::{Error, Graph, Result, Tensor, ValueId};
@@ -28,6 +29,7 @@ pub struct Executor {
     plan: Plan,
     arena: Vec<Vec<f32>>,
     scratch: Vec<f32>,
+    qscratch: quantized::QScratch,
     threads: usize,
     pool: Option<rayon::ThreadPool>,
 }
@@ -53,7 +55,7 @@ impl Executor {
     /// Plans `graph` with the given kernels. Fails with [`Error::InvalidGraph`] when a node's
     /// shapes do not fit its op or a value is used before it is produced.
     pub fn new(graph: Graph, kernels: KernelSet) -> Result<Self> {
-        let plan = plan::plan(&graph)?;
+        let plan = plan::plan(&graph, &kernels)?;
         let arena = plan.buffers.iter().map(|&n| vec![0.0; n]).collect();
         let scratch = vec![0.0; plan.scratch];
         Ok(Executor {
@@ -62,6 +64,7 @@ impl Executor {
             plan,
             arena,
             scratch,
+            qscratch: Default::default(),
             threads: 1,
             pool: None,
         })
@@ -238,6 +241,8 @@ impl Executor {
                     p.run(inp(0), out);
                     Ok(())
                 }
+                Kernel::QLinear(p) => p.run(&ctx, &mut self.qscratch, inp(0), opt(3), out),
+                Kernel::QMatMul(p) => p.run(&ctx, &mut self.qscratch, inp(0), inp(1), out),
             };
             self.arena[buf] = out_buf;
             res.map_err(|e| Error::InvalidGraph {

@@ -12,10 +12,12 @@ use super::layout::StridedCopy;
 use super::matmul::{LinearPlan, MatMulPlan};
 use super::movement::{self, GatherPlan, PadPlan};
 use super::norm::SoftmaxPlan;
+use super::quantized::{QLinearPlan, QMatMulPlan};
 use super::reduce::ReducePlan;
 use crate::graph::{GeluKind, Op, Source, UnaryOp};
 use crate::tensor::checked_len;
 use crate::{Error, Graph, Result, ValueId};
+use qvit_kernels::KernelSet;
 
 /// Where a value's elements live during a run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -48,6 +50,8 @@ pub(crate) enum Kernel {
     Concat(Vec<StridedCopy>),
     Gather(GatherPlan),
     Pad(PadPlan),
+    QLinear(Box<QLinearPlan>),
+    QMatMul(QMatMulPlan),
 }
 
 /// The whole execution plan.
@@ -79,7 +83,7 @@ fn invalid(graph: &Graph, node: usize, reason: impl Into<String>) -> Error {
 }
 
 /// Plans `graph`: checks it as far as execution needs and lays out storage.
-pub(crate) fn plan(graph: &Graph) -> Result<Plan> {
+pub(crate) fn plan(graph: &Graph, ks: &KernelSet) -> Result<Plan> {
     let nv = graph.values.len();
     let lens = graph
         .values
@@ -125,6 +129,14 @@ pub(crate) fn plan(graph: &Graph) -> Result<Plan> {
                     ),
                 ));
             }
+            Source::Int(d) if d.data.len() == lens[i] => locs[i] = Some(Loc::Const(i as ValueId)),
+            Source::Int(_) => {
+                return Err(invalid(
+                    graph,
+                    usize::MAX,
+                    format!("integer constant {} does not match its shape", v.name),
+                ));
+            }
             Source::Node(_) => {}
         }
     }
@@ -163,7 +175,21 @@ pub(crate) fn plan(graph: &Graph) -> Result<Plan> {
         if graph.values[node.output as usize].source != Source::Node(i) {
             return Err(invalid(graph, i, "output value's source is not this node"));
         }
-        let kernel = kernel_for(graph, i).map_err(|reason| invalid(graph, i, reason))?;
+        // Integer constants have no f32 view: only the plan of a QLinear reads them.
+        for (pos, &id) in node.inputs.iter().enumerate() {
+            let is_weight = matches!(node.op, Op::QLinear { .. }) && pos == 1;
+            if graph.int_data(id).is_some() != is_weight {
+                return Err(invalid(
+                    graph,
+                    i,
+                    format!(
+                        "input {pos} must {}be an integer constant",
+                        if is_weight { "" } else { "not " }
+                    ),
+                ));
+            }
+        }
+        let kernel = kernel_for(graph, ks, i).map_err(|reason| invalid(graph, i, reason))?;
         match &kernel {
             Kernel::Alias => {
                 let src = node.inputs[0] as usize;
@@ -266,7 +292,7 @@ fn take_buffer(buffers: &mut Vec<usize>, free: &mut Vec<usize>, len: usize) -> u
 }
 
 /// Builds the kernel of node `i`, checking its arity and shapes.
-fn kernel_for(graph: &Graph, i: usize) -> std::result::Result<Kernel, String> {
+fn kernel_for(graph: &Graph, ks: &KernelSet, i: usize) -> std::result::Result<Kernel, String> {
     let node = &graph.nodes[i];
     let shape = |k: usize| graph.shape(node.inputs[k]);
     let out = graph.shape(node.output);
@@ -420,6 +446,33 @@ fn kernel_for(graph: &Graph, i: usize) -> std::result::Result<Kernel, String> {
             arity(1, 1)?;
             PadPlan::new(shape(0), pads, *value, out)
                 .map(Kernel::Pad)
+                .ok_or_else(mismatch)
+        }
+        Op::QLinear { act } => {
+            arity(3, 4)?;
+            crate::shape::infer(
+                &node.op,
+                &(0..node.inputs.len()).map(shape).collect::<Vec<_>>(),
+                out,
+            )
+            .map_err(|e| e.0)
+            .and_then(|s| if s == out { Ok(()) } else { Err(mismatch()) })?;
+            let (&[n, k], Some(w), Some(scales)) = (
+                shape(1),
+                graph.int_data(node.inputs[1]),
+                graph.const_data(node.inputs[2]),
+            ) else {
+                return Err(mismatch());
+            };
+            w.check()?;
+            let m = shape(0).iter().product::<usize>() / k.max(1);
+            QLinearPlan::new(ks, m, (n, k), *act, w, scales).map(|p| Kernel::QLinear(Box::new(p)))
+        }
+        Op::QMatMul { transpose_b, a, b } => {
+            arity(2, 2)?;
+            crate::shape::infer(&node.op, &[shape(0), shape(1)], out).map_err(|e| e.0)?;
+            QMatMulPlan::new(shape(0), shape(1), out, *transpose_b, *a, *b)
+                .map(Kernel::QMatMul)
                 .ok_or_else(mismatch)
         }
     }

@@ -1,0 +1,303 @@
+//! Quantized Linear and activation × activation products on the integer kernels.
+//!
+//! The f32 input is mapped to integer levels by the op's [`ActQuant`] (scalar, exact), the
+//! integer product runs on the [`KernelSet`]'s GEMM (bit-exact across tiers), and the shared
+//! epilogue dequantizes. So for equal f32 inputs every CPU produces equal f32 outputs.
+
+use super::Ctx;
+use crate::quant::{ActQuant, IntData, LOG2_FRAC_BITS};
+use qvit_kernels::gemm::{PackedW8, Scratch, epilogue};
+use qvit_kernels::{KernelSet, attn};
+use rayon::prelude::*;
+
+/// Reusable integer buffers of the quantized kernels.
+#[derive(Debug, Default)]
+pub(crate) struct QScratch {
+    a8: Vec<i8>,
+    a4: Vec<u8>,
+    b: Vec<i8>,
+    acc: Vec<i32>,
+    gemm: Scratch,
+}
+
+/// Levels of `x` under a uniform quantizer, written as `level − 128` (the i8 activations of the
+/// W8A8 contract; `(a − zero)` is unchanged by the common offset).
+fn levels_i8(act: &ActQuant, x: &[f32], out: &mut Vec<i8>) {
+    let inv = 1.0 / act.scale();
+    out.clear();
+    out.extend(x.iter().map(|&v| (act.level(v, inv) - 128) as i8));
+}
+
+fn levels_u8(act: &ActQuant, x: &[f32], out: &mut Vec<u8>) {
+    let inv = 1.0 / act.scale();
+    out.clear();
+    out.extend(x.iter().map(|&v| act.level(v, inv) as u8));
+}
+
+fn zero_of(act: &ActQuant) -> i32 {
+    match *act {
+        ActQuant::Uniform { zero, .. } => zero,
+        _ => 0,
+    }
+}
+
+/// A planned [`crate::Op::QLinear`]: weights packed once for the set's kernel.
+#[derive(Clone, Debug)]
+pub(crate) struct QLinearPlan {
+    m: usize,
+    n: usize,
+    act: ActQuant,
+    /// W4A4 kernel (both sides ≤ 4 bits) instead of W8A8.
+    w4a4: bool,
+    packed: PackedW8,
+    w_scales: Vec<f32>,
+}
+
+impl QLinearPlan {
+    /// Packs `weight` (`[n, k]`) for `ks`.
+    pub fn new(
+        ks: &KernelSet,
+        m: usize,
+        (n, k): (usize, usize),
+        act: ActQuant,
+        weight: &IntData,
+        w_scales: &[f32],
+    ) -> Result<Self, String> {
+        let w4a4 = weight.bits <= 4 && act.bits() <= 4;
+        let packed = if w4a4 {
+            let nib =
+                qvit_kernels::nibble::pack_nibbles(&weight.data, k).map_err(|e| e.to_string())?;
+            ks.pack_w4a4(&nib, n, k)
+        } else {
+            ks.pack_w8a8(&weight.data, n, k)
+        }
+        .map_err(|e| e.to_string())?;
+        Ok(QLinearPlan {
+            m,
+            n,
+            act,
+            w4a4,
+            packed,
+            w_scales: w_scales.to_vec(),
+        })
+    }
+
+    /// Runs the layer on `x` (`[m, k]`); errors only on an internal length mismatch.
+    pub fn run(
+        &self,
+        ctx: &Ctx,
+        qs: &mut QScratch,
+        x: &[f32],
+        bias: Option<&[f32]>,
+        out: &mut [f32],
+    ) -> qvit_kernels::Result<()> {
+        let (k, n) = (self.packed.k(), self.n);
+        let zero = zero_of(&self.act);
+        let one = |ks: &KernelSet,
+                   s: &mut Scratch,
+                   acc: &mut Vec<i32>,
+                   rows: usize,
+                   a8: &[i8],
+                   a4: &[u8],
+                   o: &mut [f32]| {
+            acc.clear();
+            acc.resize(rows * n, 0);
+            if self.w4a4 {
+                ks.gemm_w4a4_i32_with(s, a4, rows, zero as u8, &self.packed, acc)?;
+            } else {
+                ks.gemm_w8a8_i32_with(s, a8, rows, (zero - 128) as i8, &self.packed, acc)?;
+            }
+            epilogue::dequantize_i32_f32(acc, n, self.act.scale(), &self.w_scales, bias, o)
+        };
+        if self.w4a4 {
+            levels_u8(&self.act, x, &mut qs.a4);
+        } else {
+            levels_i8(&self.act, x, &mut qs.a8);
+        }
+        let mr = self.packed.kernel().mr;
+        match ctx.pool {
+            Some(pool) if self.m >= 2 * mr * ctx.threads => {
+                // Row blocks per thread, each a multiple of the kernel's row tile.
+                let rows = self.m.div_ceil(ctx.threads).next_multiple_of(mr);
+                let (a8, a4) = (&qs.a8, &qs.a4);
+                pool.install(|| {
+                    out.par_chunks_mut(rows * n)
+                        .enumerate()
+                        .try_for_each(|(t, o)| {
+                            let r = o.len() / n;
+                            let (lo, hi) = (t * rows * k, (t * rows + r) * k);
+                            let a8 = a8.get(lo..hi).unwrap_or(&[]);
+                            let a4 = a4.get(lo..hi).unwrap_or(&[]);
+                            one(
+                                &ctx.ks,
+                                &mut Scratch::default(),
+                                &mut Vec::new(),
+                                r,
+                                a8,
+                                a4,
+                                o,
+                            )
+                        })
+                })
+            }
+            _ => one(
+                &ctx.ks,
+                &mut qs.gemm,
+                &mut qs.acc,
+                self.m,
+                &qs.a8,
+                &qs.a4,
+                out,
+            ),
+        }
+    }
+}
+
+/// A planned [`crate::Op::QMatMul`] over equal batch axes.
+#[derive(Clone, Debug)]
+pub(crate) struct QMatMulPlan {
+    batches: usize,
+    m: usize,
+    n: usize,
+    k: usize,
+    transpose_b: bool,
+    a: ActQuant,
+    b: ActQuant,
+}
+
+impl QMatMulPlan {
+    /// Plans `out[..., M, N] = a[..., M, K] · b` (`b` `[..., K, N]`, or `[..., N, K]` when
+    /// `transpose_b`); `None` when the shapes do not fit.
+    pub fn new(
+        a_shape: &[usize],
+        b_shape: &[usize],
+        out: &[usize],
+        transpose_b: bool,
+        a: ActQuant,
+        b: ActQuant,
+    ) -> Option<Self> {
+        let r = out.len();
+        if r < 2 || a_shape.len() != r || b_shape.len() != r {
+            return None;
+        }
+        let (m, k) = (a_shape[r - 2], a_shape[r - 1]);
+        let n = out[r - 1];
+        let want_b = if transpose_b { [n, k] } else { [k, n] };
+        let batch = &out[..r - 2];
+        if b_shape[r - 2..] != want_b
+            || out[r - 2] != m
+            || a_shape[..r - 2] != *batch
+            || b_shape[..r - 2] != *batch
+        {
+            return None;
+        }
+        Some(QMatMulPlan {
+            batches: batch.iter().product(),
+            m,
+            n,
+            k,
+            transpose_b,
+            a,
+            b,
+        })
+    }
+
+    /// Runs every batch; errors only on an internal length mismatch.
+    pub fn run(
+        &self,
+        ctx: &Ctx,
+        qs: &mut QScratch,
+        a: &[f32],
+        b: &[f32],
+        out: &mut [f32],
+    ) -> qvit_kernels::Result<()> {
+        let (m, n, k) = (self.m, self.n, self.k);
+        let b_inv = 1.0 / self.b.scale();
+        let a_inv = 1.0 / self.a.scale();
+        let log2 = matches!(self.a, ActQuant::Log2 { .. });
+        let deq = if log2 {
+            self.a.scale() * self.b.scale() / (1u32 << LOG2_FRAC_BITS) as f32
+        } else {
+            self.a.scale() * self.b.scale()
+        };
+        let ks = &ctx.ks;
+        let one = |s: &mut Scratch,
+                   bq: &mut Vec<i8>,
+                   aq: &mut Vec<i8>,
+                   lv: &mut Vec<u8>,
+                   acc: &mut Vec<i32>,
+                   t: usize,
+                   o: &mut [f32]|
+         -> qvit_kernels::Result<()> {
+            let (ab, bb) = (&a[t * m * k..][..m * k], &b[t * k * n..][..k * n]);
+            acc.clear();
+            acc.resize(m * n, 0);
+            if log2 {
+                // b as [k, n] row-major, the layout of the shift kernel.
+                bq.clear();
+                if self.transpose_b {
+                    bq.resize(k * n, 0);
+                    for (j, row) in bb.chunks_exact(k).enumerate() {
+                        for (t, &v) in row.iter().enumerate() {
+                            bq[t * n + j] = self.b.level(v, b_inv) as i8;
+                        }
+                    }
+                } else {
+                    bq.extend(bb.iter().map(|&v| self.b.level(v, b_inv) as i8));
+                }
+                lv.clear();
+                lv.extend(ab.iter().map(|&v| self.a.level(v, a_inv) as u8));
+                attn::matmul_log2_i32(lv, m, k, bq, n, acc)?;
+            } else {
+                // b as [n, k]: the canonical weight layout of the W8A8 GEMM.
+                bq.clear();
+                if self.transpose_b {
+                    bq.extend(bb.iter().map(|&v| self.b.level(v, b_inv) as i8));
+                } else {
+                    bq.resize(k * n, 0);
+                    for (t, row) in bb.chunks_exact(n).enumerate() {
+                        for (j, &v) in row.iter().enumerate() {
+                            bq[j * k + t] = self.b.level(v, b_inv) as i8;
+                        }
+                    }
+                }
+                let packed = ks.pack_w8a8(bq, n, k)?;
+                levels_i8(&self.a, ab, aq);
+                ks.gemm_w8a8_i32_with(s, aq, m, (zero_of(&self.a) - 128) as i8, &packed, acc)?;
+            }
+            for (o, &v) in o.iter_mut().zip(acc.iter()) {
+                *o = v as f32 * deq;
+            }
+            Ok(())
+        };
+        let mn = m * n;
+        match ctx.pool {
+            Some(pool) if self.batches >= ctx.threads => pool.install(|| {
+                out.par_chunks_mut(mn).enumerate().try_for_each(|(t, o)| {
+                    one(
+                        &mut Scratch::default(),
+                        &mut Vec::new(),
+                        &mut Vec::new(),
+                        &mut Vec::new(),
+                        &mut Vec::new(),
+                        t,
+                        o,
+                    )
+                })
+            }),
+            _ => {
+                let QScratch {
+                    a8,
+                    a4,
+                    b,
+                    acc,
+                    gemm,
+                } = qs;
+                for (t, o) in out.chunks_mut(mn).enumerate().take(self.batches) {
+                    one(gemm, b, a8, a4, acc, t, o)?;
+                }
+                Ok(())
+            }
+        }
+    }
+}

@@ -1,0 +1,360 @@
+//! Quantized ops (QLinear, QMatMul with uniform and log2 left operands) against an oracle that
+//! applies the documented integer formulas in i64, on every kernel tier this CPU supports; and
+//! quantized bundles through the encoder, the decoder and hostile edits.
+
+mod common;
+
+use common::weights;
+use qvit_device::bundle::Bundle;
+use qvit_device::exec::Executor;
+use qvit_device::quant::{ActQuant, IntData, LOG2_FRAC_BITS, symmetric_max};
+use qvit_device::{Graph, Node, Op, Source, Tensor, Value};
+use qvit_kernels::{KernelSet, Tier};
+
+fn value(name: &str, shape: Vec<usize>, source: Source) -> Value {
+    Value {
+        name: name.into(),
+        shape,
+        source,
+    }
+}
+
+fn int_weights(n: usize, k: usize, bits: u8, seed: u32) -> IntData {
+    let max = symmetric_max(bits) as f32;
+    IntData {
+        bits,
+        data: weights(n * k, seed)
+            .iter()
+            .map(|&w| (w * max).round() as i8)
+            .collect(),
+    }
+}
+
+fn uniform(bits: u8, lo: f32, hi: f32) -> ActQuant {
+    let levels = ((1u32 << bits) - 1) as f32;
+    let scale = (hi - lo) / levels;
+    ActQuant::Uniform {
+        bits,
+        scale,
+        zero: (-lo / scale).round() as i32,
+    }
+}
+
+/// `x [m, k] → QLinear(n)` with bias.
+fn qlinear_graph(m: usize, k: usize, n: usize, wbits: u8, act: ActQuant) -> Graph {
+    Graph {
+        values: vec![
+            value("x", vec![m, k], Source::Input(0)),
+            value("w", vec![n, k], Source::Int(int_weights(n, k, wbits, 11))),
+            value(
+                "w_scale",
+                vec![n],
+                Source::Const(
+                    weights(n, 12)
+                        .iter()
+                        .map(|s| 0.01 + s.abs() * 0.02)
+                        .collect(),
+                ),
+            ),
+            value("b", vec![n], Source::Const(weights(n, 13))),
+            value("y", vec![m, n], Source::Node(0)),
+        ],
+        nodes: vec![Node {
+            name: "fc".into(),
+            op: Op::QLinear { act },
+            inputs: vec![0, 1, 2, 3],
+            output: 4,
+        }],
+        inputs: vec![0],
+        outputs: vec![4],
+    }
+}
+
+/// The QLinear contract in i64: levels, exact sum, then the documented f32 epilogue.
+fn qlinear_oracle(g: &Graph, x: &[f32]) -> Vec<f32> {
+    let Op::QLinear { act } = g.nodes[0].op else {
+        unreachable!()
+    };
+    let ActQuant::Uniform { zero, scale, .. } = act else {
+        unreachable!()
+    };
+    let w = g.int_data(1).unwrap();
+    let (ws, b) = (g.const_data(2).unwrap(), g.const_data(3).unwrap());
+    let (n, k) = (g.shape(1)[0], g.shape(1)[1]);
+    let inv = 1.0 / scale;
+    let q: Vec<i64> = x
+        .iter()
+        .map(|&v| act.level(v, inv) as i64 - zero as i64)
+        .collect();
+    let mut out = Vec::new();
+    for row in q.chunks(k) {
+        for j in 0..n {
+            let acc: i64 = (0..k).map(|t| row[t] * w.data[j * k + t] as i64).sum();
+            out.push(acc as i32 as f32 * (scale * ws[j]) + b[j]);
+        }
+    }
+    out
+}
+
+fn tiers() -> Vec<KernelSet> {
+    let tiers: Vec<_> = Tier::supported()
+        .into_iter()
+        .map(|t| KernelSet::with_tier(t).unwrap())
+        .collect();
+    eprintln!(
+        "tiers under test: {:?}",
+        tiers.iter().map(|k| k.tier().name()).collect::<Vec<_>>()
+    );
+    tiers
+}
+
+fn run(g: &Graph, ks: KernelSet, threads: usize, inputs: &[&Tensor]) -> Vec<f32> {
+    let mut ex = Executor::new(g.clone(), ks).unwrap();
+    ex.set_threads(threads);
+    ex.run(inputs).unwrap().remove(0).data
+}
+
+#[test]
+fn qlinear_equals_the_integer_oracle_on_every_tier_and_thread_count() {
+    let cases = [(8, 8), (4, 8), (4, 4), (6, 6), (2, 3), (3, 4), (8, 2)];
+    for (m, k, n) in [(1, 1, 1), (5, 17, 3), (37, 64, 29), (197, 96, 40)] {
+        for (wb, ab) in cases {
+            let g = qlinear_graph(m, k, n, wb, uniform(ab, -1.3, 2.1));
+            g.validate().unwrap();
+            // Inputs beyond the clip range and exactly on rounding ties.
+            let mut x: Vec<f32> = weights(m * k, 21).iter().map(|v| v * 2.5).collect();
+            x[0] = f32::NAN.min(3.0);
+            let xt = Tensor::new(vec![m, k], x.clone()).unwrap();
+            let want = qlinear_oracle(&g, &x);
+            for ks in tiers() {
+                for threads in [1, 2] {
+                    let got = run(&g, ks, threads, &[&xt]);
+                    assert_eq!(
+                        got.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+                        want.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+                        "m{m} k{k} n{n} W{wb}A{ab} tier {} threads {threads}",
+                        ks.tier().name()
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// `a [h, m, k] · b` where b is `[h, n, k]` (transposed) or `[h, k, n]`.
+fn qmatmul_graph(
+    h: usize,
+    m: usize,
+    k: usize,
+    n: usize,
+    tb: bool,
+    a: ActQuant,
+    b: ActQuant,
+) -> Graph {
+    let b_shape = if tb { vec![h, n, k] } else { vec![h, k, n] };
+    Graph {
+        values: vec![
+            value("a", vec![h, m, k], Source::Input(0)),
+            value("b", b_shape, Source::Input(1)),
+            value("y", vec![h, m, n], Source::Node(0)),
+        ],
+        nodes: vec![Node {
+            name: "mm".into(),
+            op: Op::QMatMul {
+                transpose_b: tb,
+                a,
+                b,
+            },
+            inputs: vec![0, 1],
+            output: 2,
+        }],
+        inputs: vec![0, 1],
+        outputs: vec![2],
+    }
+}
+
+fn qmatmul_oracle(
+    h: usize,
+    m: usize,
+    k: usize,
+    n: usize,
+    tb: bool,
+    qa: ActQuant,
+    qb: ActQuant,
+    a: &[f32],
+    b: &[f32],
+) -> Vec<f32> {
+    let (ia, ib) = (1.0 / qa.scale(), 1.0 / qb.scale());
+    let log2 = matches!(qa, ActQuant::Log2 { .. });
+    let zero = match qa {
+        ActQuant::Uniform { zero, .. } => zero as i64,
+        _ => 0,
+    };
+    let av = |x: f32| {
+        let q = qa.level(x, ia) as i64;
+        if log2 {
+            if q <= LOG2_FRAC_BITS as i64 {
+                1i64 << (LOG2_FRAC_BITS as i64 - q)
+            } else {
+                0
+            }
+        } else {
+            q - zero
+        }
+    };
+    let deq = if log2 {
+        qa.scale() * qb.scale() / (1u32 << LOG2_FRAC_BITS) as f32
+    } else {
+        qa.scale() * qb.scale()
+    };
+    let mut out = Vec::new();
+    for t in 0..h {
+        for i in 0..m {
+            for j in 0..n {
+                let acc: i64 = (0..k)
+                    .map(|s| {
+                        let bi = if tb {
+                            t * n * k + j * k + s
+                        } else {
+                            t * k * n + s * n + j
+                        };
+                        av(a[t * m * k + i * k + s]) * qb.level(b[bi], ib) as i64
+                    })
+                    .sum();
+                out.push(acc as i32 as f32 * deq);
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn qmatmul_uniform_and_log2_equal_the_oracle_on_every_tier() {
+    for (h, m, k, n) in [(1, 1, 1, 1), (3, 7, 16, 5), (2, 33, 40, 33)] {
+        for tb in [false, true] {
+            for (qa, bits) in [
+                (uniform(8, -2.0, 2.0), 8),
+                (uniform(4, -1.0, 3.0), 4),
+                (
+                    ActQuant::Log2 {
+                        bits: 4,
+                        scale: 0.9,
+                    },
+                    8,
+                ),
+                (
+                    ActQuant::Log2 {
+                        bits: 8,
+                        scale: 1.0,
+                    },
+                    6,
+                ),
+            ] {
+                let qb = ActQuant::Symmetric {
+                    bits,
+                    scale: 1.7 / symmetric_max(bits) as f32,
+                };
+                let g = qmatmul_graph(h, m, k, n, tb, qa, qb);
+                g.validate().unwrap();
+                let log2 = matches!(qa, ActQuant::Log2 { .. });
+                let a: Vec<f32> = weights(h * m * k, 31)
+                    .iter()
+                    .map(|v| if log2 { v.abs() } else { v * 2.2 })
+                    .collect();
+                let b: Vec<f32> = weights(h * k * n, 32).iter().map(|v| v * 2.0).collect();
+                let want = qmatmul_oracle(h, m, k, n, tb, qa, qb, &a, &b);
+                let ta = Tensor::new(vec![h, m, k], a).unwrap();
+                let tbv = Tensor::new(g.shape(1).to_vec(), b).unwrap();
+                for ks in tiers() {
+                    for threads in [1, 2] {
+                        let got = run(&g, ks, threads, &[&ta, &tbv]);
+                        assert_eq!(
+                            got,
+                            want,
+                            "{h}x{m}x{k}x{n} tb {tb} {qa:?} {}",
+                            ks.tier().name()
+                        );
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn invalid_quantized_graphs_are_rejected() {
+    let good = qlinear_graph(2, 8, 3, 8, uniform(8, -1.0, 1.0));
+    good.validate().unwrap();
+    let mut g = good.clone();
+    g.nodes[0].op = Op::QLinear {
+        act: ActQuant::Symmetric {
+            bits: 8,
+            scale: 0.1,
+        },
+    };
+    assert!(g.validate().is_err());
+    let mut g = good.clone();
+    g.values[1].source = Source::Const(vec![0.0; 24]);
+    assert!(g.validate().is_err() && Executor::new(g, KernelSet::detect()).is_err());
+    let mut g = good.clone();
+    if let Source::Int(q) = &mut g.values[1].source {
+        q.data[0] = -128;
+    }
+    assert!(g.validate().is_err() && Executor::new(g, KernelSet::detect()).is_err());
+    let mut g = good.clone();
+    // An integer constant anywhere but a QLinear weight.
+    g.values[3].source = Source::Int(IntData {
+        bits: 8,
+        data: vec![1; 3],
+    });
+    assert!(g.validate().is_err() && Executor::new(g, KernelSet::detect()).is_err());
+    let mut g = good;
+    g.values[2].shape = vec![2];
+    g.values[2].source = Source::Const(vec![1.0; 2]);
+    assert!(g.validate().is_err());
+    let bad_mm = qmatmul_graph(
+        2,
+        3,
+        4,
+        5,
+        false,
+        uniform(8, -1.0, 1.0),
+        uniform(8, -1.0, 1.0),
+    );
+    assert!(bad_mm.validate().is_err());
+}
+
+#[test]
+fn quantized_bundles_round_trip_and_survive_hostile_edits() {
+    for bits in [2, 3, 4, 5, 6, 7, 8] {
+        let g = qlinear_graph(3, 19, 7, bits, uniform(6, -1.0, 1.0));
+        let bundle = Bundle::new("q", g.clone());
+        let (bytes, stats) = bundle.encode_with_stats().unwrap();
+        let back = Bundle::decode(&bytes).unwrap();
+        assert_eq!(back.graph, g);
+        assert_eq!(
+            stats.int_weights as usize,
+            (7 * 19 * bits as usize).div_ceil(8)
+        );
+        assert_eq!(stats.scales, 7 * 4);
+        // Random edits behind a recomputed checksum: errors, never panics, never an
+        // out-of-range weight.
+        let mut s = 0x9e37_79b9_7f4a_7c15u64 ^ bits as u64;
+        for _ in 0..300 {
+            let mut b = bytes.clone();
+            for _ in 0..3 {
+                s ^= s << 13;
+                s ^= s >> 7;
+                s ^= s << 17;
+                let i = 32 + (s as usize) % (b.len() - 36);
+                b[i] = (s >> 32) as u8;
+            }
+            let body = b.len() - 4;
+            let crc = crc32fast::hash(&b[..body]);
+            b[body..].copy_from_slice(&crc.to_le_bytes());
+            if let Ok(d) = Bundle::decode(&b) {
+                assert!(d.graph.validate().is_ok());
+            }
+        }
+    }
+}
