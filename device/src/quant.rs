@@ -4,10 +4,48 @@
 //! call, so the integer values it produces are identical on every CPU: that is what makes the
 //! integer path of a quantized bundle bit-exact between the host and the board.
 
-/// Fraction bits of the integer form of a [`ActQuant::Log2`] level: level `q` stands for
-/// `2^(LOG2_FRAC_BITS − q)`, and levels above `LOG2_FRAC_BITS` (values below `scale·2⁻¹⁵`) are
-/// zero, exactly as a right shift by `q` of a 15-bit fixed-point one would make them.
-pub const LOG2_FRAC_BITS: u32 = qvit_kernels::attn::LOG2_FRAC_BITS;
+/// Fraction bits of the integer form of a [`ActQuant::Log2`] level: level `q` stands for the
+/// integer `P(q) = round(2^LOG2_FRAC_BITS · 2^(−q/m))` (see [`log_steps`] for `m`), so the
+/// product with an integer operand is exact integer arithmetic; with `m = 1` it is a shift.
+pub const LOG2_FRAC_BITS: u32 = 15;
+
+/// Levels per octave of a `bits`-bit log quantizer: 1 up to 4 bits (pure powers of two), then
+/// doubling with every extra bit (2 at 5 bits, RepQ-ViT's log√2; 16 at 8 bits). Extra bits thus
+/// buy resolution instead of reaching ever smaller probabilities: every width spans about
+/// 2⁻¹⁶, below which the fixed-point form is zero anyway.
+pub fn log_steps(bits: u8) -> u32 {
+    1 << (bits.clamp(4, 8) - 4)
+}
+
+/// `⌈(2^(i/32) − 1)·2²³⌉`: the f32 mantissa at or above which `m ≥ 2^(i/32)`. Computed once
+/// with 60-digit decimal arithmetic, so no run-time libm result enters the levels.
+const MANTISSA_THRESHOLDS: [u32; 32] = [
+    0, 183687, 371396, 563215, 759234, 959546, 1164244, 1373424, 1587185, 1805626, 2028851,
+    2256964, 2490071, 2728283, 2971711, 3220470, 3474676, 3734448, 3999908, 4271181, 4548395,
+    4831678, 5121165, 5416990, 5719293, 6028216, 6343903, 6666503, 6996167, 7333050, 7677310,
+    8029107,
+];
+
+/// `round(2³⁰·2^(−i/32))`, the same way.
+const NEG_POW_Q30: [u32; 32] = [
+    1073741824, 1050733751, 1028218693, 1006186087, 984625594, 963527098, 942880699, 922676710,
+    902905651, 883558244, 864625413, 846098274, 827968132, 810226483, 792865000, 775875538,
+    759250125, 742980960, 727060411, 711481005, 696235434, 681316545, 666717336, 652430958,
+    638450708, 624770026, 611382493, 598281827, 585461881, 572916640, 560640218, 548626854,
+];
+
+/// The fixed-point value `P(q) = round_half_up(2^15 · 2^(−q/m))` of log level `q` with `m`
+/// levels per octave (`m` a power of two ≤ 16): exact integer arithmetic.
+pub fn log_level_value(q: u32, m: u32) -> i32 {
+    let m = m.clamp(1, 16);
+    let (octave, step) = (q / m, q % m);
+    let shift = 15 + octave;
+    if shift >= 32 {
+        return 0;
+    }
+    let p = NEG_POW_Q30[(step * (32 / m)) as usize] as u64;
+    ((p + (1u64 << (shift - 1))) >> shift) as i32
+}
 
 /// Symmetric integer constant (quantized weights), row-major like an f32 constant:
 /// `bits` in 2..=8 and every value in `[−(2^(bits−1) − 1), 2^(bits−1) − 1]`.
@@ -73,9 +111,10 @@ pub enum ActQuant {
         /// Step size.
         scale: f32,
     },
-    /// Power-of-two levels for values in `[0, scale]` (post-softmax probabilities):
-    /// `q = clamp(round(−log2(x/scale)), 0, 2^bits − 1)`, standing for `scale·2^−q` (zero when
-    /// `q > LOG2_FRAC_BITS`). Products with it are shifts. `x ≤ 0` maps to the last level.
+    /// Logarithmic levels for values in `[0, scale]` (post-softmax probabilities):
+    /// `q = clamp(round(−m·log2(x/scale)), 0, 2^bits − 1)` with `m = log_steps(bits)` levels
+    /// per octave, standing for `scale·P(q)/2^15` ([`log_level_value`]). Up to 4 bits `m = 1`:
+    /// powers of two, whose products are shifts. `x ≤ 0` maps to the last level.
     Log2 {
         /// Bit width, 2..=8.
         bits: u8,
@@ -141,7 +180,9 @@ impl ActQuant {
                 let m = symmetric_max(bits);
                 (q.clamp(-512.0, 512.0) as i32).clamp(-m, m)
             }
-            ActQuant::Log2 { bits, .. } => log2_level(x * inv_scale, unsigned_max(bits)),
+            ActQuant::Log2 { bits, .. } => {
+                log_level(x * inv_scale, log_steps(bits), unsigned_max(bits))
+            }
         }
     }
 
@@ -153,33 +194,34 @@ impl ActQuant {
         match *self {
             ActQuant::Uniform { scale, zero, .. } => (q - zero) as f32 * scale,
             ActQuant::Symmetric { scale, .. } => q as f32 * scale,
-            ActQuant::Log2 { scale, .. } => {
-                if q as u32 > LOG2_FRAC_BITS {
-                    0.0
-                } else {
-                    scale / (1u32 << q) as f32
-                }
+            ActQuant::Log2 { bits, scale } => {
+                let p = log_level_value(q as u32, log_steps(bits));
+                p as f32 * (scale / (1u32 << LOG2_FRAC_BITS) as f32)
             }
         }
     }
 }
 
-/// `clamp(round(−log2 y), 0, max)` from the bits of `y`, with no libm call: for
-/// `y = m·2^e`, `m ∈ [1, 2)`, the answer is `−e` when `m < √2` and `−e − 1` otherwise (√2 is
-/// irrational, so there are no ties). Non-positive, NaN and subnormal `y` give `max`.
-pub fn log2_level(y: f32, max: i32) -> i32 {
+/// `clamp(round(−m·log2 y), 0, max)` from the bits of `y`, with no libm call: for
+/// `y = M·2^e`, `M ∈ [1, 2)`, the answer is `−m·e − r` where `r` counts the thresholds
+/// `2^((j + ½)/m)`, `j < m`, that `M` reaches (irrational, so there are no ties). Non-positive,
+/// NaN and subnormal `y` give `max`.
+pub fn log_level(y: f32, m: u32, max: i32) -> i32 {
     if y.is_nan() || y < f32::MIN_POSITIVE {
         return max;
     }
     if y.is_infinite() {
         return 0;
     }
+    let m = m.clamp(1, 16);
     let bits = y.to_bits();
     let e = ((bits >> 23) & 0xff) as i32 - 127;
-    // Mantissa of the f32 nearest √2 (1.41421354…, just below √2): m ≥ √2 ⟺ mantissa above it.
-    const SQRT2_MANTISSA: u32 = 0x3504f3;
-    let up = i32::from(bits & 0x7f_ffff > SQRT2_MANTISSA);
-    (-e - up).clamp(0, max)
+    let mantissa = bits & 0x7f_ffff;
+    let stride = 32 / m;
+    let r = (0..m)
+        .filter(|j| mantissa >= MANTISSA_THRESHOLDS[((2 * j + 1) * stride / 2) as usize])
+        .count() as i32;
+    (-(m as i32) * e - r).clamp(0, max)
 }
 
 #[cfg(test)]
@@ -187,21 +229,38 @@ mod tests {
     use super::*;
 
     #[test]
-    fn log2_level_matches_libm_rounding_away_from_half_points() {
-        let mut x = 1.0e-9f32;
-        while x < 4.0 {
-            let want = (-(x as f64).log2()).round().clamp(0.0, 255.0) as i32;
-            let frac = (-(x as f64).log2()).fract().abs();
-            if (frac - 0.5).abs() > 1e-6 {
-                assert_eq!(log2_level(x, 255), want, "x = {x}");
+    fn log_levels_match_f64_rounding_away_from_half_points() {
+        for m in [1u32, 2, 4, 8, 16] {
+            let mut x = 1.0e-9f32;
+            while x < 4.0 {
+                let t = -(m as f64) * (x as f64).log2();
+                if (t.fract().abs() - 0.5).abs() > 1e-5 {
+                    let want = t.round().clamp(0.0, 255.0) as i32;
+                    assert_eq!(log_level(x, m, 255), want, "x = {x}, m = {m}");
+                }
+                x *= 1.0137;
             }
-            x *= 1.0137;
         }
-        assert_eq!(log2_level(0.0, 15), 15);
-        assert_eq!(log2_level(-1.0, 15), 15);
-        assert_eq!(log2_level(f32::NAN, 15), 15);
-        assert_eq!(log2_level(1.0, 15), 0);
-        assert_eq!(log2_level(0.5, 15), 1);
+        assert_eq!(log_level(0.0, 1, 15), 15);
+        assert_eq!(log_level(-1.0, 4, 63), 63);
+        assert_eq!(log_level(f32::NAN, 1, 15), 15);
+        assert_eq!(log_level(1.0, 16, 255), 0);
+        assert_eq!(log_level(0.5, 1, 15), 1);
+        assert_eq!(log_level(0.5, 16, 255), 16);
+    }
+
+    #[test]
+    fn log_level_values_are_rounded_powers_of_two() {
+        for m in [1u32, 2, 4, 8, 16] {
+            for q in 0..256u32 {
+                let exact = 2f64.powf(15.0 - q as f64 / m as f64);
+                let got = log_level_value(q, m) as f64;
+                assert!((got - exact).abs() <= 0.5, "q {q} m {m}: {got} vs {exact}");
+            }
+        }
+        assert_eq!(log_level_value(3, 1), 1 << 12);
+        assert_eq!(log_steps(4), 1);
+        assert_eq!(log_steps(8), 16);
     }
 
     #[test]

@@ -7,7 +7,7 @@ mod common;
 use common::weights;
 use qvit_device::bundle::Bundle;
 use qvit_device::exec::Executor;
-use qvit_device::quant::{ActQuant, IntData, LOG2_FRAC_BITS, symmetric_max};
+use qvit_device::quant::{ActQuant, IntData, LOG2_FRAC_BITS, log_steps, symmetric_max};
 use qvit_device::{Graph, Node, Op, Source, Tensor, Value};
 use qvit_kernels::{KernelSet, Tier};
 
@@ -173,6 +173,7 @@ fn qmatmul_graph(
     }
 }
 
+#[allow(clippy::too_many_arguments)] // The shapes and both quantizers, spelled out.
 fn qmatmul_oracle(
     h: usize,
     m: usize,
@@ -193,11 +194,9 @@ fn qmatmul_oracle(
     let av = |x: f32| {
         let q = qa.level(x, ia) as i64;
         if log2 {
-            if q <= LOG2_FRAC_BITS as i64 {
-                1i64 << (LOG2_FRAC_BITS as i64 - q)
-            } else {
-                0
-            }
+            // P(q) = 2^15·2^(−q/m) rounded (half up; f64 `round` is half away from zero).
+            let m = log_steps(qa.bits()) as f64;
+            2f64.powf(LOG2_FRAC_BITS as f64 - q as f64 / m).round() as i64
         } else {
             q - zero
         }
@@ -248,6 +247,20 @@ fn qmatmul_uniform_and_log2_equal_the_oracle_on_every_tier() {
                         scale: 1.0,
                     },
                     6,
+                ),
+                (
+                    ActQuant::Log2 {
+                        bits: 5,
+                        scale: 0.5,
+                    },
+                    5,
+                ),
+                (
+                    ActQuant::Log2 {
+                        bits: 3,
+                        scale: 1.0,
+                    },
+                    3,
                 ),
             ] {
                 let qb = ActQuant::Symmetric {

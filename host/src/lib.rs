@@ -6,4 +6,5 @@ pub mod fixtures;
 pub mod import;
 pub mod inspect;
 pub mod prep;
+pub mod quant;
 pub mod source;

@@ -32,16 +32,23 @@ enum Cmd {
         #[arg(long)]
         all: bool,
     },
-    /// Write a .qvit bundle for qvit-run (today: float; quantized modes follow).
+    /// Quantize an ONNX ViT into a .qvit bundle for qvit-run (or write an f32 bundle with --float).
     #[command(
-        after_help = "Example:\n  qvit quantize vit.onnx --float --preset imagenet --labels classes.txt -o vit.qvit"
+        after_help = "Calibration statistics come from the device f32 executor; \
+the bundle is written with <bundle>.report.md and <bundle>.report.json beside it.\n\
+Examples:\n  qvit quantize vit.onnx --calib imagenet-sample/ --wbits 8 --abits 8 --preset imagenet -o vit-w8a8.qvit\n  \
+qvit quantize vit_mnist.onnx --preset mnist --calib train5k-images-idx3-ubyte --calib-limit 512 --wbits 4 --abits 4 -o w4a4.qvit\n  \
+qvit quantize vit.onnx --float --preset imagenet --labels classes.txt -o vit.qvit\n\
+Ablations: --no-channel-clip, --no-reparam, --no-log2-softmax, --clip percentile|mse|minmax."
     )]
     Quantize {
         /// ONNX model.
         model: PathBuf,
         /// Keep weights in f32 (the reference bundle).
-        #[arg(long)]
+        #[arg(long, conflicts_with_all = ["wbits", "calib"])]
         float: bool,
+        #[command(flatten)]
+        quant: qvit_host::quant::command::QuantArgs,
         /// Output bundle path.
         #[arg(short, long)]
         output: PathBuf,
@@ -143,15 +150,42 @@ fn run(cli: Cli) -> Result<()> {
         Cmd::Quantize {
             model,
             float,
+            quant,
             output,
             input_shape,
             labels,
             prep,
         } => {
             if !float {
-                anyhow::bail!(
-                    "only --float bundles can be written so far; quantized modes (--wbits/--abits) are not implemented yet"
-                );
+                let fb = qvit_host::source::float_bundle(
+                    &model,
+                    input_shape.as_ref().map(|s| s.0.as_slice()),
+                    &prep,
+                    labels.as_deref(),
+                )?;
+                let q = qvit_host::quant::command::run(fb, &quant, &output)?;
+                let r = &q.report;
+                let (json, md) = qvit_host::quant::command::report_paths(&output);
+                if let Some(z) = &r.sizes {
+                    eprintln!(
+                        "wrote {} ({} bytes: int weights {}, scales {}, float {}, graph {}; bound {:.0}: {}); {} layers quantized, {} left f32; calibration {} images, {:.1} s\nreports: {}, {}",
+                        output.display(),
+                        z.bundle.total,
+                        z.bundle.int_weights,
+                        z.bundle.scales,
+                        z.bundle.float_consts,
+                        z.bundle.graph,
+                        z.bound_bytes,
+                        if z.within_bound { "within" } else { "EXCEEDED" },
+                        r.layers.len(),
+                        r.float_layers.len(),
+                        r.calib_images,
+                        r.calib_seconds,
+                        md.display(),
+                        json.display()
+                    );
+                }
+                return Ok(());
             }
             let bundle = qvit_host::source::float_bundle(
                 &model,

@@ -5,7 +5,7 @@
 //! epilogue dequantizes. So for equal f32 inputs every CPU produces equal f32 outputs.
 
 use super::Ctx;
-use crate::quant::{ActQuant, IntData, LOG2_FRAC_BITS};
+use crate::quant::{ActQuant, IntData, LOG2_FRAC_BITS, log_level_value, log_steps, unsigned_max};
 use qvit_kernels::gemm::{PackedW8, Scratch, epilogue};
 use qvit_kernels::{KernelSet, attn};
 use rayon::prelude::*;
@@ -163,6 +163,8 @@ pub(crate) struct QMatMulPlan {
     transpose_b: bool,
     a: ActQuant,
     b: ActQuant,
+    /// Fixed-point value of every level of a log-quantized `a` (empty for uniform `a`).
+    lut: Vec<i32>,
 }
 
 impl QMatMulPlan {
@@ -191,7 +193,14 @@ impl QMatMulPlan {
         {
             return None;
         }
+        let lut = match a {
+            ActQuant::Log2 { bits, .. } => (0..=unsigned_max(bits) as u32)
+                .map(|q| log_level_value(q, log_steps(bits)))
+                .collect(),
+            _ => Vec::new(),
+        };
         Some(QMatMulPlan {
+            lut,
             batches: batch.iter().product(),
             m,
             n,
@@ -247,7 +256,7 @@ impl QMatMulPlan {
                 }
                 lv.clear();
                 lv.extend(ab.iter().map(|&v| self.a.level(v, a_inv) as u8));
-                attn::matmul_log2_i32(lv, m, k, bq, n, acc)?;
+                attn::matmul_lut_i32(lv, m, k, &self.lut, bq, n, acc)?;
             } else {
                 // b as [n, k]: the canonical weight layout of the W8A8 GEMM.
                 bq.clear();

@@ -1,44 +1,47 @@
-//! Activation × activation products of attention whose left operand is a log2-quantized
-//! probability matrix (post-softmax): every product is a shift.
+//! Activation × activation products of attention whose left operand is a log-quantized
+//! probability matrix (post-softmax): each level stands for a fixed-point value from a small
+//! table, so the product is exact integer arithmetic (with power-of-two tables, shifts).
 //!
-//! # Contract (`matmul_log2_i32`)
+//! # Contract (`matmul_lut_i32`)
 //!
-//! * `levels`: `[m, k]` row-major `u8`; level `q` stands for the fixed-point value
-//!   `P(q) = 2^(LOG2_FRAC_BITS − q)` when `q ≤ LOG2_FRAC_BITS`, and for 0 above (a right shift of
-//!   a 15-bit one past its last bit).
-//! * `b`: `[k, n]` row-major `i8` (symmetric int8 values).
-//! * `out[i][j] = Σₖ P(levels[i][k])·b[k][j]`, computed exactly in 64 bits and saturated to `i32`
-//!   (it only saturates when a row's `Σ P` exceeds `2^24`, i.e. far from any softmax row).
+//! * `levels`: `[m, k]` row-major `u8`; level `q` stands for the integer `lut[q]`
+//!   (every level must index `lut`).
+//! * `b`: `[k, n]` row-major `i8`.
+//! * `out[i][j] = Σₖ lut[levels[i][k]]·b[k][j]`, exact in 64 bits and saturated to `i32` (the
+//!   32-bit loop runs whenever `128·Σₖ |lut[levels[i][k]]|` fits `i32`, i.e. always for softmax
+//!   rows with a 15-bit table).
 //!
 //! One portable implementation serves every tier: its inner loop is an `i32` multiply-add over
-//! a contiguous row of `b` that the compiler vectorises for the baseline of each target, and it
-//! is integer-exact, so it is bit-identical on every CPU.
+//! a contiguous row of `b` that the compiler vectorises for each target's baseline, and it is
+//! integer-exact, so every CPU gives identical results.
 
 use crate::{Error, Result};
 
-/// Fraction bits of the fixed-point form of a log2 level.
-pub const LOG2_FRAC_BITS: u32 = 15;
-
-/// `out[m×n] = P(levels)[m×k] · b[k×n]`; see the module contract. Errors on mismatched lengths.
-pub fn matmul_log2_i32(
+/// `out[m×n] = lut[levels][m×k] · b[k×n]`; see the module contract. Errors on mismatched
+/// lengths or a level outside the table.
+pub fn matmul_lut_i32(
     levels: &[u8],
     m: usize,
     k: usize,
+    lut: &[i32],
     b: &[i8],
     n: usize,
     out: &mut [i32],
 ) -> Result<()> {
+    let op = "matmul_lut_i32";
     let fits = |len: usize, r: usize, c: usize| r.checked_mul(c) == Some(len);
     if !fits(levels.len(), m, k) || !fits(b.len(), k, n) || !fits(out.len(), m, n) {
-        return Err(Error::Shape {
-            op: "matmul_log2_i32",
-            what: format!(
-                "levels {}, b {}, out {} for m={m}, k={k}, n={n}",
-                levels.len(),
-                b.len(),
-                out.len()
-            ),
-        });
+        let what = format!(
+            "levels {}, b {}, out {} for m={m}, k={k}, n={n}",
+            levels.len(),
+            b.len(),
+            out.len()
+        );
+        return Err(Error::Shape { op, what });
+    }
+    if let Some(&q) = levels.iter().find(|&&q| q as usize >= lut.len()) {
+        let what = format!("level {q} outside the {}-entry table", lut.len());
+        return Err(Error::Shape { op, what });
     }
     if n == 0 {
         return Ok(());
@@ -49,18 +52,16 @@ pub fn matmul_log2_i32(
     }
     let mut wide = Vec::new();
     for (row, orow) in levels.chunks_exact(k).zip(out.chunks_exact_mut(n)) {
-        let weight =
-            |q: u8| (q as u32 <= LOG2_FRAC_BITS).then(|| 1i32 << (LOG2_FRAC_BITS - q as u32));
         let total: u64 = row
             .iter()
-            .filter_map(|&q| weight(q))
-            .map(|p| p as u64)
+            .map(|&q| lut[q as usize].unsigned_abs() as u64)
             .sum();
         orow.fill(0);
-        // |Σ P·b| ≤ 128·Σ P: the 32-bit loop is exact while that stays below 2³¹.
+        // |Σ P·b| ≤ 128·Σ |P|: the 32-bit loop is exact while that stays below 2³¹.
         if total <= (i32::MAX as u64) / 128 {
             for (&q, brow) in row.iter().zip(b.chunks_exact(n)) {
-                if let Some(p) = weight(q) {
+                let p = lut[q as usize];
+                if p != 0 {
                     for (o, &v) in orow.iter_mut().zip(brow) {
                         *o += p * v as i32;
                     }
@@ -70,10 +71,9 @@ pub fn matmul_log2_i32(
             wide.clear();
             wide.resize(n, 0i64);
             for (&q, brow) in row.iter().zip(b.chunks_exact(n)) {
-                if let Some(p) = weight(q) {
-                    for (o, &v) in wide.iter_mut().zip(brow) {
-                        *o += p as i64 * v as i64;
-                    }
+                let p = lut[q as usize] as i64;
+                for (o, &v) in wide.iter_mut().zip(brow) {
+                    *o += p * v as i64;
                 }
             }
             for (o, &w) in orow.iter_mut().zip(&wide) {

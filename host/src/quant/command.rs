@@ -1,0 +1,166 @@
+//! `qvit quantize` with calibration: options, the run, and the files it writes.
+
+use super::clip::ClipMethod;
+use super::report::SizeReport;
+use super::{QuantOptions, Quantized, quantize};
+use crate::data::Dataset;
+use anyhow::{Context, Result, bail, ensure};
+use clap::{Args, ValueEnum};
+use qvit_device::bundle::{Bundle, BundleStats};
+use qvit_device::{Graph, Preprocess, Source, Tensor};
+use std::path::{Path, PathBuf};
+
+/// Activation range selection on the command line.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum ClipArg {
+    /// Least squared quantization error among percentile candidates (RepQ-ViT's search).
+    Mse,
+    /// Two-sided percentile, see --percentile.
+    Percentile,
+    /// Full observed range.
+    Minmax,
+}
+
+/// Quantization flags of `qvit quantize`.
+#[derive(Args, Clone, Debug)]
+pub struct QuantArgs {
+    /// Calibration data: an IDX images file, a folder of class subfolders, or a folder of images.
+    #[arg(long)]
+    pub calib: Option<PathBuf>,
+    /// Use at most N calibration images (the first N).
+    #[arg(long, default_value_t = 128)]
+    pub calib_limit: usize,
+    /// Weight bits, 2..8 (symmetric, per output channel; ≤ 4 bits are nibble-packed).
+    #[arg(long, value_parser = clap::value_parser!(u8).range(2..=8))]
+    pub wbits: Option<u8>,
+    /// Activation bits, 2..8 (per tensor; default: --wbits).
+    #[arg(long, value_parser = clap::value_parser!(u8).range(2..=8))]
+    pub abits: Option<u8>,
+    /// Bits of the patch embedding and the classifier head (weights and input).
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u8).range(2..=8))]
+    pub edge_bits: u8,
+    /// How activation ranges are clipped.
+    #[arg(long, value_enum, default_value_t = ClipArg::Mse)]
+    pub clip: ClipArg,
+    /// Percentile for --clip percentile.
+    #[arg(long, default_value_t = 0.9999)]
+    pub percentile: f64,
+    /// Do not clip outlier channels of post-LayerNorm activations (plain RepQ-ViT reparameterisation).
+    #[arg(long)]
+    pub no_channel_clip: bool,
+    /// Outlier threshold of the channel clip: mean + K·std of the channel range ratios.
+    #[arg(long, default_value_t = 2.0)]
+    pub channel_clip_k: f32,
+    /// Do not reparameterise post-LayerNorm activations (quantize them per tensor directly).
+    #[arg(long)]
+    pub no_reparam: bool,
+    /// Quantize post-softmax probabilities uniformly instead of with the log2 (shift) quantizer.
+    #[arg(long)]
+    pub no_log2_softmax: bool,
+}
+
+impl QuantArgs {
+    /// The options these flags select.
+    pub fn options(&self) -> Result<QuantOptions> {
+        let wbits = self
+            .wbits
+            .context("give --wbits (and --abits), or --float")?;
+        ensure!(
+            (0.5..=1.0).contains(&self.percentile),
+            "--percentile must lie in [0.5, 1]"
+        );
+        Ok(QuantOptions {
+            wbits,
+            abits: self.abits.unwrap_or(wbits),
+            edge_bits: self.edge_bits,
+            clip: match self.clip {
+                ClipArg::Mse => ClipMethod::Mse,
+                ClipArg::Percentile => ClipMethod::Percentile(self.percentile),
+                ClipArg::Minmax => ClipMethod::MinMax,
+            },
+            reparam: !self.no_reparam,
+            channel_clip: (!self.no_channel_clip).then_some(self.channel_clip_k),
+            log2_softmax: !self.no_log2_softmax,
+            layer_bits: Default::default(),
+        })
+    }
+}
+
+/// The first `limit` samples of `path`, preprocessed with `pre`.
+pub fn load_inputs(path: &Path, pre: &Preprocess, limit: usize) -> Result<Vec<Tensor>> {
+    let ds = Dataset::open(path)?;
+    let n = limit.min(ds.len());
+    ensure!(n > 0, "{} holds no images", path.display());
+    let bar = crate::eval::progress(n, "load calibration images");
+    let v = (0..n)
+        .map(|i| {
+            bar.inc(1);
+            ds.sample(i, pre).map(|s| s.input)
+        })
+        .collect();
+    bar.finish_and_clear();
+    v
+}
+
+/// The size bound: `Σ params × bits / 8` (integer weights at their bits, every other
+/// constant at the body's weight bits), times 1.05, plus 64 KiB.
+pub fn size_report(g: &Graph, wbits: u8, stats: BundleStats) -> SizeReport {
+    let ideal: f64 = g
+        .values
+        .iter()
+        .map(|v| match &v.source {
+            Source::Int(q) => q.data.len() as f64 * q.bits as f64 / 8.0,
+            Source::Const(d) => d.len() as f64 * wbits as f64 / 8.0,
+            _ => 0.0,
+        })
+        .sum();
+    let bound = 1.05 * ideal + 65536.0;
+    SizeReport {
+        bundle: stats,
+        ideal_bytes: ideal,
+        bound_bytes: bound,
+        within_bound: (stats.total as f64) <= bound,
+    }
+}
+
+/// Quantizes `float` (a float bundle with preprocessing) and writes the bundle plus
+/// `<output>.report.{json,md}`. Returns the report.
+pub fn run(float: Bundle, args: &QuantArgs, output: &Path) -> Result<Quantized> {
+    let opts = args.options()?;
+    let Some(calib) = &args.calib else {
+        bail!("quantizing needs calibration data: --calib DIR|IDX");
+    };
+    let pre = float
+        .header
+        .preprocess
+        .clone()
+        .context("the model has no image preprocessing; pass --preset or --mean/--std")?;
+    let inputs = load_inputs(calib, &pre, args.calib_limit)?;
+    let mut q = quantize(&float.graph, &inputs, &opts)?;
+    let bundle = Bundle {
+        header: float.header,
+        graph: q.graph.clone(),
+    };
+    let stats = bundle
+        .write_file(output)
+        .with_context(|| format!("writing {}", output.display()))?;
+    q.report.sizes = Some(size_report(&q.graph, opts.wbits, stats));
+    let (json, md) = report_paths(output);
+    std::fs::write(&json, serde_json::to_string_pretty(&q.report)? + "\n")
+        .with_context(|| format!("writing {}", json.display()))?;
+    let title = output
+        .file_name()
+        .map(|n| n.to_string_lossy().to_string())
+        .unwrap_or_default();
+    std::fs::write(&md, q.report.markdown(&title))
+        .with_context(|| format!("writing {}", md.display()))?;
+    Ok(q)
+}
+
+/// `<bundle>.report.json` and `<bundle>.report.md` beside the bundle.
+pub fn report_paths(bundle: &Path) -> (PathBuf, PathBuf) {
+    (
+        bundle.with_extension("report.json"),
+        bundle.with_extension("report.md"),
+    )
+}

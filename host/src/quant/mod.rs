@@ -1,0 +1,298 @@
+//! Post-training quantization of an imported f32 graph into a quantized device graph.
+//!
+//! Pipeline ([`quantize`]):
+//! 1. patch-embedding convolutions become Linear layers ([`patchify`]);
+//! 2. calibration pass 1 (device f32 executor) records post-LayerNorm activations per channel;
+//! 3. post-LayerNorm reparameterisation with outlier-channel clipping ([`reparam`]);
+//! 4. calibration pass 2 records the input of every Linear and MatMul;
+//! 5. every Linear becomes a QLinear (symmetric per-output-channel weights, per-tensor
+//!    activations with a calibrated clip) and every activation × activation MatMul a QMatMul
+//!    (post-softmax operands on the log2 quantizer).
+
+pub mod calib;
+pub mod clip;
+pub mod command;
+pub mod edit;
+pub mod patchify;
+pub mod reparam;
+pub mod report;
+
+use anyhow::{Result, ensure};
+use calib::calibrate;
+use clip::ClipMethod;
+use edit::{add_const, consumers, producer_through_reshapes};
+use qvit_device::Tensor;
+use qvit_device::graph::{Graph, Op, Source, ValueId};
+use qvit_device::quant::ActQuant;
+pub use report::{LayerReport, QuantReport};
+use std::collections::BTreeMap;
+
+/// What to quantize and how; every technique can be switched off for ablation.
+#[derive(Clone, Debug)]
+pub struct QuantOptions {
+    /// Weight bits of the body (2..=8).
+    pub wbits: u8,
+    /// Activation bits of the body (2..=8).
+    pub abits: u8,
+    /// Weight and activation bits of the patch embedding and the classifier head.
+    pub edge_bits: u8,
+    /// Activation range selection.
+    pub clip: ClipMethod,
+    /// Post-LayerNorm per-channel reparameterisation (RepQ-ViT).
+    pub reparam: bool,
+    /// Clip outlier channels in the reparameterisation at `mean + k·std` of the ratios.
+    pub channel_clip: Option<f32>,
+    /// Log2 quantizer for post-softmax operands (else uniform).
+    pub log2_softmax: bool,
+    /// Per-layer `(wbits, abits)` by node name, overriding the defaults (mixed precision).
+    pub layer_bits: BTreeMap<String, (u8, u8)>,
+}
+
+impl Default for QuantOptions {
+    fn default() -> Self {
+        QuantOptions {
+            wbits: 8,
+            abits: 8,
+            edge_bits: 8,
+            clip: ClipMethod::Mse,
+            reparam: true,
+            channel_clip: Some(2.0),
+            log2_softmax: true,
+            layer_bits: BTreeMap::new(),
+        }
+    }
+}
+
+/// A quantized graph and what was done to it.
+pub struct Quantized {
+    /// The graph for the device.
+    pub graph: Graph,
+    /// Per-layer bits, quantizers and reparameterisations.
+    pub report: QuantReport,
+}
+
+/// The f32 graph after the exact rewrites (patchify, reparameterisation) and before any
+/// quantizer, plus what the pipeline needs to finish: useful on its own to check that the
+/// rewrites keep the function.
+pub struct Prepared {
+    /// The rewritten f32 graph.
+    pub graph: Graph,
+    /// Linear nodes made from patch-embedding convolutions.
+    pub patch_linears: Vec<String>,
+    /// Reparameterisations applied.
+    pub reparams: Vec<reparam::ReparamReport>,
+}
+
+/// Steps 1–3 of the pipeline.
+pub fn prepare(g: &Graph, calib: &[Tensor], opts: &QuantOptions) -> Result<Prepared> {
+    let mut g = g.clone();
+    let patch_linears = patchify::patchify_convs(&mut g);
+    let mut reparams = Vec::new();
+    if opts.reparam {
+        let sites = reparam::sites(&g);
+        let outs: Vec<ValueId> = sites.iter().map(|s| g.nodes[s.ln].output).collect();
+        let cal = calibrate(&g, calib, &[], &outs, "calibrate (post-LayerNorm)")?;
+        for (site, v) in sites.iter().zip(&outs) {
+            let bits = site
+                .linears
+                .iter()
+                .map(|&j| layer_bits(&g, j, opts, &[]).1)
+                .max()
+                .unwrap_or(opts.abits);
+            let ranges: Vec<(f32, f32)> = cal.channels[v]
+                .iter()
+                .map(|s| clip::range_for(s, opts.clip, bits))
+                .collect();
+            reparams.push(reparam::apply(&mut g, site, &ranges, opts.channel_clip));
+        }
+    }
+    Ok(Prepared {
+        graph: g,
+        patch_linears,
+        reparams,
+    })
+}
+
+/// `(wbits, abits)` of Linear node `j`.
+fn layer_bits(g: &Graph, j: usize, opts: &QuantOptions, edges: &[usize]) -> (u8, u8) {
+    if let Some(&b) = opts.layer_bits.get(&g.nodes[j].name) {
+        return b;
+    }
+    if edges.contains(&j) {
+        (opts.edge_bits, opts.edge_bits)
+    } else {
+        (opts.wbits, opts.abits)
+    }
+}
+
+/// Linear nodes that are the classifier head: their output reaches a graph output without
+/// passing another Linear, MatMul, LayerNorm or Softmax.
+fn head_linears(g: &Graph) -> Vec<usize> {
+    let cons = consumers(g);
+    let reaches_output = |start: ValueId| {
+        let mut stack = vec![start];
+        let mut steps = 0;
+        while let Some(v) = stack.pop() {
+            steps += 1;
+            if g.outputs.contains(&v) {
+                return true;
+            }
+            if steps > 64 {
+                return false;
+            }
+            for &(j, _) in &cons[v as usize] {
+                let stop = matches!(
+                    g.nodes[j].op,
+                    Op::Linear | Op::MatMul { .. } | Op::LayerNorm { .. } | Op::Softmax { .. }
+                );
+                if !stop {
+                    stack.push(g.nodes[j].output);
+                }
+            }
+        }
+        false
+    };
+    (0..g.nodes.len())
+        .filter(|&j| matches!(g.nodes[j].op, Op::Linear) && reaches_output(g.nodes[j].output))
+        .collect()
+}
+
+/// Quantizes `g` with calibration inputs `calib`.
+pub fn quantize(g: &Graph, calib: &[Tensor], opts: &QuantOptions) -> Result<Quantized> {
+    ensure!(!calib.is_empty(), "calibration needs at least one input");
+    for b in [opts.wbits, opts.abits, opts.edge_bits]
+        .into_iter()
+        .chain(opts.layer_bits.values().flat_map(|&(w, a)| [w, a]))
+    {
+        ensure!(
+            (2..=8).contains(&b),
+            "{b} bits: bit widths must lie in 2..=8"
+        );
+    }
+    let start = std::time::Instant::now();
+    let prep = prepare(g, calib, opts)?;
+    let mut g = prep.graph;
+    let mut edges: Vec<usize> = head_linears(&g);
+    edges.extend(
+        g.nodes
+            .iter()
+            .enumerate()
+            .filter(|(_, n)| prep.patch_linears.contains(&n.name))
+            .map(|(j, _)| j),
+    );
+
+    let mut watch = Vec::new();
+    for n in &g.nodes {
+        match n.op {
+            Op::Linear => watch.push(n.inputs[0]),
+            Op::MatMul { .. } => watch.extend([n.inputs[0], n.inputs[1]]),
+            _ => {}
+        }
+    }
+    watch.sort_unstable();
+    watch.dedup();
+    let cal = calibrate(&g, calib, &watch, &[], "calibrate (layer inputs)")?;
+
+    let mut layers = Vec::new();
+    let mut float_layers = Vec::new();
+    for j in 0..g.nodes.len() {
+        let node = g.nodes[j].clone();
+        match node.op {
+            Op::Linear => {
+                let (wb, ab) = layer_bits(&g, j, opts, &edges);
+                let w_id = node.inputs[1];
+                let (n, k) = (g.shape(w_id)[0], g.shape(w_id)[1]);
+                let Some(w) = g.const_data(w_id) else {
+                    float_layers.push(node.name.clone());
+                    continue;
+                };
+                let (q, scales) = clip::quantize_weights(w, n, k, wb);
+                let act = clip::uniform_for(&cal.tensors[&node.inputs[0]], opts.clip, ab);
+                g.values[w_id as usize].source = Source::Int(q);
+                let s_id = add_const(
+                    &mut g,
+                    format!("{}.w_scale", node.name),
+                    vec![n],
+                    Source::Const(scales),
+                );
+                let mut inputs = vec![node.inputs[0], w_id, s_id];
+                inputs.extend(node.inputs.get(2));
+                g.nodes[j].inputs = inputs;
+                g.nodes[j].op = Op::QLinear { act };
+                layers.push(LayerReport::linear(
+                    &node.name,
+                    n * k,
+                    wb,
+                    act,
+                    &cal.tensors[&node.inputs[0]],
+                ));
+            }
+            Op::MatMul { transpose_b } => {
+                let (a, b) = (node.inputs[0], node.inputs[1]);
+                let (sa, sb) = (g.shape(a), g.shape(b));
+                let batch_equal = sa.len() == sb.len() && sa[..sa.len() - 2] == sb[..sb.len() - 2];
+                if !batch_equal {
+                    float_layers.push(node.name.clone());
+                    continue;
+                }
+                let bits = opts.layer_bits.get(&node.name).map_or(opts.abits, |b| b.1);
+                let softmax_in = producer_through_reshapes(&g, a)
+                    .is_some_and(|p| matches!(g.nodes[p].op, Op::Softmax { .. }));
+                let (sa_stats, sb_stats) = (&cal.tensors[&a], &cal.tensors[&b]);
+                let qa = if softmax_in && opts.log2_softmax {
+                    clip::log2_for(sa_stats, bits)
+                } else {
+                    clip::uniform_for(sa_stats, opts.clip, bits)
+                };
+                let qb = clip::symmetric_for(sb_stats, opts.clip, bits);
+                g.nodes[j].op = Op::QMatMul {
+                    transpose_b,
+                    a: qa,
+                    b: qb,
+                };
+                layers.push(LayerReport::matmul(
+                    &node.name, softmax_in, qa, qb, sa_stats, sb_stats,
+                ));
+            }
+            Op::Conv2d { .. } => float_layers.push(node.name.clone()),
+            _ => {}
+        }
+    }
+    g.validate()?;
+    let report = QuantReport {
+        wbits: opts.wbits,
+        abits: opts.abits,
+        edge_bits: opts.edge_bits,
+        clip: opts.clip.to_string(),
+        reparam: opts.reparam,
+        channel_clip_k: opts.channel_clip,
+        log2_softmax: opts.log2_softmax,
+        calib_images: calib.len(),
+        calib_seconds: start.elapsed().as_secs_f64(),
+        layers,
+        float_layers,
+        reparams: prep.reparams,
+        sizes: None,
+    };
+    Ok(Quantized { graph: g, report })
+}
+
+/// Uniform activation quantizer summary for reports.
+pub fn describe(q: &ActQuant) -> String {
+    match *q {
+        ActQuant::Uniform { bits, scale, zero } => {
+            format!(
+                "uniform{bits} [{:.4}, {:.4}]",
+                -(zero as f32) * scale,
+                ((1 << bits) - 1 - zero) as f32 * scale
+            )
+        }
+        ActQuant::Symmetric { bits, scale } => {
+            format!(
+                "symmetric{bits} ±{:.4}",
+                scale * qvit_device::quant::symmetric_max(bits) as f32
+            )
+        }
+        ActQuant::Log2 { bits, scale } => format!("log2-{bits} max {scale:.4}"),
+    }
+}
