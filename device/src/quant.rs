@@ -164,24 +164,42 @@ impl ActQuant {
     pub fn level(&self, x: f32, inv_scale: f32) -> i32 {
         match *self {
             ActQuant::Uniform { bits, zero, .. } => {
-                let q = (x * inv_scale).round_ties_even();
-                if q.is_nan() {
-                    return zero;
-                }
-                // Clamp in f32 first so the conversion cannot saturate differently per target.
-                let q = q.clamp(-512.0, 512.0) as i32 + zero;
-                q.clamp(0, unsigned_max(bits))
+                (round_clamped(x * inv_scale) + zero).clamp(0, unsigned_max(bits))
             }
             ActQuant::Symmetric { bits, .. } => {
-                let q = (x * inv_scale).round_ties_even();
-                if q.is_nan() {
-                    return 0;
-                }
                 let m = symmetric_max(bits);
-                (q.clamp(-512.0, 512.0) as i32).clamp(-m, m)
+                round_clamped(x * inv_scale).clamp(-m, m)
             }
             ActQuant::Log2 { bits, .. } => {
                 log_level(x * inv_scale, log_steps(bits), unsigned_max(bits))
+            }
+        }
+    }
+
+    /// `level(x) + offset` for every element, as bytes (the caller picks an `offset` that makes
+    /// every level fit: −128 for uniform levels as `i8`, 0 for symmetric ones or for `u8`).
+    /// One match per slice, so the per-element loop is branch-light and vectorisable.
+    pub fn levels_into<T: FromLevel>(&self, x: &[f32], offset: i32, out: &mut Vec<T>) {
+        let inv = 1.0 / self.scale();
+        out.clear();
+        match *self {
+            ActQuant::Uniform { bits, zero, .. } => {
+                let (z, max) = (zero + offset, unsigned_max(bits) + offset);
+                out.extend(
+                    x.iter()
+                        .map(|&v| T::from_level((round_clamped(v * inv) + z).clamp(offset, max))),
+                );
+            }
+            ActQuant::Symmetric { bits, .. } => {
+                let m = symmetric_max(bits);
+                out.extend(
+                    x.iter()
+                        .map(|&v| T::from_level(round_clamped(v * inv).clamp(-m, m) + offset)),
+                );
+            }
+            ActQuant::Log2 { bits, .. } => {
+                let t = LogLevels::new(log_steps(bits), unsigned_max(bits));
+                out.extend(x.iter().map(|&v| T::from_level(t.level(v * inv) + offset)));
             }
         }
     }
@@ -202,26 +220,96 @@ impl ActQuant {
     }
 }
 
+/// A byte type that levels are stored in.
+pub trait FromLevel: Copy {
+    /// Converts a level already known to fit.
+    fn from_level(l: i32) -> Self;
+}
+
+impl FromLevel for i8 {
+    #[inline(always)]
+    fn from_level(l: i32) -> Self {
+        l as i8
+    }
+}
+
+impl FromLevel for u8 {
+    #[inline(always)]
+    fn from_level(l: i32) -> Self {
+        l as u8
+    }
+}
+
+/// `round_half_even(clamp(v, −512, 512))` as `i32`, NaN → 0. Adding and subtracting
+/// 1.5·2²³ rounds any |v| ≤ 2²² to an integer, ties to even, in IEEE round-to-nearest: the
+/// same on every CPU, and without the libm `rintf` call `round_ties_even` becomes on baseline
+/// x86-64.
+#[inline(always)]
+fn round_clamped(v: f32) -> i32 {
+    const MAGIC: f32 = 12_582_912.0;
+    let c = v.clamp(-512.0, 512.0);
+    ((c + MAGIC) - MAGIC) as i32
+}
+
 /// `clamp(round(−m·log2 y), 0, max)` from the bits of `y`, with no libm call: for
 /// `y = M·2^e`, `M ∈ [1, 2)`, the answer is `−m·e − r` where `r` counts the thresholds
 /// `2^((j + ½)/m)`, `j < m`, that `M` reaches (irrational, so there are no ties). Non-positive,
-/// NaN and subnormal `y` give `max`.
+/// NaN and subnormal `y` give `max`. Builds a [`LogLevels`]; use one directly in loops.
 pub fn log_level(y: f32, m: u32, max: i32) -> i32 {
-    if y.is_nan() || y < f32::MIN_POSITIVE {
-        return max;
+    LogLevels::new(m, max).level(y)
+}
+
+/// Branch-free log levels with `m` (a power of two ≤ 16) levels per octave: the mantissa's top
+/// five bits pick one of 32 buckets, each holding at most one threshold (thresholds are at
+/// least 0.045·2²³ apart, a bucket is 2¹⁸ wide), so a level costs two table reads and one
+/// comparison.
+#[derive(Clone, Copy, Debug)]
+pub struct LogLevels {
+    m: i32,
+    max: i32,
+    /// Thresholds below each bucket's first mantissa.
+    base: [u8; 32],
+    /// The threshold inside each bucket, or `u32::MAX`.
+    inner: [u32; 32],
+}
+
+impl LogLevels {
+    /// Tables for `m` levels per octave and levels clamped to `[0, max]`.
+    pub fn new(m: u32, max: i32) -> LogLevels {
+        let m = m.clamp(1, 16);
+        let half_stride = 16 / m;
+        let thresholds = (0..m).map(|j| MANTISSA_THRESHOLDS[((2 * j + 1) * half_stride) as usize]);
+        let mut base = [0u8; 32];
+        let mut inner = [u32::MAX; 32];
+        for t in thresholds {
+            let bucket = (t >> 18) as usize;
+            inner[bucket] = t;
+            for b in base.iter_mut().skip(bucket + 1) {
+                *b += 1;
+            }
+        }
+        LogLevels {
+            m: m as i32,
+            max,
+            base,
+            inner,
+        }
     }
-    if y.is_infinite() {
-        return 0;
+
+    /// The level of `y` (see [`log_level`]).
+    #[inline(always)]
+    pub fn level(&self, y: f32) -> i32 {
+        let bits = y.to_bits();
+        let e = ((bits >> 23) & 0xff) as i32 - 127;
+        let mantissa = bits & 0x7f_ffff;
+        let bucket = (mantissa >> 18) as usize;
+        let r = self.base[bucket] as i32 + i32::from(mantissa >= self.inner[bucket]);
+        // Also true for NaN; +inf has e = 128 and clamps to 0.
+        if !(y >= f32::MIN_POSITIVE) {
+            return self.max;
+        }
+        (-self.m * e - r).clamp(0, self.max)
     }
-    let m = m.clamp(1, 16);
-    let bits = y.to_bits();
-    let e = ((bits >> 23) & 0xff) as i32 - 127;
-    let mantissa = bits & 0x7f_ffff;
-    let stride = 32 / m;
-    let r = (0..m)
-        .filter(|j| mantissa >= MANTISSA_THRESHOLDS[((2 * j + 1) * stride / 2) as usize])
-        .count() as i32;
-    (-(m as i32) * e - r).clamp(0, max)
 }
 
 #[cfg(test)]

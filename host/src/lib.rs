@@ -1,4 +1,5 @@
 //! qvit host tool library: ONNX import, calibration, relevance, quantization and reports.
+pub mod compare;
 pub mod data;
 pub mod deploy;
 pub mod eval;

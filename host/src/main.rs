@@ -87,6 +87,26 @@ Example:\n  qvit eval vit_mnist.onnx --preset mnist --data ../shared/data/mnist/
         #[command(flatten)]
         prep: qvit_host::prep::PrepArgs,
     },
+    /// Compare a quantized bundle with its f32 ONNX model: top-1 agreement, output cosine and per-layer cosine.
+    #[command(
+        after_help = "The f32 model is imported with the bundle's input shape and preprocessing.\n\
+Example:\n  qvit compare vit-w4a4.qvit vit.onnx --data imagenet-sample/ --limit 100 --json"
+    )]
+    Compare {
+        /// Quantized bundle.
+        bundle: PathBuf,
+        /// The ONNX model it was made from.
+        model: PathBuf,
+        /// Images (labelled data also reports both accuracies).
+        #[arg(long)]
+        data: PathBuf,
+        /// Compare on at most N images.
+        #[arg(long)]
+        limit: Option<usize>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Copy a bundle and qvit-run to boards over SSH, verify them, optionally benchmark.
     Deploy(qvit_host::deploy::DeployArgs),
 }
@@ -249,6 +269,29 @@ fn run(cli: Cli) -> Result<()> {
                     r.seconds,
                     r.tier
                 );
+            }
+        }
+        Cmd::Compare {
+            bundle,
+            model,
+            data,
+            limit,
+            json,
+        } => {
+            let q = qvit_device::bundle::Bundle::read_file(&bundle)
+                .with_context(|| format!("loading {}", bundle.display()))?;
+            let pre = q
+                .header
+                .preprocess
+                .clone()
+                .context("the bundle records no image preprocessing")?;
+            let f = qvit_host::import::import_path(&model, Some(&q.header.input_shape))?;
+            let ds = qvit_host::data::Dataset::open(&data)?;
+            let c = qvit_host::compare::compare(&q.graph, &f.graph, &ds, &pre, limit)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&c)?);
+            } else {
+                print!("{}", qvit_host::compare::render(&c));
             }
         }
         Cmd::Deploy(args) => qvit_host::deploy::run(args)?,

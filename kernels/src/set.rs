@@ -389,6 +389,32 @@ impl KernelSet {
         Ok(())
     }
 
+    /// Table-driven attention product `out = lut[levels] · b` (contract in [`crate::attn`]),
+    /// compiled for this set's tier; integer-exact, so identical on every tier.
+    #[allow(clippy::too_many_arguments)]
+    pub fn matmul_lut_i32(
+        &self,
+        levels: &[u8],
+        m: usize,
+        k: usize,
+        lut: &[i32],
+        b: &[i8],
+        n: usize,
+        out: &mut [i32],
+    ) -> Result<()> {
+        crate::attn::check(levels, m, k, lut, b, n, out)?;
+        if n == 0 || k == 0 {
+            out.fill(0);
+            return Ok(());
+        }
+        match self.float {
+            #[cfg(target_arch = "x86_64")]
+            FloatOps::Avx2(cpu) => avx2::matmul_lut_rows(cpu, levels, k, lut, b, n, out),
+            _ => crate::generic::attn::matmul_lut_rows(levels, k, lut, b, n, out),
+        }
+        Ok(())
+    }
+
     /// Exact GELU `0.5·x·(1 + erf(x/√2))` in place, absolute error ≤ 2e-6·max(1, |x|).
     pub fn gelu_erf_f32(&self, x: &mut [f32]) {
         match self.float {

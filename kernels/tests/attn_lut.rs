@@ -65,3 +65,24 @@ fn rejects_mismatched_lengths_and_levels_outside_the_table() {
     assert!(matmul_lut_i32(&[0; 6], 2, 3, &lut, &[0; 6], 2, &mut out[..3]).is_err());
     assert!(matmul_lut_i32(&[20; 6], 2, 3, &lut, &[0; 6], 2, &mut out).is_err());
 }
+
+#[test]
+fn every_tier_equals_the_portable_build() {
+    use qvit_kernels::{KernelSet, Tier};
+    let (m, k, n) = (13, 197, 64);
+    let lut: Vec<i32> = (0..256)
+        .map(|q| (32768.0 * 2f64.powf(-q as f64 / 16.0)).round() as i32)
+        .collect();
+    let levels: Vec<u8> = (0..m * k).map(|i| (i * 37 % 256) as u8).collect();
+    let b: Vec<i8> = (0..k * n).map(|i| (i * 91 % 255) as i8).collect();
+    let mut want = vec![0i32; m * n];
+    matmul_lut_i32(&levels, m, k, &lut, &b, n, &mut want).unwrap();
+    for tier in Tier::supported() {
+        let ks = KernelSet::with_tier(tier).unwrap();
+        let mut got = vec![1i32; m * n];
+        ks.matmul_lut_i32(&levels, m, k, &lut, &b, n, &mut got)
+            .unwrap();
+        assert_eq!(got, want, "tier {}", tier.name());
+        eprintln!("matmul_lut_i32: tier {} checked", tier.name());
+    }
+}

@@ -6,8 +6,8 @@
 
 use super::Ctx;
 use crate::quant::{ActQuant, IntData, LOG2_FRAC_BITS, log_level_value, log_steps, unsigned_max};
+use qvit_kernels::KernelSet;
 use qvit_kernels::gemm::{PackedW8, Scratch, epilogue};
-use qvit_kernels::{KernelSet, attn};
 use rayon::prelude::*;
 
 /// Reusable integer buffers of the quantized kernels.
@@ -23,15 +23,11 @@ pub(crate) struct QScratch {
 /// Levels of `x` under a uniform quantizer, written as `level − 128` (the i8 activations of the
 /// W8A8 contract; `(a − zero)` is unchanged by the common offset).
 fn levels_i8(act: &ActQuant, x: &[f32], out: &mut Vec<i8>) {
-    let inv = 1.0 / act.scale();
-    out.clear();
-    out.extend(x.iter().map(|&v| (act.level(v, inv) - 128) as i8));
+    act.levels_into(x, -128, out);
 }
 
 fn levels_u8(act: &ActQuant, x: &[f32], out: &mut Vec<u8>) {
-    let inv = 1.0 / act.scale();
-    out.clear();
-    out.extend(x.iter().map(|&v| act.level(v, inv) as u8));
+    act.levels_into(x, 0, out);
 }
 
 fn zero_of(act: &ActQuant) -> i32 {
@@ -222,7 +218,6 @@ impl QMatMulPlan {
     ) -> qvit_kernels::Result<()> {
         let (m, n, k) = (self.m, self.n, self.k);
         let b_inv = 1.0 / self.b.scale();
-        let a_inv = 1.0 / self.a.scale();
         let log2 = matches!(self.a, ActQuant::Log2 { .. });
         let deq = if log2 {
             self.a.scale() * self.b.scale() / (1u32 << LOG2_FRAC_BITS) as f32
@@ -242,9 +237,9 @@ impl QMatMulPlan {
             acc.clear();
             acc.resize(m * n, 0);
             if log2 {
-                // b as [k, n] row-major, the layout of the shift kernel.
-                bq.clear();
+                // b as [k, n] row-major, the layout of the table kernel.
                 if self.transpose_b {
+                    bq.clear();
                     bq.resize(k * n, 0);
                     for (j, row) in bb.chunks_exact(k).enumerate() {
                         for (t, &v) in row.iter().enumerate() {
@@ -252,17 +247,16 @@ impl QMatMulPlan {
                         }
                     }
                 } else {
-                    bq.extend(bb.iter().map(|&v| self.b.level(v, b_inv) as i8));
+                    self.b.levels_into(bb, 0, bq);
                 }
-                lv.clear();
-                lv.extend(ab.iter().map(|&v| self.a.level(v, a_inv) as u8));
-                attn::matmul_lut_i32(lv, m, k, &self.lut, bq, n, acc)?;
+                self.a.levels_into(ab, 0, lv);
+                ks.matmul_lut_i32(lv, m, k, &self.lut, bq, n, acc)?;
             } else {
                 // b as [n, k]: the canonical weight layout of the W8A8 GEMM.
-                bq.clear();
                 if self.transpose_b {
-                    bq.extend(bb.iter().map(|&v| self.b.level(v, b_inv) as i8));
+                    self.b.levels_into(bb, 0, bq);
                 } else {
+                    bq.clear();
                     bq.resize(k * n, 0);
                     for (t, row) in bb.chunks_exact(n).enumerate() {
                         for (j, &v) in row.iter().enumerate() {

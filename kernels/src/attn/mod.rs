@@ -18,7 +18,8 @@
 use crate::{Error, Result};
 
 /// `out[m×n] = lut[levels][m×k] · b[k×n]`; see the module contract. Errors on mismatched
-/// lengths or a level outside the table.
+/// lengths or a level outside the table. Portable build; [`crate::KernelSet::matmul_lut_i32`]
+/// picks the tier's compilation of the same code.
 pub fn matmul_lut_i32(
     levels: &[u8],
     m: usize,
@@ -27,6 +28,25 @@ pub fn matmul_lut_i32(
     b: &[i8],
     n: usize,
     out: &mut [i32],
+) -> Result<()> {
+    check(levels, m, k, lut, b, n, out)?;
+    if n == 0 || k == 0 {
+        out.fill(0);
+        return Ok(());
+    }
+    crate::generic::attn::matmul_lut_rows(levels, k, lut, b, n, out);
+    Ok(())
+}
+
+/// Checks the lengths and levels of a table product.
+pub(crate) fn check(
+    levels: &[u8],
+    m: usize,
+    k: usize,
+    lut: &[i32],
+    b: &[i8],
+    n: usize,
+    out: &[i32],
 ) -> Result<()> {
     let op = "matmul_lut_i32";
     let fits = |len: usize, r: usize, c: usize| r.checked_mul(c) == Some(len);
@@ -42,44 +62,6 @@ pub fn matmul_lut_i32(
     if let Some(&q) = levels.iter().find(|&&q| q as usize >= lut.len()) {
         let what = format!("level {q} outside the {}-entry table", lut.len());
         return Err(Error::Shape { op, what });
-    }
-    if n == 0 {
-        return Ok(());
-    }
-    if k == 0 {
-        out.fill(0);
-        return Ok(());
-    }
-    let mut wide = Vec::new();
-    for (row, orow) in levels.chunks_exact(k).zip(out.chunks_exact_mut(n)) {
-        let total: u64 = row
-            .iter()
-            .map(|&q| lut[q as usize].unsigned_abs() as u64)
-            .sum();
-        orow.fill(0);
-        // |Σ P·b| ≤ 128·Σ |P|: the 32-bit loop is exact while that stays below 2³¹.
-        if total <= (i32::MAX as u64) / 128 {
-            for (&q, brow) in row.iter().zip(b.chunks_exact(n)) {
-                let p = lut[q as usize];
-                if p != 0 {
-                    for (o, &v) in orow.iter_mut().zip(brow) {
-                        *o += p * v as i32;
-                    }
-                }
-            }
-        } else {
-            wide.clear();
-            wide.resize(n, 0i64);
-            for (&q, brow) in row.iter().zip(b.chunks_exact(n)) {
-                let p = lut[q as usize] as i64;
-                for (o, &v) in wide.iter_mut().zip(brow) {
-                    *o += p * v as i64;
-                }
-            }
-            for (o, &w) in orow.iter_mut().zip(&wide) {
-                *o = w.clamp(i32::MIN as i64, i32::MAX as i64) as i32;
-            }
-        }
     }
     Ok(())
 }

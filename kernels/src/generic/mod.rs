@@ -3,5 +3,6 @@
 //! so it compiles with the features of its caller. Never call these from code without FMA
 //! (see [`math`]).
 
+pub(crate) mod attn;
 pub(crate) mod float_ops;
 pub(crate) mod math;
