@@ -304,8 +304,8 @@ impl LogLevels {
         let mantissa = bits & 0x7f_ffff;
         let bucket = (mantissa >> 18) as usize;
         let r = self.base[bucket] as i32 + i32::from(mantissa >= self.inner[bucket]);
-        // Also true for NaN; +inf has e = 128 and clamps to 0.
-        if !(y >= f32::MIN_POSITIVE) {
+        // +inf has e = 128 and clamps to 0.
+        if y.is_nan() || y < f32::MIN_POSITIVE {
             return self.max;
         }
         (-self.m * e - r).clamp(0, self.max)
