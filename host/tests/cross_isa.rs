@@ -15,35 +15,40 @@ fn default_model() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/fashion-vit/fashion_vit.onnx")
 }
 
-#[test]
-fn aarch64_qvit_run_matches_x86() {
-    let Ok(runner) = std::env::var("QVIT_AARCH64_RUN") else {
+fn runner() -> Option<String> {
+    let r = std::env::var("QVIT_AARCH64_RUN").ok();
+    if r.is_none() {
         eprintln!(
             "SKIPPED: QVIT_AARCH64_RUN is not set (scripts/test.sh sets it after building qvit-run for aarch64)"
         );
-        return;
-    };
-    let model = default_model();
+    }
+    r
+}
+
+fn default_float_bundle() -> qvit_device::bundle::Bundle {
     let prep = PrepArgs {
         preset: Some(Preset::FashionMnist),
         ..Default::default()
     };
-    let bundle = qvit_host::source::float_bundle(&model, None, &prep, None).unwrap();
-    let dir = std::env::temp_dir().join(format!("qvit-cross-{}", std::process::id()));
+    qvit_host::source::float_bundle(&default_model(), None, &prep, None).unwrap()
+}
+
+/// Runs `bundle` on `inputs` with the x86 runtime and with the aarch64 qvit-run under qemu as
+/// a Cortex-A53 and as `max`; outputs must agree within `tol` relative and pick the same class.
+fn check_bundle(tag: &str, bundle: qvit_device::bundle::Bundle, inputs: &[Tensor], tol: f32) {
+    let Some(runner) = runner() else { return };
+    let dir = std::env::temp_dir().join(format!("qvit-cross-{tag}-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let bpath = dir.join("m.qvit");
     bundle.write_file(&bpath).unwrap();
-    let shape = bundle.header.input_shape.clone();
     let mut x86 = Model::from_bundle(bundle).unwrap();
-    let mut rng = SplitMix(3);
-    for case in 0..2 {
-        let x = Tensor::new(shape.clone(), rng.normals(shape.iter().product(), 1.0)).unwrap();
-        let want = x86.run(&x).unwrap().remove(0);
+    for (case, x) in inputs.iter().enumerate() {
+        let want = x86.run(x).unwrap().remove(0);
         let (xin, yout) = (
             dir.join(format!("x{case}.npy")),
             dir.join(format!("y{case}.npy")),
         );
-        qvit_device::npy::write(&xin, &x).unwrap();
+        qvit_device::npy::write(&xin, x).unwrap();
         for cpu in ["cortex-a53", "max,sve=off"] {
             let out = Command::new("qemu-aarch64")
                 .args(["-L", "/usr/aarch64-linux-gnu", &runner, "run"])
@@ -70,19 +75,61 @@ fn aarch64_qvit_run_matches_x86() {
                 .fold(0f32, |m, (a, b)| m.max((a - b).abs()));
             let argmax = |v: &[f32]| (0..v.len()).max_by(|&i, &j| v[i].total_cmp(&v[j])).unwrap();
             eprintln!(
-                "case {case}, QEMU_CPU={cpu}: max rel diff {:.2e}",
+                "{tag} case {case}, QEMU_CPU={cpu}: max rel diff {:.2e}",
                 err / scale
             );
             assert!(
-                err <= 1e-5 * scale,
-                "{cpu}: aarch64 output differs by {err} (scale {scale})"
+                err <= tol * scale,
+                "{tag} {cpu}: aarch64 output differs by {err} (scale {scale})"
             );
             assert_eq!(
                 argmax(&got.data),
                 argmax(&want.data),
-                "{cpu}: predicted class differs"
+                "{tag} {cpu}: predicted class differs"
             );
         }
     }
     std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn aarch64_qvit_run_matches_x86() {
+    let bundle = default_float_bundle();
+    let shape = bundle.header.input_shape.clone();
+    let mut rng = SplitMix(3);
+    let inputs: Vec<Tensor> = (0..2)
+        .map(|_| Tensor::new(shape.clone(), rng.normals(shape.iter().product(), 1.0)).unwrap())
+        .collect();
+    check_bundle("f32", bundle, &inputs, 1e-5);
+}
+
+/// Quantized bundles on real test images: the integer path is bit-exact across tiers, and the
+/// f32 ops between quantized layers differ by rounding only, so logits agree within 1e-4.
+#[test]
+fn aarch64_quantized_bundles_match_x86() {
+    if runner().is_none() {
+        return;
+    }
+    let fb = default_float_bundle();
+    let pre = fb.header.preprocess.clone().unwrap();
+    let dir = default_model().parent().unwrap().to_path_buf();
+    let calib =
+        qvit_host::quant::command::load_inputs(&dir.join("calib512-images-idx3-ubyte"), &pre, 32)
+            .unwrap();
+    let test =
+        qvit_host::quant::command::load_inputs(&dir.join("test1k-images-idx3-ubyte"), &pre, 3)
+            .unwrap();
+    for bits in [8u8, 4] {
+        let opts = qvit_host::quant::QuantOptions {
+            wbits: bits,
+            abits: bits,
+            ..Default::default()
+        };
+        let q = qvit_host::quant::quantize(&fb.graph, &calib, &opts).unwrap();
+        let bundle = qvit_device::bundle::Bundle {
+            header: fb.header.clone(),
+            graph: q.graph,
+        };
+        check_bundle(&format!("W{bits}A{bits}"), bundle, &test, 1e-4);
+    }
 }
