@@ -240,15 +240,16 @@ impl FromLevel for u8 {
     }
 }
 
-/// `round_half_even(clamp(v, −512, 512))` as `i32`, NaN → 0. Adding and subtracting
-/// 1.5·2²³ rounds any |v| ≤ 2²² to an integer, ties to even, in IEEE round-to-nearest: the
-/// same on every CPU, and without the libm `rintf` call `round_ties_even` becomes on baseline
-/// x86-64.
+/// `round_half_even(clamp(v, −512, 512))` as `i32`, NaN → 0: adding 1.5·2²³ rounds any
+/// |v| ≤ 2²² to an integer, ties to even, in IEEE round-to-nearest, and leaves it in the low
+/// mantissa bits. The same on every CPU, with no libm `rintf` call, and exactly what the
+/// kernels' vectorised `KernelSet::levels_i8` computes.
 #[inline(always)]
 fn round_clamped(v: f32) -> i32 {
     const MAGIC: f32 = 12_582_912.0;
+    let v = if v.is_nan() { 0.0 } else { v };
     let c = v.clamp(-512.0, 512.0);
-    ((c + MAGIC) - MAGIC) as i32
+    (c + MAGIC).to_bits() as i32 - MAGIC.to_bits() as i32
 }
 
 /// `clamp(round(−m·log2 y), 0, max)` from the bits of `y`, with no libm call: for

@@ -42,9 +42,7 @@ fn parse_args() -> Result<Args> {
         seed: None,
     };
     while let Some(flag) = it.next() {
-        let value = it
-            .next()
-            .with_context(|| format!("{flag} needs a value"))?;
+        let value = it.next().with_context(|| format!("{flag} needs a value"))?;
         match flag.as_str() {
             "--iters" => args.iters = value.parse().context("--iters")?,
             "--warmup" => args.warmup = value.parse().context("--warmup")?,

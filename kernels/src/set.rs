@@ -415,6 +415,33 @@ impl KernelSet {
         Ok(())
     }
 
+    /// Per-tensor activation levels:
+    /// `out[i] = clamp(round_half_even(clamp(x[i]·inv_scale, −512, 512)) + zero, lo, hi)`,
+    /// NaN → `clamp(zero, lo, hi)`. Rounding is IEEE add/subtract of 1.5·2²³ (no libm), so every
+    /// tier gives the same integers. Errors on mismatched lengths or `lo > hi`.
+    pub fn levels_i8(
+        &self,
+        x: &[f32],
+        inv_scale: f32,
+        zero: i32,
+        (lo, hi): (i8, i8),
+        out: &mut [i8],
+    ) -> Result<()> {
+        if x.len() != out.len() || lo > hi {
+            return Err(Error::Shape {
+                op: "levels_i8",
+                what: format!("x {}, out {}, range [{lo}, {hi}]", x.len(), out.len()),
+            });
+        }
+        let (lo, hi) = (lo as i32, hi as i32);
+        match self.float {
+            #[cfg(target_arch = "x86_64")]
+            FloatOps::Avx2(cpu) => avx2::levels_i8(cpu, x, inv_scale, zero, lo, hi, out),
+            _ => crate::generic::quantize::levels_i8(x, inv_scale, zero, lo, hi, out),
+        }
+        Ok(())
+    }
+
     /// Exact GELU `0.5·x·(1 + erf(x/√2))` in place, absolute error ≤ 2e-6·max(1, |x|).
     pub fn gelu_erf_f32(&self, x: &mut [f32]) {
         match self.float {

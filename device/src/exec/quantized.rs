@@ -5,7 +5,9 @@
 //! epilogue dequantizes. So for equal f32 inputs every CPU produces equal f32 outputs.
 
 use super::Ctx;
-use crate::quant::{ActQuant, IntData, LOG2_FRAC_BITS, log_level_value, log_steps, unsigned_max};
+use crate::quant::{
+    ActQuant, IntData, LOG2_FRAC_BITS, log_level_value, log_steps, symmetric_max, unsigned_max,
+};
 use qvit_kernels::KernelSet;
 use qvit_kernels::gemm::{PackedW8, Scratch, epilogue};
 use rayon::prelude::*;
@@ -20,10 +22,31 @@ pub(crate) struct QScratch {
     gemm: Scratch,
 }
 
-/// Levels of `x` under a uniform quantizer, written as `level − 128` (the i8 activations of the
-/// W8A8 contract; `(a − zero)` is unchanged by the common offset).
-fn levels_i8(act: &ActQuant, x: &[f32], out: &mut Vec<i8>) {
-    act.levels_into(x, -128, out);
+/// Levels of `x` as the i8 operands of the W8A8 GEMM, on the set's vectorised quantizer:
+/// uniform levels shifted by −128 (`(a − zero)` is unchanged by the common offset), symmetric
+/// levels as they are. Same integers as [`ActQuant::level`].
+fn levels_i8(
+    ks: &KernelSet,
+    act: &ActQuant,
+    x: &[f32],
+    out: &mut Vec<i8>,
+) -> qvit_kernels::Result<()> {
+    let inv = 1.0 / act.scale();
+    out.resize(x.len(), 0);
+    match *act {
+        ActQuant::Uniform { bits, zero, .. } => {
+            let hi = (unsigned_max(bits) - 128) as i8;
+            ks.levels_i8(x, inv, zero - 128, (-128, hi), out)
+        }
+        ActQuant::Symmetric { bits, .. } => {
+            let m = symmetric_max(bits) as i8;
+            ks.levels_i8(x, inv, 0, (-m, m), out)
+        }
+        ActQuant::Log2 { .. } => {
+            act.levels_into(x, 0, out);
+            Ok(())
+        }
+    }
 }
 
 fn levels_u8(act: &ActQuant, x: &[f32], out: &mut Vec<u8>) {
@@ -108,7 +131,7 @@ impl QLinearPlan {
         if self.w4a4 {
             levels_u8(&self.act, x, &mut qs.a4);
         } else {
-            levels_i8(&self.act, x, &mut qs.a8);
+            levels_i8(&ctx.ks, &self.act, x, &mut qs.a8)?;
         }
         let mr = self.packed.kernel().mr;
         match ctx.pool {
@@ -247,14 +270,14 @@ impl QMatMulPlan {
                         }
                     }
                 } else {
-                    self.b.levels_into(bb, 0, bq);
+                    levels_i8(ks, &self.b, bb, bq)?;
                 }
                 self.a.levels_into(ab, 0, lv);
                 ks.matmul_lut_i32(lv, m, k, &self.lut, bq, n, acc)?;
             } else {
                 // b as [n, k]: the canonical weight layout of the W8A8 GEMM.
                 if self.transpose_b {
-                    self.b.levels_into(bb, 0, bq);
+                    levels_i8(ks, &self.b, bb, bq)?;
                 } else {
                     bq.clear();
                     bq.resize(k * n, 0);
@@ -265,7 +288,7 @@ impl QMatMulPlan {
                     }
                 }
                 let packed = ks.pack_w8a8(bq, n, k)?;
-                levels_i8(&self.a, ab, aq);
+                levels_i8(ks, &self.a, ab, aq)?;
                 ks.gemm_w8a8_i32_with(s, aq, m, (zero_of(&self.a) - 128) as i8, &packed, acc)?;
             }
             for (o, &v) in o.iter_mut().zip(acc.iter()) {

@@ -6,3 +6,4 @@
 pub(crate) mod attn;
 pub(crate) mod float_ops;
 pub(crate) mod math;
+pub(crate) mod quantize;

@@ -1,0 +1,20 @@
+//! Activation quantization to integer levels, written once and compiled per tier. Plain IEEE
+//! arithmetic with no libm call, so every compilation gives the same integers.
+
+/// 1.5·2²³: adding and subtracting it rounds any |v| ≤ 2²² to an integer, ties to even.
+const MAGIC: f32 = 12_582_912.0;
+
+/// `out[i] = clamp(round_half_even(clamp(x[i]·inv, −512, 512)) + zero, lo, hi)`, NaN → `zero`
+/// clamped; `lo, hi` within `i8`. Lengths are checked by the caller.
+#[inline(always)]
+pub(crate) fn levels_i8(x: &[f32], inv: f32, zero: i32, lo: i32, hi: i32, out: &mut [i8]) {
+    for (o, &v) in out.iter_mut().zip(x) {
+        let y = v * inv;
+        let y = if y.is_nan() { 0.0 } else { y };
+        let c = y.clamp(-512.0, 512.0);
+        // After the add, the integer sits in the low mantissa bits: reading it from the bits
+        // keeps the loop in vector integer ops (no saturating float-to-int conversion).
+        let r = (c + MAGIC).to_bits() as i32 - MAGIC.to_bits() as i32;
+        *o = (r + zero).clamp(lo, hi) as i8;
+    }
+}
