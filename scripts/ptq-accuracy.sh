@@ -17,9 +17,14 @@ vits_variants=(all no-channel-clip no-reparam no-log2-softmax)
 
 start=$(date +%s)
 cargo build -p qvit-host
-qvit=target/debug/qvit
 mkdir -p target/ptq-accuracy bench-results
 work=$(mktemp -d target/ptq-accuracy/run.XXXXXX)
+# Freeze the binary: other builds in this tree may replace target/debug/qvit while the matrix runs.
+cp target/debug/qvit "$work/qvit"
+qvit="$work/qvit"
+git rev-parse --short HEAD >"$work/commit"
+if [[ -n $(git status --porcelain --untracked-files=no) ]]; then echo dirty >"$work/dirty"; fi
+sha256sum "$qvit" | cut -d' ' -f1 >"$work/qvit.sha256"
 manifest="$work/manifest.tsv"
 : >"$manifest"
 echo "ptq-accuracy: working in $work"
@@ -145,10 +150,10 @@ def jload(path):
 
 cpu = subprocess.run(["grep", "-m1", "model name", "/proc/cpuinfo"], capture_output=True, text=True).stdout
 cpu = cpu.split(":", 1)[1].strip() if ":" in cpu else "unknown"
-commit = subprocess.run(["git", "-C", "/work/main", "rev-parse", "--short", "HEAD"],
-                        capture_output=True, text=True).stdout.strip()
-dirty = subprocess.run(["git", "-C", "/work/main", "status", "--porcelain", "--untracked-files=no"],
-                       capture_output=True, text=True).stdout.strip() != ""
+# The commit and work-tree state when the (frozen) binary was built, not when the matrix ended.
+commit = read(f"{work}/commit", "").strip()
+dirty = os.path.exists(f"{work}/dirty")
+binary_sha256 = read(f"{work}/qvit.sha256", "").strip()
 
 def error_text(id_):
     err = (read(f"{work}/{id_}.err", "") or "").strip().splitlines()
@@ -243,7 +248,8 @@ variant_flags = {"all": "(defaults: --clip mse, channel clip K=2, reparam, log2 
 
 out = {"what": "qvit post-training quantization accuracy and ablations (W=A bits)",
        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-       "machine": cpu, "cores": os.cpu_count(), "commit": commit, "worktree_dirty": dirty,
+       "machine": cpu, "cores": os.cpu_count(), "commit": commit, "worktree_dirty_at_build": dirty,
+       "binary": "target/debug/qvit copied to work_dir/qvit after cargo build", "binary_sha256": binary_sha256,
        "total_seconds": total, "work_dir": work, "script": "scripts/ptq-accuracy.sh",
        "fashion_test_set": fashion_testset, "commands": commands, "variant_flags": variant_flags,
        "runs": runs, "ort_int8_peer": {"source": "bench-results/ort-quantize-static.json", "rows": ort_rows}}
@@ -275,7 +281,8 @@ def cell_cos(r):
 
 md = [f"# qvit post-training quantization accuracy", "",
       f"- date: {out['date']}", f"- machine: {cpu} ({os.cpu_count()} cores, shared; 1 thread per job)",
-      f"- commit: {commit}" + (" (work tree has uncommitted changes)" if dirty else ""),
+      f"- commit: {commit}" + (" plus uncommitted changes in the work tree at build time" if dirty else "")
+      + f"; binary sha256 {binary_sha256[:16]}… (built once, copied, used for every run)",
       f"- script: `scripts/ptq-accuracy.sh` (debug profile binary `target/debug/qvit`), "
       f"total wall time {total // 60} min {total % 60} s",
       "- W=A: `--wbits B --abits B`; patch embedding and head stay at `--edge-bits 8` (default).",
@@ -298,7 +305,9 @@ for key in ["mnist", "fashion", "dinov2"]:
             d = f" ({100 * (o['top1'] - fpv):+.2f})" if fpv is not None else ""
             md.append(f"| {o['name']} (onnxruntime, n={o['n']}) | | {pct(o['top1'])}{d} | | |")
     else:
-        md += ["Output cosine vs the f32 ONNX model, mean / min over the 32 images (qvit compare).", "",
+        md += ["Output cosine vs the f32 ONNX model, mean / min over the 32 images (qvit compare). "
+               "The backbone has no classifier, so compare's top1_agreement (kept in the JSON) is not a "
+               "class agreement and is not shown.", "",
                "| variant | W8A8 | W6A6 | W4A4 |", "|---|---|---|---|"]
         for v in variants:
             md.append(f"| {v} | " + " | ".join(cell_cos(find(key, v, b)) for b in (8, 6, 4)) + " |")
@@ -314,7 +323,7 @@ for key in ["mnist", "fashion", "dinov2"]:
             if r is None or "error" in r:
                 cells.append("–" if r is None else "error")
             else:
-                ok = "yes" if r["within_bound"] else "NO"
+                ok = "yes" if r["within_bound"] else f"NO, bound {r['bound_bytes']:.0f}"
                 cells.append(f"{r['bundle_bytes']} ({ok}) · {r['calib_seconds']:.1f} s")
         md.append(f"| {v} | " + " | ".join(cells) + " |")
     md.append("")
@@ -378,6 +387,11 @@ if a4:
                 f"{min(o['cos_flat_mean'] for o in orts):.4f}..{max(o['cos_flat_mean'] for o in orts):.4f}")
     txt += ". At W4A4 (cosine mean, change vs `all`): " + ", ".join(parts) + "."
     reading.append(txt)
+over = [r for r in runs if r.get("within_bound") is False]
+if over:
+    reading.append("**Size bound.** Bundles over the size bound: " + "; ".join(
+        f"{r['model']} {r['variant']} W{r['bits']}A{r['bits']} {r['bundle_bytes']} B > {r['bound_bytes']:.0f} B"
+        for r in over) + ".")
 errors = [r for r in runs if "error" in r]
 if errors:
     reading.append("**Failures.** " + "; ".join(f"{r['model']} {r['variant']} W{r['bits']}: {r['error']}" for r in errors) + ".")

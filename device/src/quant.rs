@@ -220,6 +220,11 @@ impl ActQuant {
     }
 }
 
+/// `x` rounded to the nearest f16 value (what a bundle stores in 2 bytes without loss).
+pub fn round_to_f16(x: f32) -> f32 {
+    half::f16::from_f32(x).to_f32()
+}
+
 /// A byte type that levels are stored in.
 pub trait FromLevel: Copy {
     /// Converts a level already known to fit.

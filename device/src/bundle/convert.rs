@@ -116,9 +116,25 @@ pub(super) fn graph_to_wire(g: &Graph, blob: &mut Vec<u8>) -> Result<WireGraph> 
     })
 }
 
+/// Whether `x` survives a round trip through f16 unchanged (NaN never occurs in a valid graph).
+pub(super) fn f16_exact(x: f32) -> bool {
+    half::f16::from_f32(x).to_f32().to_bits() == x.to_bits()
+}
+
 fn append_f32(blob: &mut Vec<u8>, data: &[f32]) -> WireTensor {
     blob.resize(blob.len().next_multiple_of(WEIGHT_ALIGN), 0);
     let offset = wide(blob.len());
+    if data.iter().all(|&x| f16_exact(x)) {
+        blob.extend(
+            data.iter()
+                .flat_map(|&x| half::f16::from_f32(x).to_le_bytes()),
+        );
+        return WireTensor {
+            dtype: WireDType::F16,
+            offset,
+            len: wide(data.len() * 2),
+        };
+    }
     blob.extend(data.iter().flat_map(|x| x.to_le_bytes()));
     WireTensor {
         dtype: WireDType::F32,
@@ -197,6 +213,7 @@ fn read_tensor(t: &WireTensor, shape: &[usize], blob: &[u8], what: &str) -> Resu
     let elements: usize = shape.iter().product(); // capped by shape_from_wire
     let want = match t.dtype {
         WireDType::F32 => elements * 4,
+        WireDType::F16 => elements * 2,
         WireDType::Int { bits } if (2..=8).contains(&bits) => {
             super::bitpack::packed_len(elements, bits)
         }
@@ -233,6 +250,12 @@ fn read_tensor(t: &WireTensor, shape: &[usize], blob: &[u8], what: &str) -> Resu
             bytes
                 .chunks_exact(4)
                 .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                .collect(),
+        ),
+        WireDType::F16 => Source::Const(
+            bytes
+                .chunks_exact(2)
+                .map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32())
                 .collect(),
         ),
         WireDType::Int { bits } => {

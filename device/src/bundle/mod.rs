@@ -300,14 +300,18 @@ fn const_bytes(g: &Graph) -> (u64, u64, u64) {
     for (id, v) in g.values.iter().enumerate() {
         match &v.source {
             crate::Source::Int(q) => int += bitpack::packed_len(q.data.len(), q.bits) as u64,
-            crate::Source::Const(d) if scale_ids.contains(&(id as u32)) => {
-                scales += 4 * d.len() as u64
-            }
-            crate::Source::Const(d) => float += 4 * d.len() as u64,
+            crate::Source::Const(d) if scale_ids.contains(&(id as u32)) => scales += const_len(d),
+            crate::Source::Const(d) => float += const_len(d),
             _ => {}
         }
     }
     (int, scales, float)
+}
+
+/// Stored bytes of an f32 constant: 2 per value when the encoder can store it as f16.
+fn const_len(d: &[f32]) -> u64 {
+    let exact = d.iter().all(|&x| convert::f16_exact(x));
+    d.len() as u64 * if exact { 2 } else { 4 }
 }
 
 fn le_array<const N: usize>(bytes: &[u8]) -> [u8; N] {

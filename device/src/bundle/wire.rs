@@ -119,6 +119,9 @@ pub enum WireDType {
         /// Bit width.
         bits: u8,
     },
+    /// Little-endian IEEE-754 binary16, widened to f32 on load. The encoder picks it for an
+    /// f32 constant exactly when every value is representable, so it never changes a value.
+    F16,
 }
 
 /// One operation.

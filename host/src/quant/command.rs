@@ -57,6 +57,10 @@ pub struct QuantArgs {
     /// Quantize post-softmax probabilities uniformly instead of with the log2 (shift) quantizer.
     #[arg(long)]
     pub no_log2_softmax: bool,
+    /// Keep biases, norms, embeddings and scales in f32 (default: rounded to f16 values, stored
+    /// in half the bytes).
+    #[arg(long)]
+    pub f32_consts: bool,
 }
 
 impl QuantArgs {
@@ -82,6 +86,7 @@ impl QuantArgs {
             channel_clip: (!self.no_channel_clip).then_some(self.channel_clip_k),
             log2_softmax: !self.no_log2_softmax,
             layer_bits: Default::default(),
+            f16_consts: !self.f32_consts,
         })
     }
 }

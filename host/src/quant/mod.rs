@@ -46,6 +46,9 @@ pub struct QuantOptions {
     pub log2_softmax: bool,
     /// Per-layer `(wbits, abits)` by node name, overriding the defaults (mixed precision).
     pub layer_bits: BTreeMap<String, (u8, u8)>,
+    /// Round the remaining f32 constants (biases, norms, embeddings, scales) to f16 values so
+    /// the bundle stores them in 2 bytes; tensors outside f16's normal range stay f32.
+    pub f16_consts: bool,
 }
 
 impl Default for QuantOptions {
@@ -59,6 +62,7 @@ impl Default for QuantOptions {
             channel_clip: Some(2.0),
             log2_softmax: true,
             layer_bits: BTreeMap::new(),
+            f16_consts: true,
         }
     }
 }
@@ -258,8 +262,14 @@ pub fn quantize(g: &Graph, calib: &[Tensor], opts: &QuantOptions) -> Result<Quan
             _ => {}
         }
     }
+    let f16_tensors = if opts.f16_consts {
+        round_consts_to_f16(&mut g)
+    } else {
+        0
+    };
     g.validate()?;
     let report = QuantReport {
+        f16_tensors,
         wbits: opts.wbits,
         abits: opts.abits,
         edge_bits: opts.edge_bits,
@@ -275,6 +285,25 @@ pub fn quantize(g: &Graph, calib: &[Tensor], opts: &QuantOptions) -> Result<Quan
         sizes: None,
     };
     Ok(Quantized { graph: g, report })
+}
+
+/// Rounds every f32 constant tensor whose non-zero magnitudes all lie in f16's normal range
+/// to f16 values (the bundle then stores it in half the bytes, losslessly from here on).
+/// Returns the number of tensors rounded.
+fn round_consts_to_f16(g: &mut Graph) -> usize {
+    let in_range = |x: f32| x == 0.0 || (6.2e-5..=65504.0).contains(&x.abs());
+    let mut n = 0;
+    for v in &mut g.values {
+        if let Source::Const(d) = &mut v.source
+            && d.iter().all(|&x| in_range(x))
+        {
+            for x in d.iter_mut() {
+                *x = qvit_device::quant::round_to_f16(*x);
+            }
+            n += 1;
+        }
+    }
+    n
 }
 
 /// Uniform activation quantizer summary for reports.

@@ -122,6 +122,8 @@ pub struct QuantReport {
     pub channel_clip_k: Option<f32>,
     /// Log2 post-softmax quantizer on.
     pub log2_softmax: bool,
+    /// Float constant tensors rounded to f16 (stored in 2 bytes per value).
+    pub f16_tensors: usize,
     /// Calibration images.
     pub calib_images: usize,
     /// Wall time of calibration and quantization.
