@@ -343,7 +343,8 @@ fn quantized_bundles_round_trip_and_survive_hostile_edits() {
         let mut g = qlinear_graph(3, 19, 7, bits, uniform(6, -1.0, 1.0));
         // A bias of f16-exact values is stored in 2 bytes per value, losslessly.
         if let Source::Const(b) = &mut g.values[3].source {
-            b.iter_mut().for_each(|x| *x = qvit_device::quant::round_to_f16(*x));
+            b.iter_mut()
+                .for_each(|x| *x = qvit_device::quant::round_to_f16(*x));
         }
         let bundle = Bundle::new("q", g.clone());
         let (bytes, stats) = bundle.encode_with_stats().unwrap();

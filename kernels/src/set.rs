@@ -402,9 +402,7 @@ impl KernelSet {
         n: usize,
         out: &mut [i32],
     ) -> Result<()> {
-        crate::attn::check(levels, m, k, lut, b, n, out)?;
-        if n == 0 || k == 0 {
-            out.fill(0);
+        if !crate::attn::check(levels, m, k, lut, b, n, out)? {
             return Ok(());
         }
         match self.float {

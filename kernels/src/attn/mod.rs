@@ -29,16 +29,14 @@ pub fn matmul_lut_i32(
     n: usize,
     out: &mut [i32],
 ) -> Result<()> {
-    check(levels, m, k, lut, b, n, out)?;
-    if n == 0 || k == 0 {
-        out.fill(0);
-        return Ok(());
+    if check(levels, m, k, lut, b, n, out)? {
+        crate::generic::attn::matmul_lut_rows(levels, k, lut, b, n, out);
     }
-    crate::generic::attn::matmul_lut_rows(levels, k, lut, b, n, out);
     Ok(())
 }
 
-/// Checks the lengths and levels of a table product.
+/// Checks the lengths and levels of a table product and settles the empty cases (zero-filling
+/// `out` when `k = 0`); `Ok(true)` means the rows still have to be computed.
 pub(crate) fn check(
     levels: &[u8],
     m: usize,
@@ -46,8 +44,8 @@ pub(crate) fn check(
     lut: &[i32],
     b: &[i8],
     n: usize,
-    out: &[i32],
-) -> Result<()> {
+    out: &mut [i32],
+) -> Result<bool> {
     let op = "matmul_lut_i32";
     let fits = |len: usize, r: usize, c: usize| r.checked_mul(c) == Some(len);
     if !fits(levels.len(), m, k) || !fits(b.len(), k, n) || !fits(out.len(), m, n) {
@@ -63,5 +61,9 @@ pub(crate) fn check(
         let what = format!("level {q} outside the {}-entry table", lut.len());
         return Err(Error::Shape { op, what });
     }
-    Ok(())
+    if n == 0 || k == 0 {
+        out.fill(0);
+        return Ok(false);
+    }
+    Ok(true)
 }
