@@ -54,7 +54,8 @@ pub struct QuantArgs {
     /// Do not reparameterise post-LayerNorm activations (quantize them per tensor directly).
     #[arg(long)]
     pub no_reparam: bool,
-    /// Quantize post-softmax probabilities uniformly instead of with the log2 (shift) quantizer.
+    /// Quantize post-softmax probabilities uniformly instead of on the log scale (powers of two,
+    /// i.e. shifts, up to 4 bits; 2^(bits−4) levels per octave above).
     #[arg(long)]
     pub no_log2_softmax: bool,
     /// Keep biases, norms, embeddings and scales in f32 (default: rounded to f16 values, stored
