@@ -348,8 +348,8 @@ for key, name in [("mnist", "MNIST ViT"), ("fashion", "Fashion-MNIST ViT")]:
         if orts:
             s[-1] += (f"; ORT int8 rows span {pct(min(orts))}..{pct(max(orts))} %, so W8A8 is "
                       + ("not below any ORT row" if w8 >= max(orts) - 1e-9 else
-                         "below the best ORT row" + (" but not below the worst" if w8 >= min(orts) - 1e-9
-                                                     else " and below every ORT row")))
+                         "below the best ORT row but not below the worst" if w8 >= min(orts) - 1e-9
+                         else "below every ORT row"))
     w6 = top1(key, "all", 6)
     if w6 is not None:
         d6 = 100 * (w6 - fp)

@@ -45,7 +45,8 @@ pub struct QuantArgs {
     /// Percentile for --clip percentile.
     #[arg(long, default_value_t = 0.9999)]
     pub percentile: f64,
-    /// Do not clip outlier channels of post-LayerNorm activations (plain RepQ-ViT reparameterisation).
+    /// Do not clip outlier channels of post-LayerNorm activations (plain RepQ-ViT
+    /// reparameterisation). The clip only applies below 8 activation bits.
     #[arg(long)]
     pub no_channel_clip: bool,
     /// Outlier threshold of the channel clip: mean + K·std of the channel range ratios.

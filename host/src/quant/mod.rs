@@ -40,7 +40,8 @@ pub struct QuantOptions {
     pub clip: ClipMethod,
     /// Post-LayerNorm per-channel reparameterisation (RepQ-ViT).
     pub reparam: bool,
-    /// Clip outlier channels in the reparameterisation at `mean + k·std` of the ratios.
+    /// Clip outlier channels in the reparameterisation at `mean + k·std` of the ratios (applied
+    /// where the consuming layer's activations have fewer than 8 bits).
     pub channel_clip: Option<f32>,
     /// Log2 quantizer for post-softmax operands (else uniform).
     pub log2_softmax: bool,
@@ -107,7 +108,10 @@ pub fn prepare(g: &Graph, calib: &[Tensor], opts: &QuantOptions) -> Result<Prepa
                 .iter()
                 .map(|s| clip::range_for(s, opts.clip, bits))
                 .collect();
-            reparams.push(reparam::apply(&mut g, site, &ranges, opts.channel_clip));
+            // At 8 bits the clip gives up resolution without curing a range problem (measured in
+            // bench-results/ptq-accuracy.md: W8A8 is as good or better without it).
+            let clip = opts.channel_clip.filter(|_| bits < 8);
+            reparams.push(reparam::apply(&mut g, site, &ranges, clip));
         }
     }
     Ok(Prepared {
