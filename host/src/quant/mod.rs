@@ -291,15 +291,29 @@ pub fn quantize(g: &Graph, calib: &[Tensor], opts: &QuantOptions) -> Result<Quan
     Ok(Quantized { graph: g, report })
 }
 
-/// Rounds every f32 constant tensor whose non-zero magnitudes all lie in f16's normal range
-/// to f16 values (the bundle then stores it in half the bytes, losslessly from here on).
-/// Returns the number of tensors rounded.
+/// Rounds f32 constants to f16 values (the bundle then stores them in half the bytes,
+/// losslessly from here on); returns the number of tensors rounded. Weight scales multiply whole
+/// output channels, so they are rounded only when every value is a normal f16 (relative error
+/// ≤ 2⁻¹¹); other constants (biases, norms, embeddings) are added, so f16's subnormal range
+/// (absolute error ≤ 2⁻²⁵) is fine for them. Tensors beyond ±65504 stay f32.
 fn round_consts_to_f16(g: &mut Graph) -> usize {
-    let in_range = |x: f32| x == 0.0 || (6.2e-5..=65504.0).contains(&x.abs());
+    let scales: std::collections::HashSet<ValueId> = g
+        .nodes
+        .iter()
+        .filter(|n| matches!(n.op, Op::QLinear { .. }))
+        .filter_map(|n| n.inputs.get(2).copied())
+        .collect();
+    let normal = |x: f32| x == 0.0 || (6.2e-5..=65504.0).contains(&x.abs());
+    let finite = |x: f32| x.abs() <= 65504.0;
     let mut n = 0;
-    for v in &mut g.values {
+    for (id, v) in g.values.iter_mut().enumerate() {
+        let ok: &dyn Fn(f32) -> bool = if scales.contains(&(id as ValueId)) {
+            &normal
+        } else {
+            &finite
+        };
         if let Source::Const(d) = &mut v.source
-            && d.iter().all(|&x| in_range(x))
+            && d.iter().all(|&x| ok(x))
         {
             for x in d.iter_mut() {
                 *x = qvit_device::quant::round_to_f16(*x);
