@@ -143,3 +143,100 @@ fn bad_inputs_give_errors_not_panics() {
         assert!(!err.contains("panicked"), "{args:?}: {err}");
     }
 }
+
+/// The quantization commands through the binary: `quantize` writes the bundle and both reports
+/// with the documented fields, `compare --json` gives agreement, cosines and one entry per
+/// quantized layer, and the bundle's accuracy from `eval` equals `compare`'s.
+#[test]
+fn quantize_and_compare_cli_write_their_reports() {
+    let dir = std::env::temp_dir().join(format!("qvit-cli-q-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let bundle = dir.join("w6a6.qvit");
+    let b = bundle.to_str().unwrap();
+    let m = "models/fashion-vit";
+    let (ok, _, err) = qvit(&[
+        "quantize",
+        &format!("{m}/fashion_vit.onnx"),
+        "--preset",
+        "fashion-mnist",
+        "--calib",
+        &format!("{m}/calib512-images-idx3-ubyte"),
+        "--calib-limit",
+        "32",
+        "--wbits",
+        "6",
+        "--abits",
+        "6",
+        "-o",
+        b,
+    ]);
+    assert!(ok, "{err}");
+    let report: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("w6a6.report.json")).unwrap())
+            .unwrap();
+    assert_eq!(report["wbits"], 6);
+    assert_eq!(report["calib_images"], 32);
+    assert_eq!(report["sizes"]["within_bound"], true);
+    let layers = report["layers"].as_array().unwrap();
+    assert!(
+        layers
+            .iter()
+            .any(|l| l["kind"] == "patch_embed" && l["wbits"] == 8)
+    );
+    assert!(layers.iter().any(|l| l["kind"] == "qkv" && l["wbits"] == 6));
+    assert!(
+        std::fs::read_to_string(dir.join("w6a6.report.md"))
+            .unwrap()
+            .contains("| layer |")
+    );
+
+    let (ok, out, err) = qvit(&[
+        "compare",
+        b,
+        &format!("{m}/fashion_vit.onnx"),
+        "--data",
+        &format!("{m}/test1k-images-idx3-ubyte"),
+        "--limit",
+        "100",
+        "--json",
+    ]);
+    assert!(ok, "{err}");
+    let c: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(c["n"], 100);
+    assert!(c["top1_agreement"].as_f64().unwrap() > 0.9);
+    assert!(c["output_cosine_mean"].as_f64().unwrap() >= c["output_cosine_min"].as_f64().unwrap());
+    assert_eq!(c["layers"].as_array().unwrap().len(), layers.len());
+    let (ok, out, err) = qvit(&[
+        "eval",
+        b,
+        "--data",
+        &format!("{m}/test1k-images-idx3-ubyte"),
+        "--limit",
+        "100",
+        "--json",
+    ]);
+    assert!(ok, "{err}");
+    let e: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(e["top1"].as_f64(), c["top1_quantized"].as_f64());
+
+    // Bad quantization requests are errors, not panics.
+    for bad in [
+        vec!["--wbits", "9"],
+        vec!["--wbits", "4"],
+        vec!["--calib", "models/fashion-vit/calib512-images-idx3-ubyte"],
+    ] {
+        let mut args = vec![
+            "quantize",
+            "models/fashion-vit/fashion_vit.onnx",
+            "--preset",
+            "fashion-mnist",
+            "-o",
+            b,
+        ];
+        args.extend(bad);
+        let (ok, _, err) = qvit(&args);
+        assert!(!ok && err.contains("error"), "{err}");
+        assert!(!err.contains("panicked"), "{err}");
+    }
+    std::fs::remove_dir_all(&dir).ok();
+}
