@@ -176,34 +176,6 @@ impl ActQuant {
         }
     }
 
-    /// `level(x) + offset` for every element, as bytes (the caller picks an `offset` that makes
-    /// every level fit: −128 for uniform levels as `i8`, 0 for symmetric ones or for `u8`).
-    /// One match per slice, so the per-element loop is branch-light and vectorisable.
-    pub fn levels_into<T: FromLevel>(&self, x: &[f32], offset: i32, out: &mut Vec<T>) {
-        let inv = 1.0 / self.scale();
-        out.clear();
-        match *self {
-            ActQuant::Uniform { bits, zero, .. } => {
-                let (z, max) = (zero + offset, unsigned_max(bits) + offset);
-                out.extend(
-                    x.iter()
-                        .map(|&v| T::from_level((round_clamped(v * inv) + z).clamp(offset, max))),
-                );
-            }
-            ActQuant::Symmetric { bits, .. } => {
-                let m = symmetric_max(bits);
-                out.extend(
-                    x.iter()
-                        .map(|&v| T::from_level(round_clamped(v * inv).clamp(-m, m) + offset)),
-                );
-            }
-            ActQuant::Log2 { bits, .. } => {
-                let t = LogLevels::new(log_steps(bits), unsigned_max(bits));
-                out.extend(x.iter().map(|&v| T::from_level(t.level(v * inv) + offset)));
-            }
-        }
-    }
-
     /// The real value the integer path gives `x`: quantize, then dequantize. For analysis and
     /// tests; the executor never goes back to f32 before the product.
     pub fn fake(&self, x: f32) -> f32 {
@@ -223,26 +195,6 @@ impl ActQuant {
 /// `x` rounded to the nearest f16 value (what a bundle stores in 2 bytes without loss).
 pub fn round_to_f16(x: f32) -> f32 {
     half::f16::from_f32(x).to_f32()
-}
-
-/// A byte type that levels are stored in.
-pub trait FromLevel: Copy {
-    /// Converts a level already known to fit.
-    fn from_level(l: i32) -> Self;
-}
-
-impl FromLevel for i8 {
-    #[inline(always)]
-    fn from_level(l: i32) -> Self {
-        l as i8
-    }
-}
-
-impl FromLevel for u8 {
-    #[inline(always)]
-    fn from_level(l: i32) -> Self {
-        l as u8
-    }
 }
 
 /// `round_half_even(clamp(v, −512, 512))` as `i32`, NaN → 0: adding 1.5·2²³ rounds any

@@ -1,12 +1,13 @@
 //! Quantized Linear and activation × activation products on the integer kernels.
 //!
-//! The f32 input is mapped to integer levels by the op's [`ActQuant`] (scalar, exact), the
+//! The f32 input is mapped to integer levels by the op's [`ActQuant`] (exact, no libm), the
 //! integer product runs on the [`KernelSet`]'s GEMM (bit-exact across tiers), and the shared
 //! epilogue dequantizes. So for equal f32 inputs every CPU produces equal f32 outputs.
 
 use super::Ctx;
 use crate::quant::{
-    ActQuant, IntData, LOG2_FRAC_BITS, log_level_value, log_steps, symmetric_max, unsigned_max,
+    ActQuant, IntData, LOG2_FRAC_BITS, LogLevels, log_level_value, log_steps, symmetric_max,
+    unsigned_max,
 };
 use qvit_kernels::KernelSet;
 use qvit_kernels::gemm::{PackedW8, Scratch, epilogue};
@@ -22,35 +23,58 @@ pub(crate) struct QScratch {
     gemm: Scratch,
 }
 
-/// Levels of `x` as the i8 operands of the W8A8 GEMM, on the set's vectorised quantizer:
-/// uniform levels shifted by −128 (`(a − zero)` is unchanged by the common offset), symmetric
-/// levels as they are. Same integers as [`ActQuant::level`].
-fn levels_i8(
+/// Levels of a uniform or symmetric quantizer plus `offset` (−128 turns uniform levels into the
+/// i8 activations of the W8A8 GEMM; `(a − zero)` is unchanged by a common offset), on the set's
+/// vectorised quantizer. Same integers as [`ActQuant::level`].
+fn int_levels(
     ks: &KernelSet,
     act: &ActQuant,
     x: &[f32],
+    offset: i32,
     out: &mut Vec<i8>,
 ) -> qvit_kernels::Result<()> {
     let inv = 1.0 / act.scale();
     out.resize(x.len(), 0);
     match *act {
         ActQuant::Uniform { bits, zero, .. } => {
-            let hi = (unsigned_max(bits) - 128) as i8;
-            ks.levels_i8(x, inv, zero - 128, (-128, hi), out)
+            let range = (offset as i8, (unsigned_max(bits) + offset) as i8);
+            ks.levels_i8(x, inv, zero + offset, range, out)
         }
         ActQuant::Symmetric { bits, .. } => {
-            let m = symmetric_max(bits) as i8;
-            ks.levels_i8(x, inv, 0, (-m, m), out)
+            let m = symmetric_max(bits);
+            ks.levels_i8(
+                x,
+                inv,
+                offset,
+                ((offset - m) as i8, (offset + m) as i8),
+                out,
+            )
         }
         ActQuant::Log2 { .. } => {
-            act.levels_into(x, 0, out);
+            for (o, &v) in out.iter_mut().zip(x) {
+                *o = (act.level(v, inv) + offset) as i8;
+            }
             Ok(())
         }
     }
 }
 
-fn levels_u8(act: &ActQuant, x: &[f32], out: &mut Vec<u8>) {
-    act.levels_into(x, 0, out);
+/// Levels of a log quantizer (table indices of [`QMatMulPlan`]'s fixed-point values).
+fn log_levels(act: &ActQuant, x: &[f32], out: &mut Vec<u8>) {
+    let t = LogLevels::new(log_steps(act.bits()), unsigned_max(act.bits()));
+    let inv = 1.0 / act.scale();
+    out.clear();
+    out.extend(x.iter().map(|&v| t.level(v * inv) as u8));
+}
+
+/// `dst[c][r] = src[r][c]` for a `[rows, cols]` matrix.
+fn transpose_into(src: &[i8], rows: usize, cols: usize, dst: &mut Vec<i8>) {
+    dst.resize(rows * cols, 0);
+    for (r, row) in src.chunks_exact(cols).enumerate() {
+        for (c, &v) in row.iter().enumerate() {
+            dst[c * rows + r] = v;
+        }
+    }
 }
 
 fn zero_of(act: &ActQuant) -> i32 {
@@ -129,9 +153,12 @@ impl QLinearPlan {
             epilogue::dequantize_i32_f32(acc, n, self.act.scale(), &self.w_scales, bias, o)
         };
         if self.w4a4 {
-            levels_u8(&self.act, x, &mut qs.a4);
+            // Levels 0..=15 are the uint4 activations of the W4A4 GEMM.
+            int_levels(&ctx.ks, &self.act, x, 0, &mut qs.a8)?;
+            qs.a4.clear();
+            qs.a4.extend(qs.a8.iter().map(|&v| v as u8));
         } else {
-            levels_i8(&ctx.ks, &self.act, x, &mut qs.a8)?;
+            int_levels(&ctx.ks, &self.act, x, -128, &mut qs.a8)?;
         }
         let mr = self.packed.kernel().mr;
         match ctx.pool {
@@ -240,7 +267,6 @@ impl QMatMulPlan {
         out: &mut [f32],
     ) -> qvit_kernels::Result<()> {
         let (m, n, k) = (self.m, self.n, self.k);
-        let b_inv = 1.0 / self.b.scale();
         let log2 = matches!(self.a, ActQuant::Log2 { .. });
         let deq = if log2 {
             self.a.scale() * self.b.scale() / (1u32 << LOG2_FRAC_BITS) as f32
@@ -259,36 +285,21 @@ impl QMatMulPlan {
             let (ab, bb) = (&a[t * m * k..][..m * k], &b[t * k * n..][..k * n]);
             acc.clear();
             acc.resize(m * n, 0);
+            // The table kernel reads b as [k, n], the GEMM as [n, k] (its weight layout):
+            // quantize in the stored layout, then transpose the bytes when they differ.
+            if self.transpose_b == log2 {
+                int_levels(ks, &self.b, bb, 0, aq)?;
+                let (rows, cols) = if log2 { (n, k) } else { (k, n) };
+                transpose_into(aq, rows, cols, bq);
+            } else {
+                int_levels(ks, &self.b, bb, 0, bq)?;
+            }
             if log2 {
-                // b as [k, n] row-major, the layout of the table kernel.
-                if self.transpose_b {
-                    bq.clear();
-                    bq.resize(k * n, 0);
-                    for (j, row) in bb.chunks_exact(k).enumerate() {
-                        for (t, &v) in row.iter().enumerate() {
-                            bq[t * n + j] = self.b.level(v, b_inv) as i8;
-                        }
-                    }
-                } else {
-                    levels_i8(ks, &self.b, bb, bq)?;
-                }
-                self.a.levels_into(ab, 0, lv);
+                log_levels(&self.a, ab, lv);
                 ks.matmul_lut_i32(lv, m, k, &self.lut, bq, n, acc)?;
             } else {
-                // b as [n, k]: the canonical weight layout of the W8A8 GEMM.
-                if self.transpose_b {
-                    levels_i8(ks, &self.b, bb, bq)?;
-                } else {
-                    bq.clear();
-                    bq.resize(k * n, 0);
-                    for (t, row) in bb.chunks_exact(n).enumerate() {
-                        for (j, &v) in row.iter().enumerate() {
-                            bq[j * k + t] = self.b.level(v, b_inv) as i8;
-                        }
-                    }
-                }
                 let packed = ks.pack_w8a8(bq, n, k)?;
-                levels_i8(ks, &self.a, ab, aq)?;
+                int_levels(ks, &self.a, ab, -128, aq)?;
                 ks.gemm_w8a8_i32_with(s, aq, m, (zero_of(&self.a) - 128) as i8, &packed, acc)?;
             }
             for (o, &v) in o.iter_mut().zip(acc.iter()) {
