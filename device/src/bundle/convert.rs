@@ -117,7 +117,7 @@ pub(super) fn graph_to_wire(g: &Graph, blob: &mut Vec<u8>) -> Result<WireGraph> 
 }
 
 /// Whether `x` survives a round trip through f16 unchanged (NaN never occurs in a valid graph).
-pub(super) fn f16_exact(x: f32) -> bool {
+fn f16_exact(x: f32) -> bool {
     half::f16::from_f32(x).to_f32().to_bits() == x.to_bits()
 }
 

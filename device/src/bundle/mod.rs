@@ -174,7 +174,15 @@ impl Bundle {
                 limit: limits::MAX_FILE_BYTES,
             });
         }
-        let stats = self.stats(out.len(), header.len(), graph.len(), padding, blob.len());
+        let split = const_bytes(&wire_graph);
+        let stats = self.stats(
+            out.len(),
+            header.len(),
+            graph.len(),
+            padding,
+            blob.len(),
+            split,
+        );
         Ok((out, stats))
     }
 
@@ -198,6 +206,7 @@ impl Bundle {
         let weights_start = graph_end.next_multiple_of(WEIGHT_ALIGN);
         let wire_header = take_exact(&bytes[header_start..graph_start], "header")?;
         let wire_graph = take_exact(&bytes[graph_start..graph_end], "graph")?;
+        let split = const_bytes(&wire_graph);
         if bytes[graph_end..weights_start].iter().any(|&b| b != 0) {
             return Err(Error::BadBundle(
                 "non-zero padding before the weights".into(),
@@ -214,6 +223,7 @@ impl Bundle {
             p.graph_len,
             weights_start - graph_end,
             p.weights_len,
+            split,
         );
         Ok((bundle, stats))
     }
@@ -261,6 +271,7 @@ impl Bundle {
         graph: usize,
         padding: usize,
         weights: usize,
+        (int_weights, scales, float_consts): (u64, u64, u64),
     ) -> BundleStats {
         let w = |x: usize| x as u64;
         let const_tensors = self
@@ -269,7 +280,6 @@ impl Bundle {
             .iter()
             .filter(|v| matches!(v.source, crate::Source::Const(_)))
             .count();
-        let (int_weights, scales, float_consts) = const_bytes(&self.graph);
         BundleStats {
             int_weights,
             scales,
@@ -288,30 +298,26 @@ impl Bundle {
     }
 }
 
-/// Bytes of integer weights, of QLinear scales and of the other f32 constants.
-fn const_bytes(g: &Graph) -> (u64, u64, u64) {
-    let scale_ids: std::collections::HashSet<_> = g
+/// Bytes of integer weights, of QLinear scales and of the other float constants, as stored
+/// (read off the wire tensors, so the encoder's dtype choices are not derived a second time).
+fn const_bytes(g: &wire::WireGraph) -> (u64, u64, u64) {
+    let scale_ids: std::collections::HashSet<u32> = g
         .nodes
         .iter()
-        .filter(|n| matches!(n.op, crate::Op::QLinear { .. }))
+        .filter(|n| matches!(n.op, wire::WireOp::QLinear { .. }))
         .filter_map(|n| n.inputs.get(2).copied())
         .collect();
     let (mut int, mut scales, mut float) = (0u64, 0u64, 0u64);
     for (id, v) in g.values.iter().enumerate() {
-        match &v.source {
-            crate::Source::Int(q) => int += bitpack::packed_len(q.data.len(), q.bits) as u64,
-            crate::Source::Const(d) if scale_ids.contains(&(id as u32)) => scales += const_len(d),
-            crate::Source::Const(d) => float += const_len(d),
-            _ => {}
+        if let wire::WireSource::Const(t) = &v.source {
+            match t.dtype {
+                wire::WireDType::Int { .. } => int += t.len,
+                _ if scale_ids.contains(&(id as u32)) => scales += t.len,
+                _ => float += t.len,
+            }
         }
     }
     (int, scales, float)
-}
-
-/// Stored bytes of an f32 constant: 2 per value when the encoder can store it as f16.
-fn const_len(d: &[f32]) -> u64 {
-    let exact = d.iter().all(|&x| convert::f16_exact(x));
-    d.len() as u64 * if exact { 2 } else { 4 }
 }
 
 fn le_array<const N: usize>(bytes: &[u8]) -> [u8; N] {
