@@ -108,6 +108,21 @@ pub fn compare(
     let n = limit.unwrap_or(usize::MAX).min(data.len());
     ensure!(n > 0, "no samples to compare on");
     let pairs = pairs(quantized, float);
+    let quantized_layers = quantized
+        .nodes
+        .iter()
+        .filter(|n| matches!(n.op, Op::QLinear { .. } | Op::QMatMul { .. }))
+        .count();
+    ensure!(
+        quantized_layers == 0 || !pairs.is_empty(),
+        "none of the bundle's {quantized_layers} quantized layers has a counterpart in the model \
+         (matched by value name and shape): is it the model the bundle was made from?"
+    );
+    ensure!(
+        quantized.outputs.first().map(|&o| quantized.shape(o))
+            == float.outputs.first().map(|&o| float.shape(o)),
+        "the bundle's output shape differs from the model's"
+    );
     let ks = KernelSet::detect();
     let mut qx = Executor::new(quantized.clone(), ks).context("planning the bundle")?;
     let mut fx = Executor::new(float.clone(), ks).context("planning the f32 model")?;
@@ -190,6 +205,9 @@ pub fn render(c: &Comparison) -> String {
             100.0 * q,
             100.0 * f
         );
+    }
+    if c.layers.is_empty() {
+        return s + "\n(no quantized layers: the bundle is f32)\n";
     }
     s += "\n\nlayer                                              op        cosine\n";
     for l in &c.layers {
