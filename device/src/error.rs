@@ -26,7 +26,7 @@ pub enum Error {
     #[error("bad bundle: {0}")]
     BadBundle(String),
     /// I/O failure, with the path or purpose.
-    #[error("{context}")] // The io::Error is the source: error chains print it once.
+    #[error("{context}: {source}")]
     Io {
         /// What was being read or written.
         context: String,
