@@ -1,0 +1,167 @@
+//! Heatmap over an image (relevance / attention maps) with a colour bar.
+use super::axis::format_value;
+use super::canvas::{INK, WHITE};
+use super::colormap::{diverging, sequential};
+use super::font::{GLYPH, draw_text, fit_text};
+use anyhow::{Context, Result, bail, ensure};
+use image::{Rgb, RgbImage};
+
+/// Width in pixels of the colour-bar strip [`overlay`] appends on the right: a 4 px gap,
+/// a 12 px gradient, a 4 px gap and room for 9-character tick labels.
+pub const COLORBAR_WIDTH: u32 = 96;
+
+const BAR_X: i64 = 4;
+const BAR_W: i64 = 12;
+const LABEL_X: i64 = BAR_X + BAR_W + 4;
+
+/// Blends a heatmap over `img` and appends a colour bar.
+///
+/// `map` is row-major, `mw`×`mh`, any resolution; it is bilinearly upsampled (sample centres
+/// aligned, edges clamped) to the image size. Each pixel becomes
+/// `(1 - alpha) * image + alpha * colour`, so `alpha = 0` returns the image unchanged.
+/// `signed`: [`diverging`] scaled by max |v| (0 is white; ticks ±max|v| and 0); otherwise
+/// [`sequential`] over min..max (ticks min and max; a constant map is all the lowest colour).
+///
+/// The result is `img.width() + COLORBAR_WIDTH` wide and `img.height()` high; its left
+/// `img.width()` columns are the blended image.
+///
+/// Errors: empty image or map, `map.len() != mw * mh`, a non-finite map value (NaN is not
+/// guessed at), `alpha` outside [0, 1].
+pub fn overlay(
+    img: &RgbImage,
+    map: &[f32],
+    mw: usize,
+    mh: usize,
+    alpha: f32,
+    signed: bool,
+) -> Result<RgbImage> {
+    let (w, h) = img.dimensions();
+    ensure!(w > 0 && h > 0, "overlay: image is empty ({w}x{h})");
+    ensure!(mw > 0 && mh > 0, "overlay: heatmap is empty ({mw}x{mh})");
+    let cells = mw
+        .checked_mul(mh)
+        .context("overlay: heatmap size overflows")?;
+    ensure!(
+        map.len() == cells,
+        "overlay: heatmap has {} values, {mw}x{mh} needs {cells}",
+        map.len()
+    );
+    ensure!(
+        (0.0..=1.0).contains(&alpha),
+        "overlay: alpha {alpha} is not in [0, 1]"
+    );
+    if let Some(i) = map.iter().position(|v| !v.is_finite()) {
+        bail!(
+            "overlay: heatmap value at row {}, col {} is {}",
+            i / mw,
+            i % mw,
+            map[i]
+        );
+    }
+    let out_w = w
+        .checked_add(COLORBAR_WIDTH)
+        .context("overlay: image too wide")?;
+
+    let scale = Scale::of(map, signed);
+    let unit: Vec<f32> = map.iter().map(|&v| scale.unit(v)).collect();
+    let cols = samples(w, mw);
+    let rows = samples(h, mh);
+    let mut out = RgbImage::from_pixel(out_w, h, Rgb(WHITE));
+    for (y, &(r0, r1, ty)) in (0..h).zip(&rows) {
+        for (x, &(c0, c1, tx)) in (0..w).zip(&cols) {
+            let at = |r: usize, c: usize| unit[r * mw + c];
+            let top = at(r0, c0) + (at(r0, c1) - at(r0, c0)) * tx;
+            let bot = at(r1, c0) + (at(r1, c1) - at(r1, c0)) * tx;
+            let heat = scale.color(top + (bot - top) * ty);
+            let base = img.get_pixel(x, y).0;
+            let mix = |i: usize| {
+                ((1.0 - alpha) * f32::from(base[i]) + alpha * f32::from(heat[i])).round() as u8
+            };
+            out.put_pixel(x, y, Rgb([mix(0), mix(1), mix(2)]));
+        }
+    }
+    colorbar(&mut out, i64::from(w), &scale);
+    Ok(out)
+}
+
+/// How map values become colour-map inputs.
+struct Scale {
+    signed: bool,
+    lo: f64,
+    hi: f64,
+}
+
+impl Scale {
+    fn of(map: &[f32], signed: bool) -> Self {
+        let lo = map.iter().fold(f64::INFINITY, |a, &v| a.min(f64::from(v)));
+        let hi = map
+            .iter()
+            .fold(f64::NEG_INFINITY, |a, &v| a.max(f64::from(v)));
+        if signed {
+            let m = lo.abs().max(hi.abs());
+            Scale {
+                signed,
+                lo: -m,
+                hi: m,
+            }
+        } else {
+            Scale { signed, lo, hi }
+        }
+    }
+
+    /// Position in [-1, 1] (signed) or [0, 1]; f64 so extreme f32 ranges cannot overflow.
+    fn unit(&self, v: f32) -> f32 {
+        let v = f64::from(v);
+        match (self.signed, self.hi > self.lo) {
+            (_, false) => 0.0,
+            (true, true) => (v / self.hi) as f32,
+            (false, true) => ((v - self.lo) / (self.hi - self.lo)) as f32,
+        }
+    }
+
+    fn color(&self, u: f32) -> [u8; 3] {
+        if self.signed {
+            diverging(u)
+        } else {
+            sequential(u)
+        }
+    }
+}
+
+/// Per output index: the two neighbouring map indices and the weight of the second.
+fn samples(out_len: u32, in_len: usize) -> Vec<(usize, usize, f32)> {
+    let ratio = in_len as f64 / f64::from(out_len);
+    let last = (in_len - 1) as f64;
+    (0..out_len)
+        .map(|i| {
+            let f = ((f64::from(i) + 0.5) * ratio - 0.5).clamp(0.0, last);
+            let i0 = f.floor() as usize;
+            (i0, (i0 + 1).min(in_len - 1), (f - i0 as f64) as f32)
+        })
+        .collect()
+}
+
+/// Vertical gradient (top = high end) right of column `x0`, with tick labels.
+fn colorbar(out: &mut RgbImage, x0: i64, scale: &Scale) {
+    let h = out.height();
+    for y in 0..h {
+        let t = if h > 1 {
+            1.0 - f64::from(y) / f64::from(h - 1)
+        } else {
+            1.0
+        };
+        let u = if scale.signed { 2.0 * t - 1.0 } else { t };
+        let c = Rgb(scale.color(u as f32));
+        for x in x0 + BAR_X..x0 + BAR_X + BAR_W {
+            // x < x0 + COLORBAR_WIDTH = out.width(), so it fits in u32.
+            out.put_pixel(x as u32, y, c);
+        }
+    }
+    let label = |v: f64| fit_text(&format_value(v), 9 * GLYPH, 1);
+    let bottom = i64::from(h) - GLYPH;
+    draw_text(out, x0 + LABEL_X, 0, &label(scale.hi), 1, INK);
+    draw_text(out, x0 + LABEL_X, bottom, &label(scale.lo), 1, INK);
+    if scale.signed && bottom > 2 * GLYPH {
+        draw_text(out, x0 + LABEL_X, bottom / 2, "0", 1, INK);
+    }
+}

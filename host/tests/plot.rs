@@ -1,0 +1,385 @@
+//! Properties of the PNG charts, colour maps, heatmap overlay and bitmap text.
+use image::{Rgb, RgbImage};
+use qvit_host::plot::{
+    Bar, COLORBAR_WIDTH, MAX_BARS, Series, bar_chart, diverging, draw_text, group_color,
+    line_chart, overlay, render_bar_chart, sequential,
+};
+use std::path::PathBuf;
+
+fn out_path(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("plot-{name}.png"))
+}
+
+fn bars(n: usize) -> Vec<Bar> {
+    (0..n)
+        .map(|i| Bar {
+            label: format!("blocks.{i}.mlp.fc1"),
+            value: i as f64 * 0.37 - 3.0,
+            group: i % 3,
+        })
+        .collect()
+}
+
+fn groups() -> Vec<String> {
+    ["w4a8", "w8a8", "float"].map(String::from).to_vec()
+}
+
+fn count(img: &RgbImage, color: [u8; 3]) -> usize {
+    img.pixels().filter(|p| p.0 == color).count()
+}
+
+/// (x, y) of every pixel of `color`.
+fn where_is(img: &RgbImage, color: [u8; 3]) -> Vec<(u32, u32)> {
+    img.enumerate_pixels()
+        .filter(|(_, _, p)| p.0 == color)
+        .map(|(x, y, _)| (x, y))
+        .collect()
+}
+
+#[test]
+fn bar_chart_png_decodes_and_grows_linearly_with_bar_count() {
+    let mut heights = Vec::new();
+    for n in [1, 2, 50, 100] {
+        let path = out_path(&format!("bars-{n}"));
+        bar_chart(&path, "Relevance per layer", &bars(n), &groups()).unwrap();
+        let img = image::open(&path).unwrap().to_rgb8();
+        assert_eq!(img.width(), 960);
+        heights.push(i64::from(img.height()));
+    }
+    let row = heights[1] - heights[0];
+    assert!(
+        row >= 10,
+        "a row must be tall enough for 8 px text, got {row}"
+    );
+    assert_eq!(heights[2] - heights[0], 49 * row);
+    assert_eq!(heights[3] - heights[0], 99 * row);
+}
+
+#[test]
+fn larger_bar_paints_more_of_its_colour_and_negative_bars_go_left() {
+    let gs = ["a".to_string(), "b".to_string()];
+    let pair = |big: f64| {
+        vec![
+            Bar {
+                label: "big".into(),
+                value: big,
+                group: 0,
+            },
+            Bar {
+                label: "small".into(),
+                value: 2.0,
+                group: 1,
+            },
+        ]
+    };
+    for big in [10.0, -10.0] {
+        let img = render_bar_chart("t", &pair(big), &gs).unwrap();
+        let (c0, c1) = (count(&img, group_color(0)), count(&img, group_color(1)));
+        assert!(c0 > 3 * c1, "value {big}: {c0} px vs {c1} px for value 2");
+    }
+    // Rows holding only one colour are bar rows (legend swatches share a row).
+    let img = render_bar_chart("t", &pair(-10.0), &gs).unwrap();
+    let (p0, p1) = (
+        where_is(&img, group_color(0)),
+        where_is(&img, group_color(1)),
+    );
+    let only = |p: &[(u32, u32)], other: &[(u32, u32)]| -> Vec<u32> {
+        p.iter()
+            .filter(|(_, y)| !other.iter().any(|o| o.1 == *y))
+            .map(|q| q.0)
+            .collect()
+    };
+    let neg_right = only(&p0, &p1).into_iter().max().unwrap();
+    let pos_left = only(&p1, &p0).into_iter().min().unwrap();
+    assert!(
+        neg_right <= pos_left,
+        "negative bar reaches x={neg_right}, positive starts at {pos_left}"
+    );
+}
+
+#[test]
+fn bar_chart_rejects_bad_input_without_panicking() {
+    let gs = groups();
+    let mut nan = bars(5);
+    nan[3].value = f64::NAN;
+    let err = render_bar_chart("t", &nan, &gs).unwrap_err();
+    assert!(format!("{err:#}").contains("bar 3"), "{err:#}");
+    let mut inf = bars(2);
+    inf[0].value = f64::INFINITY;
+    assert!(render_bar_chart("t", &inf, &gs).is_err());
+    let mut bad_group = bars(2);
+    bad_group[1].group = 7;
+    assert!(render_bar_chart("t", &bad_group, &gs).is_err());
+    assert!(render_bar_chart("t", &[], &gs).is_err());
+    assert!(render_bar_chart("t", &bars(MAX_BARS + 1), &gs).is_err());
+    let extreme = [
+        Bar {
+            label: "x".into(),
+            value: f64::MAX,
+            group: 0,
+        },
+        Bar {
+            label: "y".into(),
+            value: -f64::MAX,
+            group: 1,
+        },
+    ];
+    assert!(render_bar_chart("t", &extreme, &gs).is_err());
+    let err = bar_chart(&out_path("no-dir/x/y"), "t", &bars(1), &gs).unwrap_err();
+    assert!(format!("{err:#}").contains("writing PNG"), "{err:#}");
+}
+
+#[test]
+fn huge_labels_are_shortened_not_fatal() {
+    let long = "L".repeat(200_000);
+    let b = [Bar {
+        label: long.clone(),
+        value: 1.0,
+        group: 0,
+    }];
+    let img = render_bar_chart(&long, &b, std::slice::from_ref(&long)).unwrap();
+    assert_eq!(img.width(), 960);
+    let s = [Series {
+        name: long.clone(),
+        points: vec![(0.0, 0.0), (1.0, 1.0)],
+    }];
+    line_chart(&out_path("long-labels"), &long, &long, &long, &s).unwrap();
+}
+
+fn curve(name: &str, f: impl Fn(f64) -> f64) -> Series {
+    Series {
+        name: name.into(),
+        points: (0..=20)
+            .map(|i| i as f64 / 20.0)
+            .map(|x| (x, f(x)))
+            .collect(),
+    }
+}
+
+#[test]
+fn line_chart_draws_each_series_at_its_height() {
+    let path = out_path("lines");
+    let high = curve("insertion", |_| 1.0);
+    let low = curve("deletion", |_| 0.0);
+    line_chart(
+        &path,
+        "Deletion / insertion",
+        "fraction of pixels",
+        "p(class)",
+        &[high, low],
+    )
+    .unwrap();
+    let img = image::open(&path).unwrap().to_rgb8();
+    assert_eq!(img.width(), 800);
+    let mean_y = |c| {
+        let p = where_is(&img, c);
+        assert!(
+            p.len() > 500,
+            "series colour {c:?} barely drawn: {} px",
+            p.len()
+        );
+        p.iter().map(|q| f64::from(q.1)).sum::<f64>() / p.len() as f64
+    };
+    let (y_high, y_low) = (mean_y(group_color(0)), mean_y(group_color(1)));
+    assert!(
+        y_high + 100.0 < y_low,
+        "y=1 series at row {y_high}, y=0 series at row {y_low}"
+    );
+}
+
+#[test]
+fn line_chart_rejects_nan_and_empty_data() {
+    let p = out_path("bad-lines");
+    let mut nan = curve("a", |x| x);
+    nan.points[4].1 = f64::NAN;
+    let err = line_chart(&p, "t", "x", "y", &[curve("ok", |x| x), nan]).unwrap_err();
+    assert!(format!("{err:#}").contains("series 1"), "{err:#}");
+    assert!(line_chart(&p, "t", "x", "y", &[]).is_err());
+    let empty = Series {
+        name: "e".into(),
+        points: vec![],
+    };
+    assert!(line_chart(&p, "t", "x", "y", std::slice::from_ref(&empty)).is_err());
+    // An empty series next to a real one is only a legend entry; a single flat point works too.
+    let single = Series {
+        name: "one".into(),
+        points: vec![(0.5, 0.5)],
+    };
+    line_chart(&p, "t", "x", "y", &[empty, single]).unwrap();
+}
+
+#[test]
+fn colour_maps_are_monotone_with_white_zero() {
+    assert_eq!(diverging(0.0), [255, 255, 255]);
+    assert_eq!(diverging(-1.0), [0, 0, 255]);
+    assert_eq!(diverging(1.0), [255, 0, 0]);
+    assert_eq!(sequential(0.0), [0, 0, 0]);
+    assert_eq!(sequential(1.0), [255, 255, 255]);
+    let grid: Vec<f32> = (-120..=120).map(|i| i as f32 / 100.0).collect();
+    for w in grid.windows(2) {
+        let (a, b) = (diverging(w[0]), diverging(w[1]));
+        assert!(
+            a[0] <= b[0] && a[2] >= b[2],
+            "diverging not monotone at {w:?}"
+        );
+        let (a, b) = (sequential(w[0]), sequential(w[1]));
+        assert!(
+            a.iter().zip(&b).all(|(x, y)| x <= y),
+            "sequential not monotone at {w:?}"
+        );
+    }
+    // Strictly monotone somewhere in each half, so a constant map could not pass.
+    assert!(diverging(-0.5)[0] < diverging(-0.25)[0] && diverging(0.25)[2] > diverging(0.5)[2]);
+    assert_eq!(diverging(f32::NAN), [255, 255, 255]);
+    assert_eq!(sequential(f32::NAN), [0, 0, 0]);
+}
+
+fn photo(w: u32, h: u32) -> RgbImage {
+    RgbImage::from_fn(w, h, |x, y| {
+        Rgb([
+            (x * 7 % 256) as u8,
+            (y * 13 % 256) as u8,
+            ((x + y) % 256) as u8,
+        ])
+    })
+}
+
+#[test]
+fn overlay_keeps_size_and_alpha_zero_is_identity() {
+    let img = photo(37, 23);
+    let map: Vec<f32> = (0..15).map(|i| i as f32 - 7.0).collect();
+    for signed in [true, false] {
+        let out = overlay(&img, &map, 3, 5, 0.0, signed).unwrap();
+        assert_eq!(out.dimensions(), (37 + COLORBAR_WIDTH, 23));
+        for (x, y, p) in img.enumerate_pixels() {
+            assert_eq!(out.get_pixel(x, y), p, "pixel ({x},{y}) changed at alpha 0");
+        }
+        // The colour bar strip carries both ends of the colour map.
+        let strip: Vec<[u8; 3]> = (37..37 + COLORBAR_WIDTH)
+            .map(|x| out.get_pixel(x, 0).0)
+            .collect();
+        let top = if signed {
+            diverging(1.0)
+        } else {
+            sequential(1.0)
+        };
+        assert!(
+            strip.contains(&top),
+            "signed={signed}: no {top:?} in the colour bar"
+        );
+    }
+}
+
+/// Mean over each quadrant of a per-pixel score, in order TL, TR, BL, BR.
+fn quadrant_means(img: &RgbImage, w: u32, h: u32, score: impl Fn([u8; 3]) -> f64) -> [f64; 4] {
+    let mut sum = [0.0; 4];
+    for y in 0..h {
+        for x in 0..w {
+            let q = usize::from(x >= w / 2) + 2 * usize::from(y >= h / 2);
+            sum[q] += score(img.get_pixel(x, y).0);
+        }
+    }
+    sum.map(|s| s / f64::from(w * h / 4))
+}
+
+#[test]
+fn hot_quadrant_is_reddest_and_brightest() {
+    let (w, h) = (160, 120);
+    let img = RgbImage::from_pixel(w, h, Rgb([128, 128, 128]));
+    // 1 in the top-right quadrant of an 8×8 map, 0 elsewhere.
+    let map: Vec<f32> = (0..64)
+        .map(|i| f32::from(u8::from(i % 8 >= 4 && i / 8 < 4)))
+        .collect();
+    let red = overlay(&img, &map, 8, 8, 0.6, true).unwrap();
+    let redness = quadrant_means(&red, w, h, |p| f64::from(p[0]) - f64::from(p[1].max(p[2])));
+    let bright = overlay(&img, &map, 8, 8, 0.6, false).unwrap();
+    // Kept for eyeballing the layout; the assertions below are what the test checks.
+    red.save(out_path("overlay-signed")).unwrap();
+    bright.save(out_path("overlay-sequential")).unwrap();
+    let brightness = quadrant_means(&bright, w, h, |p| p.iter().map(|&c| f64::from(c)).sum());
+    for (name, m) in [("redness", redness), ("brightness", brightness)] {
+        for q in [0, 2, 3] {
+            assert!(
+                m[1] > m[q] + 20.0,
+                "{name}: top-right {} vs quadrant {q} {}",
+                m[1],
+                m[q]
+            );
+        }
+    }
+}
+
+#[test]
+fn overlay_interpolates_between_map_values() {
+    // Constant positive signed map at alpha 1: every image pixel is pure red.
+    let img = photo(20, 10);
+    let out = overlay(&img, &[3.0; 6], 3, 2, 1.0, true).unwrap();
+    assert!((0..20).all(|x| (0..10).all(|y| out.get_pixel(x, y).0 == [255, 0, 0])));
+    // A 2×1 map [-1, 1]: blue on the left, red on the right, red rising monotonically between.
+    let out = overlay(&img, &[-1.0, 1.0], 2, 1, 1.0, true).unwrap();
+    let reds: Vec<u8> = (0..20).map(|x| out.get_pixel(x, 5).0[0]).collect();
+    assert!(reds.windows(2).all(|w| w[0] <= w[1]), "{reds:?}");
+    assert_eq!(out.get_pixel(0, 5).0, [0, 0, 255]);
+    assert_eq!(out.get_pixel(19, 5).0, [255, 0, 0]);
+}
+
+#[test]
+fn overlay_rejects_bad_input() {
+    let img = photo(8, 8);
+    assert!(overlay(&img, &[0.0; 3], 2, 2, 0.5, true).is_err());
+    assert!(overlay(&img, &[], 0, 0, 0.5, true).is_err());
+    assert!(overlay(&img, &[0.0, f32::NAN, 0.0, 0.0], 2, 2, 0.5, true).is_err());
+    assert!(overlay(&img, &[0.0; 4], 2, 2, f32::NAN, true).is_err());
+    assert!(overlay(&img, &[0.0; 4], 2, 2, 1.5, true).is_err());
+    assert!(overlay(&img, &[0.0; 4], usize::MAX, 2, 0.5, true).is_err());
+    assert!(overlay(&RgbImage::new(0, 0), &[0.0; 4], 2, 2, 0.5, true).is_err());
+    // Extreme but finite values must not overflow the scaling.
+    overlay(&img, &[f32::MAX, -f32::MAX, 0.0, 1.0], 2, 2, 0.5, false).unwrap();
+}
+
+fn inked(text: &str, scale: u32) -> usize {
+    let mut img = RgbImage::from_pixel(64, 32, Rgb([255, 255, 255]));
+    draw_text(&mut img, 2, 2, text, scale, [0, 0, 0]);
+    count(&img, [0, 0, 0])
+}
+
+#[test]
+fn draw_text_inks_glyphs_but_not_spaces() {
+    assert!(inked("A", 1) > 5);
+    assert_eq!(inked(" ", 1), 0);
+    assert_eq!(inked("   ", 3), 0);
+    assert_eq!(inked("A A", 1), 2 * inked("A", 1));
+    assert_eq!(
+        inked("A", 2),
+        4 * inked("A", 1),
+        "scale 2 makes each font pixel 2×2"
+    );
+    assert_ne!(
+        inked("I", 1),
+        inked("W", 1),
+        "different glyphs, different ink"
+    );
+    assert_eq!(inked("é", 1), inked("?", 1), "non-ASCII shows as ?");
+    assert_eq!(inked("A", 0), 0);
+}
+
+#[test]
+fn draw_text_clips_at_any_position() {
+    let mut img = RgbImage::from_pixel(16, 16, Rgb([255, 255, 255]));
+    let huge = "W".repeat(1_000_000);
+    for (x, y) in [
+        (-5, -5),
+        (10, 12),
+        (i64::MIN, 0),
+        (0, i64::MAX),
+        (i64::MAX, i64::MIN),
+        (-4000, 4),
+    ] {
+        draw_text(&mut img, x, y, &huge, 1, [0, 0, 0]);
+    }
+    draw_text(&mut img, 0, 0, "W", u32::MAX, [1, 2, 3]);
+    assert!(
+        img.pixels().all(|p| p.0 == [1, 2, 3]),
+        "a giant W's first pixel row covers the image"
+    );
+}
