@@ -7,7 +7,7 @@ use rayon::prelude::*;
 
 /// A row-major or strided matrix operand: element `(r, c)` is at `r·rs + c·cs`.
 #[derive(Clone, Copy, Debug)]
-pub(crate) struct Strides {
+pub struct Strides {
     /// Row stride.
     pub rs: usize,
     /// Column stride.
@@ -15,9 +15,10 @@ pub(crate) struct Strides {
 }
 
 /// `dst[m×n]` (row stride `dst_rs`, unit column stride) = `lhs[m×k] · rhs[k×n]`, plus the old
-/// `dst` when `accumulate`. Checks every index it will touch, so it is safe for any input.
+/// `dst` when `accumulate`. Checks every index it will touch, so it is safe for any input: an
+/// operand too short for its shape and strides panics instead of reading out of bounds.
 #[allow(clippy::too_many_arguments)]
-pub(crate) fn gemm_f32(
+pub fn gemm_f32(
     (m, n, k): (usize, usize, usize),
     dst: &mut [f32],
     dst_rs: usize,

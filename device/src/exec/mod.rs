@@ -16,6 +16,9 @@ mod quantized;
 mod reduce;
 
 use crate::{Error, Graph, Result, Tensor, ValueId};
+/// The f32 matrix product the executor runs on, for host passes (relevance) that need the same
+/// products backwards.
+pub use matmul::{Strides, gemm_f32};
 use plan::{Kernel, Loc, Plan};
 use qvit_kernels::KernelSet;
 
