@@ -6,6 +6,8 @@ pub mod eval;
 pub mod fixtures;
 pub mod import;
 pub mod inspect;
+pub mod lrp;
+pub mod plot;
 pub mod prep;
 pub mod quant;
 pub mod source;

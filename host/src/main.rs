@@ -107,6 +107,36 @@ Example:\n  qvit compare vit-w4a4.qvit vit.onnx --data imagenet-sample/ --limit 
         #[arg(long)]
         json: bool,
     },
+    /// Per-layer relevance (LRP) of a model on images: how much each layer contributes to the prediction.
+    #[command(
+        after_help = "Relevance is seeded at the target logit (the predicted class by default, or the \
+output norm for models without a classifier) and propagated back with AttnLRP rules; a layer's \
+score is the relevance it passes to its input, normalised per image and averaged.\n\
+Example:\n  qvit relevance vit_mnist.onnx --preset mnist --data t10k-images-idx3-ubyte --limit 32 --plot scores.png"
+    )]
+    Relevance {
+        /// ONNX model or .qvit bundle.
+        model: PathBuf,
+        /// Images.
+        #[arg(long)]
+        data: PathBuf,
+        /// Use at most N images (the first N).
+        #[arg(long, default_value_t = 32)]
+        limit: usize,
+        /// Print JSON instead of tables.
+        #[arg(long)]
+        json: bool,
+        /// Also draw a bar chart of the per-layer scores (PNG).
+        #[arg(long)]
+        plot: Option<PathBuf>,
+        #[command(flatten)]
+        lrp: qvit_host::lrp::command::LrpArgs,
+        /// Input shape for ONNX models.
+        #[arg(long, value_parser = parse_shape)]
+        input_shape: Option<Shape>,
+        #[command(flatten)]
+        prep: qvit_host::prep::PrepArgs,
+    },
     /// Copy a bundle and qvit-run to boards over SSH, verify them, optionally benchmark.
     Deploy(qvit_host::deploy::DeployArgs),
 }
@@ -308,6 +338,40 @@ fn run(cli: Cli) -> Result<()> {
                 println!("{}", serde_json::to_string_pretty(&c)?);
             } else {
                 print!("{}", qvit_host::compare::render(&c));
+            }
+        }
+        Cmd::Relevance {
+            model,
+            data,
+            limit,
+            json,
+            plot,
+            lrp,
+            input_shape,
+            prep,
+        } => {
+            use qvit_host::lrp::command as rel;
+            rel::check_plot_path(&plot)?;
+            let bundle = qvit_host::source::open(
+                &model,
+                input_shape.as_ref().map(|s| s.0.as_slice()),
+                &prep,
+            )?;
+            let pre =
+                bundle.header.preprocess.clone().context(
+                    "the model has no image preprocessing; pass --preset or --mean/--std",
+                )?;
+            let s = rel::scores_on(bundle.graph, &pre, &data, limit, &lrp)?;
+            if let Some(p) = &plot {
+                rel::plot(&s, p)?;
+            }
+            if json {
+                println!("{}", serde_json::to_string_pretty(&s)?);
+            } else {
+                print!("{}", rel::render(&s));
+                if let Some(p) = &plot {
+                    println!("\nplot: {}", p.display());
+                }
             }
         }
         Cmd::Deploy(args) => qvit_host::deploy::run(args)?,

@@ -1,0 +1,189 @@
+//! `qvit relevance`: per-layer relevance scores of a model on images, as a table, JSON and a
+//! bar chart.
+
+use super::scores::{Scores, Statistic, layer_scores};
+use super::{AttnRule, Lrp, LrpOptions, Seed};
+use crate::quant::command::load_inputs;
+use anyhow::{Context, Result, bail};
+use clap::{Args, ValueEnum};
+use qvit_device::{Graph, Tensor};
+use std::fmt::Write;
+use std::path::{Path, PathBuf};
+
+/// Attention rule on the command line.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum AttnArg {
+    /// AttnLRP: softmax Deep-Taylor rule, uniform rule on QKᵀ and attn·V.
+    Attnlrp,
+    /// CP-LRP: relevance does not cross the attention probabilities.
+    Cp,
+}
+
+/// Relevance flags shared by `qvit relevance` and `qvit quantize --allocate lrp`.
+#[derive(Args, Clone, Debug)]
+pub struct LrpArgs {
+    /// Relevance target: a class index, `norm` (the output's L2 norm, for models without a
+    /// classifier), or `predicted` (the argmax logit; the default for classifiers).
+    #[arg(long, default_value = "auto")]
+    pub target: String,
+    /// Per-layer statistic: abs-in = Σ|x⊙g| at the layer's input (default), signed-in, abs-out.
+    #[arg(long, value_enum, default_value_t = Statistic::AbsIn)]
+    pub statistic: Statistic,
+    /// ε of the ε-rule on Linear, Conv and MatMul.
+    #[arg(long, default_value_t = 1e-6)]
+    pub eps: f32,
+    /// Rule through attention.
+    #[arg(long, value_enum, default_value_t = AttnArg::Attnlrp)]
+    pub attn_rule: AttnArg,
+}
+
+impl LrpArgs {
+    /// Rule options.
+    pub fn options(&self) -> LrpOptions {
+        LrpOptions {
+            eps: self.eps,
+            attn: match self.attn_rule {
+                AttnArg::Attnlrp => AttnRule::AttnLrp,
+                AttnArg::Cp => AttnRule::Cp,
+            },
+        }
+    }
+
+    /// The seed for `graph`: `auto` is the predicted class when the output is one vector of
+    /// logits, else the output norm.
+    pub fn seed(&self, graph: &Graph) -> Result<Seed> {
+        Ok(match self.target.as_str() {
+            "norm" => Seed::Norm,
+            "predicted" => Seed::Logit(None),
+            "auto" => {
+                let shape = graph
+                    .outputs
+                    .first()
+                    .map(|&o| graph.shape(o))
+                    .unwrap_or(&[]);
+                let vectors: usize = shape[..shape.len().saturating_sub(1)].iter().product();
+                if vectors == 1 {
+                    Seed::Logit(None)
+                } else {
+                    Seed::Norm
+                }
+            }
+            t => Seed::Logit(Some(t.parse().with_context(|| {
+                format!("--target {t:?}: expected a class index, `predicted` or `norm`")
+            })?)),
+        })
+    }
+}
+
+/// Scores of `graph` on the first `limit` images of `data`, with a progress bar.
+pub fn scores_on(
+    graph: Graph,
+    pre: &qvit_device::Preprocess,
+    data: &Path,
+    limit: usize,
+    args: &LrpArgs,
+) -> Result<Scores> {
+    let inputs = load_inputs(data, pre, limit)?;
+    scores_for(graph, &inputs, args)
+}
+
+/// Scores of `graph` on `inputs`.
+pub fn scores_for(graph: Graph, inputs: &[Tensor], args: &LrpArgs) -> Result<Scores> {
+    let seed = args.seed(&graph)?;
+    let mut lrp = Lrp::new(graph, args.options())?;
+    let bar = crate::eval::progress(inputs.len(), "relevance");
+    let s = layer_scores(&mut lrp, inputs, seed, args.statistic, |_, _| bar.inc(1))?;
+    bar.finish_and_clear();
+    Ok(s)
+}
+
+/// The scores as Markdown: per layer, per kind, per block, and conservation.
+pub fn render(s: &Scores) -> String {
+    let mut o = String::new();
+    let _ = writeln!(
+        o,
+        "Relevance scores ({:?}, mean over {} images, normalised to sum 1; {:.2} s)\n",
+        s.statistic, s.images, s.seconds
+    );
+    let _ = writeln!(o, "| layer | kind | block | params | score | std |");
+    let _ = writeln!(o, "|---|---|---:|---:|---:|---:|");
+    for l in &s.layers {
+        let block = l.block.map_or("-".to_string(), |b| b.to_string());
+        let _ = writeln!(
+            o,
+            "| {} | {} | {} | {} | {:.4} | {:.4} |",
+            l.name, l.kind, block, l.params, l.score, l.std
+        );
+    }
+    let _ = writeln!(o, "\n| kind | score |\n|---|---:|");
+    for (k, v) in &s.by_kind {
+        let _ = writeln!(o, "| {k} | {v:.4} |");
+    }
+    if !s.by_block.is_empty() {
+        let _ = writeln!(o, "\n| block | score |\n|---:|---:|");
+        for (b, v) in &s.by_block {
+            let _ = writeln!(o, "| {b} | {v:.4} |");
+        }
+    }
+    if let (Some(first), Some(last)) = (s.conservation.first(), s.conservation.last()) {
+        let (lo, hi) = s
+            .conservation
+            .iter()
+            .fold((f64::MAX, f64::MIN), |(a, b), (_, v)| {
+                (a.min(*v), b.max(*v))
+            });
+        let _ = writeln!(
+            o,
+            "\nConservation (Σ relevance / target, mean over images) at {} cuts: input {:.3}, \
+             last cut {} {:.3}, range {:.3}..{:.3}",
+            s.conservation.len(),
+            first.1,
+            last.0,
+            last.1,
+            lo,
+            hi
+        );
+    }
+    o
+}
+
+/// Bar chart of the scores, one bar per layer coloured by kind.
+pub fn plot(s: &Scores, path: &Path) -> Result<()> {
+    let kinds: Vec<String> = s.by_kind.keys().cloned().collect();
+    let bars: Vec<crate::plot::Bar> = s
+        .layers
+        .iter()
+        .map(|l| crate::plot::Bar {
+            label: short_name(&l.name),
+            value: l.score,
+            group: kinds.iter().position(|k| *k == l.kind).unwrap_or(0),
+        })
+        .collect();
+    let title = format!("relevance per layer ({} images)", s.images);
+    crate::plot::bar_chart(path, &title, &bars, &kinds)
+        .with_context(|| format!("writing {}", path.display()))
+}
+
+/// A layer name without exporter noise (`/blocks.0/attn/qkv/MatMul` → `blocks.0/attn/qkv`).
+fn short_name(name: &str) -> String {
+    let t = name.trim_start_matches('/');
+    let t = t
+        .strip_suffix("/MatMul")
+        .or_else(|| t.strip_suffix("/Gemm"))
+        .or_else(|| t.strip_suffix("/Conv"))
+        .unwrap_or(t);
+    t.to_string()
+}
+
+/// Where `--plot` goes when it is given without a path check: refuses a non-PNG extension.
+pub fn check_plot_path(p: &Option<PathBuf>) -> Result<()> {
+    if let Some(p) = p
+        && p.extension()
+            .and_then(|e| e.to_str())
+            .map(str::to_ascii_lowercase)
+            != Some("png".into())
+    {
+        bail!("--plot writes a PNG: give a path ending in .png");
+    }
+    Ok(())
+}

@@ -1,0 +1,220 @@
+//! Per-layer contribution scores: relevance a layer passes on, averaged over images and
+//! normalised across layers (LRP-QViT's contribution score, anchors §1.5).
+
+use super::{Lrp, Relevance, Seed};
+use anyhow::{Result, ensure};
+use qvit_device::{Graph, Op, Tensor};
+use serde::Serialize;
+use std::collections::BTreeMap;
+
+/// Which per-layer relevance sum a score is built from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum Statistic {
+    /// `Σ|x ⊙ g_x|` at the layer's activation input(s): how much relevance flows through the
+    /// values it quantizes, whatever its sign.
+    AbsIn,
+    /// `|Σ x ⊙ g_x|` at the input(s): net relevance, where positive and negative evidence cancel.
+    SignedIn,
+    /// `|Σ y ⊙ g_y|` at the layer's output.
+    AbsOut,
+}
+
+impl Statistic {
+    fn of(self, l: &super::LayerRelevance) -> f64 {
+        match self {
+            Statistic::AbsIn => l.abs_in,
+            Statistic::SignedIn => l.signed_in.abs(),
+            Statistic::AbsOut => l.signed_out.abs(),
+        }
+    }
+}
+
+/// One layer's score.
+#[derive(Clone, Debug, Serialize)]
+pub struct LayerScore {
+    /// Node name (the key of per-layer bits).
+    pub name: String,
+    /// Layer kind: qkv, q, k, v, proj, fc1, fc2, head, patch_embed, qk (QKᵀ), av (attn·V), linear.
+    pub kind: String,
+    /// Transformer block, when the name carries one.
+    pub block: Option<usize>,
+    /// Weight parameters (0 for products of two activations).
+    pub params: usize,
+    /// Normalised score (all layers sum to 1).
+    pub score: f64,
+    /// Standard deviation of the per-image normalised score.
+    pub std: f64,
+}
+
+/// Scores of every layer, plus how well relevance was conserved.
+#[derive(Clone, Debug, Serialize)]
+pub struct Scores {
+    /// Images used.
+    pub images: usize,
+    /// The statistic.
+    pub statistic: Statistic,
+    /// Per layer, in graph order.
+    pub layers: Vec<LayerScore>,
+    /// Summed score per kind.
+    pub by_kind: BTreeMap<String, f64>,
+    /// Summed score per block.
+    pub by_block: BTreeMap<usize, f64>,
+    /// Per cut value (in order; the first is the input): mean of `ΣR / seeded relevance`.
+    pub conservation: Vec<(String, f64)>,
+    /// Seconds spent in relevance passes.
+    pub seconds: f64,
+}
+
+/// Averages per-layer relevance over `inputs`. Each image's layer sums are normalised to sum 1
+/// before averaging, so every image weighs the same whatever its logit.
+pub fn layer_scores(
+    lrp: &mut Lrp,
+    inputs: &[Tensor],
+    seed: Seed,
+    stat: Statistic,
+    mut each: impl FnMut(usize, &Relevance),
+) -> Result<Scores> {
+    ensure!(!inputs.is_empty(), "relevance needs at least one image");
+    let start = std::time::Instant::now();
+    let mut per_image: Vec<Vec<f64>> = Vec::new();
+    let mut conservation: Vec<(String, f64)> = Vec::new();
+    let mut names = Vec::new();
+    for (i, x) in inputs.iter().enumerate() {
+        let r = lrp.run(x, seed)?;
+        let raw: Vec<f64> = r.layers.iter().map(|l| stat.of(l)).collect();
+        let total: f64 = raw.iter().sum();
+        per_image.push(
+            raw.iter()
+                .map(|v| if total > 0.0 { v / total } else { 0.0 })
+                .collect(),
+        );
+        if conservation.is_empty() {
+            conservation = r.cuts.iter().map(|(n, _)| (n.clone(), 0.0)).collect();
+            names = r.layers.iter().map(|l| (l.node, l.name.clone())).collect();
+        }
+        for ((_, acc), (_, s)) in conservation.iter_mut().zip(&r.cuts) {
+            *acc += if r.total != 0.0 { s / r.total } else { 0.0 } / inputs.len() as f64;
+        }
+        each(i, &r);
+    }
+    let g = lrp.graph();
+    let n = inputs.len() as f64;
+    let layers: Vec<LayerScore> = names
+        .iter()
+        .enumerate()
+        .map(|(k, (node, name))| {
+            let vals: Vec<f64> = per_image.iter().map(|v| v[k]).collect();
+            let mean = vals.iter().sum::<f64>() / n;
+            let var = vals.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / n;
+            LayerScore {
+                name: name.clone(),
+                kind: kind(g, *node).to_string(),
+                block: block_of(name),
+                params: params(g, *node),
+                score: mean,
+                std: var.sqrt(),
+            }
+        })
+        .collect();
+    let mut by_kind = BTreeMap::new();
+    let mut by_block = BTreeMap::new();
+    for l in &layers {
+        *by_kind.entry(l.kind.clone()).or_insert(0.0) += l.score;
+        if let Some(b) = l.block {
+            *by_block.entry(b).or_insert(0.0) += l.score;
+        }
+    }
+    Ok(Scores {
+        images: inputs.len(),
+        statistic: stat,
+        layers,
+        by_kind,
+        by_block,
+        conservation,
+        seconds: start.elapsed().as_secs_f64(),
+    })
+}
+
+/// Weight parameters of a layer node.
+fn params(g: &Graph, j: usize) -> usize {
+    let n = &g.nodes[j];
+    match n.op {
+        Op::Linear | Op::QLinear { .. } | Op::Conv2d { .. } => {
+            g.shape(n.inputs[1]).iter().product()
+        }
+        _ => 0,
+    }
+}
+
+/// The layer kind, from the op and the exporter's naming (timm, torchvision, Hugging Face).
+pub fn kind(g: &Graph, j: usize) -> &'static str {
+    let node = &g.nodes[j];
+    let name = node.name.to_ascii_lowercase();
+    let has = |keys: &[&str]| keys.iter().any(|k| name.contains(k));
+    if let Op::MatMul { .. } | Op::QMatMul { .. } = node.op {
+        let probs = crate::quant::edit::producer_through_reshapes(g, node.inputs[0])
+            .is_some_and(|p| matches!(g.nodes[p].op, Op::Softmax { .. }));
+        if g.const_data(node.inputs[1]).is_none() {
+            return if probs { "av" } else { "qk" };
+        }
+    }
+    if matches!(node.op, Op::Conv2d { .. }) || has(&["patch", "embed", "stem"]) {
+        "patch_embed"
+    } else if has(&["qkv", "in_proj"]) {
+        "qkv"
+    } else if has(&["query", "q_proj", "/q/"]) {
+        "q"
+    } else if has(&["key", "k_proj", "/k/"]) {
+        "k"
+    } else if has(&["value", "v_proj", "/v/"]) {
+        "v"
+    } else if has(&[
+        "fc1",
+        "intermediate",
+        "mlp.0",
+        "mlp/0",
+        "mlp/layers.0",
+        "linear1",
+    ]) {
+        "fc1"
+    } else if has(&["attention/output", "out_proj", "attn/proj", "attn/o/"]) {
+        "proj"
+    } else if has(&[
+        "fc2",
+        "mlp.2",
+        "mlp/2",
+        "mlp/layers.3",
+        "linear2",
+        "output/dense",
+    ]) {
+        "fc2"
+    } else if has(&["proj"]) {
+        "proj"
+    } else if has(&["head", "classifier", "fc/"]) {
+        "head"
+    } else {
+        "linear"
+    }
+}
+
+/// The block index in names like `/blocks.3/…`, `/encoder/layer.3/…`, `layers_3`.
+pub fn block_of(name: &str) -> Option<usize> {
+    let lower = name.to_ascii_lowercase();
+    for key in ["blocks", "block", "layers", "layer", "encoder_layer_"] {
+        let mut rest = lower.as_str();
+        while let Some(at) = rest.find(key) {
+            let after = &rest[at + key.len()..];
+            let digits: String = after
+                .trim_start_matches(['.', '_', '/'])
+                .chars()
+                .take_while(|c| c.is_ascii_digit())
+                .collect();
+            if !digits.is_empty() {
+                return digits.parse().ok();
+            }
+            rest = after;
+        }
+    }
+    None
+}

@@ -1,0 +1,301 @@
+//! Relevance propagation: LRP-0 equals gradient × input on a piecewise-linear net (closed-form
+//! gradient), relevance is conserved exactly through every conserving rule, the drift on real
+//! models is bounded, passes are deterministic, and an op use without a rule is an error.
+
+use qvit_device::graph::{BinaryOp, GeluKind};
+use qvit_device::{Graph, Node, Op, Source, Tensor, Value};
+use qvit_host::fixtures::SplitMix;
+use qvit_host::fixtures::load_weightless;
+use qvit_host::import::{import_path, import_proto};
+use qvit_host::lrp::scores::{Statistic, layer_scores};
+use qvit_host::lrp::{AttnRule, Lrp, LrpOptions, Seed};
+use std::path::{Path, PathBuf};
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+/// A graph under construction: values are added in order, nodes in execution order.
+struct Builder {
+    g: Graph,
+    rng: SplitMix,
+}
+
+impl Builder {
+    fn new(input: Vec<usize>, seed: u64) -> (Builder, u32) {
+        let mut b = Builder {
+            g: Graph::default(),
+            rng: SplitMix(seed),
+        };
+        let x = b.value("x", input, Source::Input(0));
+        b.g.inputs.push(x);
+        (b, x)
+    }
+
+    fn value(&mut self, name: &str, shape: Vec<usize>, source: Source) -> u32 {
+        self.g.values.push(Value {
+            name: name.into(),
+            shape,
+            source,
+        });
+        (self.g.values.len() - 1) as u32
+    }
+
+    fn constant(&mut self, shape: Vec<usize>, std: f32) -> u32 {
+        let n = shape.iter().product();
+        let data = self.rng.normals(n, std);
+        self.value("c", shape, Source::Const(data))
+    }
+
+    fn node(&mut self, op: Op, inputs: Vec<u32>, shape: Vec<usize>) -> u32 {
+        let out = self.value(
+            &format!("v{}", self.g.values.len()),
+            shape,
+            Source::Node(self.g.nodes.len()),
+        );
+        self.g.nodes.push(Node {
+            name: format!("n{}", self.g.nodes.len()),
+            op,
+            inputs,
+            output: out,
+        });
+        out
+    }
+
+    fn linear(&mut self, x: u32, n: usize, bias: bool) -> u32 {
+        let mut shape = self.g.shape(x).to_vec();
+        let k = *shape.last().unwrap();
+        let w = self.constant(vec![n, k], 1.0 / (k as f32).sqrt());
+        let mut inputs = vec![x, w];
+        if bias {
+            inputs.push(self.constant(vec![n], 0.5));
+        }
+        *shape.last_mut().unwrap() = n;
+        self.node(Op::Linear, inputs, shape)
+    }
+
+    fn finish(mut self, out: u32) -> Graph {
+        self.g.outputs.push(out);
+        self.g
+    }
+}
+
+fn input(shape: &[usize], seed: u64) -> Tensor {
+    let n = shape.iter().product();
+    Tensor::new(shape.to_vec(), SplitMix(seed).normals(n, 1.0)).unwrap()
+}
+
+fn lrp0() -> LrpOptions {
+    LrpOptions {
+        eps: 0.0,
+        attn: AttnRule::AttnLrp,
+    }
+}
+
+/// On `Linear → ReLU → Linear` with biases, LRP-0 is gradient × input, and the gradient has
+/// the closed form `W2[t] ⊙ 1[h > 0] · W1`.
+#[test]
+fn lrp0_is_gradient_times_input_on_linear_relu() {
+    for seed in 0..20 {
+        let (mut b, x) = Builder::new(vec![1, 7], seed);
+        let h = b.linear(x, 9, true);
+        let r = b.node(Op::Relu, vec![h], vec![1, 9]);
+        let y = b.linear(r, 4, true);
+        let g = b.finish(y);
+        let w1 = g.const_data(g.nodes[0].inputs[1]).unwrap().to_vec();
+        let w2 = g.const_data(g.nodes[2].inputs[1]).unwrap().to_vec();
+        let xin = input(&[1, 7], 100 + seed);
+
+        let mut lrp = Lrp::new(g.clone(), lrp0()).unwrap();
+        let rel = lrp.run(&xin, Seed::Logit(None)).unwrap();
+        let t = rel.target.unwrap();
+        let logits = &rel.outputs[0].data;
+        assert_eq!(t, qvit_host::lrp::argmax(logits));
+
+        let mut ex =
+            qvit_device::exec::Executor::new(g, qvit_kernels::KernelSet::detect()).unwrap();
+        let mut hidden = Vec::new();
+        ex.run_observed(&[&xin], &mut |id, d| {
+            if id == h {
+                hidden = d.to_vec();
+            }
+        })
+        .unwrap();
+        for i in 0..7 {
+            let grad: f32 = (0..9)
+                .filter(|&j| hidden[j] > 0.0)
+                .map(|j| w2[t * 9 + j] * w1[j * 7 + i])
+                .sum();
+            let want = xin.data[i] * grad;
+            let got = rel.input.data[i];
+            assert!(
+                (got - want).abs() <= 1e-5 * (1.0 + want.abs()),
+                "seed {seed} input {i}: LRP-0 {got} vs gradient × input {want}"
+            );
+        }
+    }
+}
+
+/// Without biases and with ε = 0, every rule below conserves relevance exactly: Linear, Add,
+/// LayerNorm (β = 0, σ held constant), Transpose, a product of two activations (uniform rule),
+/// Reshape, GELU (identity rule), Slice/Concat and Gather. Every cut carries the target logit.
+#[test]
+fn conserving_rules_conserve_relevance_exactly() {
+    for seed in 0..10 {
+        let (mut b, x) = Builder::new(vec![1, 4, 6], seed);
+        let a = b.linear(x, 6, false);
+        let c = b.linear(x, 6, false);
+        let s = b.node(Op::Binary(BinaryOp::Add), vec![a, c], vec![1, 4, 6]);
+        let gamma = b.constant(vec![6], 1.0);
+        let beta = b.value("beta", vec![6], Source::Const(vec![0.0; 6]));
+        let n = b.node(
+            Op::LayerNorm { eps: 1e-5 },
+            vec![s, gamma, beta],
+            vec![1, 4, 6],
+        );
+        let t = b.node(
+            Op::Transpose {
+                perm: vec![0, 2, 1],
+            },
+            vec![n],
+            vec![1, 6, 4],
+        );
+        let m = b.node(Op::MatMul { transpose_b: false }, vec![n, t], vec![1, 4, 4]);
+        let r = b.node(Op::Reshape, vec![m], vec![1, 16]);
+        let ge = b.node(Op::Gelu(GeluKind::Erf), vec![r], vec![1, 16]);
+        let slice = |start, end| Op::Slice {
+            axis: 1,
+            start,
+            end,
+            step: 1,
+        };
+        let lo = b.node(slice(0, 8), vec![ge], vec![1, 8]);
+        let hi = b.node(slice(8, 16), vec![ge], vec![1, 8]);
+        let cat = b.node(Op::Concat { axis: 1 }, vec![hi, lo], vec![1, 16]);
+        let gather = Op::Gather {
+            axis: 1,
+            indices: (0..16).rev().collect(),
+            indices_shape: vec![16],
+        };
+        let gt = b.node(gather, vec![cat], vec![1, 16]);
+        let y = b.linear(gt, 3, false);
+        let g = b.finish(y);
+        let mut lrp = Lrp::new(g, lrp0()).unwrap();
+        let rel = lrp
+            .run(&input(&[1, 4, 6], 50 + seed), Seed::Logit(None))
+            .unwrap();
+        assert!(rel.cuts.len() >= 6, "cuts: {:?}", rel.cuts);
+        for (name, sum) in &rel.cuts {
+            let drift = (sum - rel.total).abs() / rel.total.abs().max(1e-3);
+            assert!(
+                drift < 2e-4,
+                "seed {seed}: Σ R at {name} = {sum}, logit {}",
+                rel.total
+            );
+        }
+    }
+}
+
+/// A use of an op that no rule covers is refused before any pass.
+#[test]
+fn op_without_a_rule_is_an_error() {
+    let (mut b, x) = Builder::new(vec![1, 3], 1);
+    let p = b.node(Op::Binary(BinaryOp::Pow), vec![x, x], vec![1, 3]);
+    let g = b.finish(p);
+    let err = Lrp::new(g, LrpOptions::default())
+        .err()
+        .expect("Pow(x, x) has no rule");
+    assert!(format!("{err:#}").contains("no relevance rule"), "{err:#}");
+}
+
+fn fashion_inputs(n: usize) -> (Graph, Vec<Tensor>) {
+    let dir = repo().join("models/fashion-vit");
+    let prep = qvit_host::prep::PrepArgs {
+        preset: Some(qvit_host::prep::Preset::FashionMnist),
+        ..Default::default()
+    };
+    let b =
+        qvit_host::source::float_bundle(&dir.join("fashion_vit.onnx"), None, &prep, None).unwrap();
+    let pre = b.header.preprocess.clone().unwrap();
+    let ds = qvit_host::data::Dataset::open(&dir.join("test1k-images-idx3-ubyte")).unwrap();
+    let xs = (0..n).map(|i| ds.sample(i, &pre).unwrap().input).collect();
+    (b.graph, xs)
+}
+
+/// On the default model: the relevance at every cut stays within a bounded fraction of the
+/// logit (biases, the position embedding and ε absorb the rest), reaches the logit at the head,
+/// and two passes give bit-identical results.
+#[test]
+fn real_model_drift_is_bounded_and_passes_are_deterministic() {
+    let (g, xs) = fashion_inputs(8);
+    let mut lrp = Lrp::new(g, LrpOptions::default()).unwrap();
+    let mut worst: f64 = 1.0;
+    for x in &xs {
+        let a = lrp.run(x, Seed::Logit(None)).unwrap();
+        let b = lrp.run(x, Seed::Logit(None)).unwrap();
+        assert_eq!(a.input.data, b.input.data, "relevance is not deterministic");
+        let ratios: Vec<f64> = a.cuts.iter().map(|(_, s)| s / a.total).collect();
+        assert!((ratios.last().unwrap() - 1.0).abs() < 1e-3, "{ratios:?}");
+        for r in &ratios {
+            assert!(
+                (0.2..=1.8).contains(r),
+                "relevance drifted to {r} of the logit: {ratios:?}"
+            );
+            worst = worst.min(*r).min(2.0 - r);
+        }
+    }
+    eprintln!("fashion: worst cut ratio {worst:.3}");
+}
+
+/// CP-LRP sends no relevance through the attention probabilities, so QKᵀ scores 0, while
+/// AttnLRP gives it a share.
+#[test]
+fn cp_rule_stops_relevance_at_attention_probabilities() {
+    let (g, xs) = fashion_inputs(4);
+    let qk = |attn| {
+        let opts = LrpOptions { eps: 1e-6, attn };
+        let mut lrp = Lrp::new(g.clone(), opts).unwrap();
+        let s = layer_scores(
+            &mut lrp,
+            &xs,
+            Seed::Logit(None),
+            Statistic::AbsIn,
+            |_, _| {},
+        )
+        .unwrap();
+        s.by_kind["qk"]
+    };
+    assert_eq!(qk(AttnRule::Cp), 0.0);
+    assert!(qk(AttnRule::AttnLrp) > 0.01);
+}
+
+/// Every op of the DeiT, Swin and dynamo-exported ViT fixtures has a rule; relevance is finite
+/// and the head carries the seeded logit.
+#[test]
+fn fixtures_of_three_architectures_have_rules_for_every_op() {
+    for name in ["deit_tiny_op17", "swin_tiny_op17", "vit_dynamo_op18"] {
+        let dir = repo().join("models/fixtures");
+        let path = dir.join(format!("{name}.onnx"));
+        // DeiT's weights are not committed (see models/fixtures/README.md): synthesise them.
+        let imp = if name.starts_with("deit") {
+            import_proto(&load_weightless(&path, 17).unwrap(), None).unwrap()
+        } else {
+            import_path(&path, None).unwrap()
+        };
+        let x = qvit_device::npy::read(dir.join(format!("{name}.input_real.npy"))).unwrap();
+        let mut lrp = Lrp::new(imp.graph, LrpOptions::default()).unwrap();
+        let r = lrp.run(&x, Seed::Logit(None)).unwrap();
+        assert!(r.input.data.iter().all(|v| v.is_finite()), "{name}");
+        assert!(r.layers.iter().any(|l| l.abs_in > 0.0), "{name}");
+        let last = r.cuts.last().unwrap().1 / r.total;
+        assert!((last - 1.0).abs() < 1e-3, "{name}: {last}");
+        eprintln!(
+            "{name}: {} layers, input Σ R / logit = {:.3}",
+            r.layers.len(),
+            r.cuts[0].1 / r.total
+        );
+    }
+}
