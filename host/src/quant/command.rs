@@ -1,6 +1,7 @@
 //! `qvit quantize` with calibration: options, the run, and the files it writes.
 
 use super::clip::ClipMethod;
+use super::mixed::{MixedOptions, allocate_bits};
 use super::report::SizeReport;
 use super::{QuantOptions, Quantized, quantize};
 use crate::data::Dataset;
@@ -63,21 +64,49 @@ pub struct QuantArgs {
     /// in half the bytes).
     #[arg(long)]
     pub f32_consts: bool,
+    /// Mixed precision: choose bits per body layer under --budget (and --abudget) with
+    /// --allocate, instead of --wbits/--abits everywhere.
+    #[arg(long, requires = "budget")]
+    pub mixed: bool,
+    /// Average weight bits of the body layers, weighted by parameters; never exceeded.
+    #[arg(long, requires = "mixed")]
+    pub budget: Option<f64>,
+    /// Average activation bits of the body layers, weighted by elements (default: --budget).
+    #[arg(long, requires = "mixed")]
+    pub abudget: Option<f64>,
+    /// Bit widths a layer may get.
+    #[arg(long, value_delimiter = ',', default_value = "2,3,4,5,6,8")]
+    pub bits_choices: Vec<u8>,
+    /// Allocator: lrp (relevance × quantization error), uniform, random:SEED (random relevance)
+    /// or sensitivity (measured output error of each layer quantized alone).
+    #[arg(long, default_value = "lrp")]
+    pub allocate: String,
+    /// Calibration images used for relevance (--allocate lrp).
+    #[arg(long, default_value_t = 32)]
+    pub lrp_images: usize,
+    /// Calibration images used to measure sensitivity (--allocate sensitivity).
+    #[arg(long, default_value_t = 8)]
+    pub sensitivity_images: usize,
 }
 
 impl QuantArgs {
     /// The options these flags select.
     pub fn options(&self) -> Result<QuantOptions> {
-        let wbits = self
-            .wbits
-            .context("give --wbits (and --abits), or --float")?;
+        let wbits = match (self.wbits, self.mixed_options()?) {
+            (Some(w), _) => w,
+            (None, Some(m)) => uniform_bits(&m.choices, m.budget),
+            (None, None) => bail!("give --wbits (and --abits), --mixed --budget B, or --float"),
+        };
         ensure!(
             (0.5..=1.0).contains(&self.percentile),
             "--percentile must lie in [0.5, 1]"
         );
         Ok(QuantOptions {
             wbits,
-            abits: self.abits.unwrap_or(wbits),
+            abits: self.abits.unwrap_or(match self.mixed_options()? {
+                Some(m) if self.wbits.is_none() => uniform_bits(&m.choices, m.abudget),
+                _ => wbits,
+            }),
             edge_bits: self.edge_bits,
             clip: match self.clip {
                 ClipArg::Mse => ClipMethod::Mse,
@@ -91,6 +120,54 @@ impl QuantArgs {
             f16_consts: !self.f32_consts,
         })
     }
+}
+
+impl QuantArgs {
+    /// The mixed-precision settings, when --mixed is given.
+    pub fn mixed_options(&self) -> Result<Option<MixedOptions>> {
+        if !self.mixed {
+            return Ok(None);
+        }
+        let budget = self.budget.context("--mixed needs --budget AVG_WBITS")?;
+        let mut choices = self.bits_choices.clone();
+        choices.sort_unstable();
+        choices.dedup();
+        ensure!(
+            !choices.is_empty() && choices.iter().all(|b| (2..=8).contains(b)),
+            "--bits-choices must be bit widths in 2..=8, e.g. 2,3,4,5,6,8"
+        );
+        for (flag, b) in [
+            ("--budget", budget),
+            ("--abudget", self.abudget.unwrap_or(budget)),
+        ] {
+            ensure!(
+                b.is_finite() && b >= choices[0] as f64,
+                "{flag} {b} is below the smallest bit choice {}",
+                choices[0]
+            );
+        }
+        Ok(Some(MixedOptions {
+            budget,
+            abudget: self.abudget.unwrap_or(budget),
+            choices,
+            allocator: self.allocate.parse()?,
+            lrp: Default::default(),
+            seed: None,
+            statistic: crate::lrp::scores::Statistic::AbsIn,
+            lrp_images: self.lrp_images.max(1),
+            sensitivity_images: self.sensitivity_images.max(1),
+        }))
+    }
+}
+
+/// The largest choice within `budget` (what a uniform allocation gives every layer).
+fn uniform_bits(choices: &[u8], budget: f64) -> u8 {
+    choices
+        .iter()
+        .copied()
+        .filter(|&b| b as f64 <= budget)
+        .max()
+        .unwrap_or(choices[0])
 }
 
 /// The first `limit` samples of `path`, preprocessed with `pre`.
@@ -143,7 +220,17 @@ pub fn run(float: Bundle, args: &QuantArgs, output: &Path) -> Result<Quantized> 
         .clone()
         .context("the model has no image preprocessing; pass --preset or --mean/--std")?;
     let inputs = load_inputs(calib, &pre, args.calib_limit)?;
+    let mut opts = opts;
+    let mixed = match args.mixed_options()? {
+        Some(m) => {
+            let (bits, report) = allocate_bits(&float.graph, &inputs, &opts, &m)?;
+            opts.layer_bits = bits;
+            Some(report)
+        }
+        None => None,
+    };
     let mut q = quantize(&float.graph, &inputs, &opts)?;
+    q.report.mixed = mixed;
     let bundle = Bundle {
         header: float.header,
         graph: q.graph.clone(),

@@ -9,10 +9,12 @@
 //!    activations with a calibrated clip) and every activation × activation MatMul a QMatMul
 //!    (post-softmax operands on the log2 quantizer).
 
+pub mod allocate;
 pub mod calib;
 pub mod clip;
 pub mod command;
 pub mod edit;
+pub mod mixed;
 pub mod patchify;
 pub mod reparam;
 pub mod report;
@@ -133,6 +135,20 @@ fn layer_bits(g: &Graph, j: usize, opts: &QuantOptions, edges: &[usize]) -> (u8,
     }
 }
 
+/// Linear nodes kept at the edge bits: the patch embedding and the classifier head.
+pub fn edge_linears(prep: &Prepared) -> Vec<usize> {
+    let g = &prep.graph;
+    let mut edges: Vec<usize> = head_linears(g);
+    edges.extend(
+        g.nodes
+            .iter()
+            .enumerate()
+            .filter(|(_, n)| prep.patch_linears.contains(&n.name))
+            .map(|(j, _)| j),
+    );
+    edges
+}
+
 /// Linear nodes that are the classifier head: their output reaches a graph output without
 /// passing another Linear, MatMul, LayerNorm or Softmax.
 fn head_linears(g: &Graph) -> Vec<usize> {
@@ -179,91 +195,25 @@ pub fn quantize(g: &Graph, calib: &[Tensor], opts: &QuantOptions) -> Result<Quan
     }
     let start = std::time::Instant::now();
     let prep = prepare(g, calib, opts)?;
+    let edges = edge_linears(&prep);
     let mut g = prep.graph;
-    let mut edges: Vec<usize> = head_linears(&g);
-    edges.extend(
-        g.nodes
-            .iter()
-            .enumerate()
-            .filter(|(_, n)| prep.patch_linears.contains(&n.name))
-            .map(|(j, _)| j),
-    );
 
-    let mut watch = Vec::new();
-    for n in &g.nodes {
-        match n.op {
-            Op::Linear => watch.push(n.inputs[0]),
-            Op::MatMul { .. } => watch.extend([n.inputs[0], n.inputs[1]]),
-            _ => {}
-        }
-    }
-    watch.sort_unstable();
-    watch.dedup();
-    let cal = calibrate(&g, calib, &watch, &[], "calibrate (layer inputs)")?;
+    let cal = calibrate(
+        &g,
+        calib,
+        &layer_inputs(&g),
+        &[],
+        "calibrate (layer inputs)",
+    )?;
 
     let mut layers = Vec::new();
     let mut float_layers = Vec::new();
     for j in 0..g.nodes.len() {
-        let node = g.nodes[j].clone();
-        match node.op {
-            Op::Linear => {
-                let (wb, ab) = layer_bits(&g, j, opts, &edges);
-                let w_id = node.inputs[1];
-                let (n, k) = (g.shape(w_id)[0], g.shape(w_id)[1]);
-                let Some(w) = g.const_data(w_id) else {
-                    float_layers.push(node.name.clone());
-                    continue;
-                };
-                let (q, scales) = clip::quantize_weights(w, n, k, wb);
-                let act = clip::uniform_for(&cal.tensors[&node.inputs[0]], opts.clip, ab);
-                g.values[w_id as usize].source = Source::Int(q);
-                let s_id = add_const(
-                    &mut g,
-                    format!("{}.w_scale", node.name),
-                    vec![n],
-                    Source::Const(scales),
-                );
-                let mut inputs = vec![node.inputs[0], w_id, s_id];
-                inputs.extend(node.inputs.get(2));
-                g.nodes[j].inputs = inputs;
-                g.nodes[j].op = Op::QLinear { act };
-                layers.push(LayerReport::linear(
-                    &node.name,
-                    n * k,
-                    wb,
-                    act,
-                    &cal.tensors[&node.inputs[0]],
-                ));
-            }
-            Op::MatMul { transpose_b } => {
-                let (a, b) = (node.inputs[0], node.inputs[1]);
-                let (sa, sb) = (g.shape(a), g.shape(b));
-                let batch_equal = sa.len() == sb.len() && sa[..sa.len() - 2] == sb[..sb.len() - 2];
-                if !batch_equal {
-                    float_layers.push(node.name.clone());
-                    continue;
-                }
-                let bits = opts.layer_bits.get(&node.name).map_or(opts.abits, |b| b.1);
-                let softmax_in = producer_through_reshapes(&g, a)
-                    .is_some_and(|p| matches!(g.nodes[p].op, Op::Softmax { .. }));
-                let (sa_stats, sb_stats) = (&cal.tensors[&a], &cal.tensors[&b]);
-                let qa = if softmax_in && opts.log2_softmax {
-                    clip::log2_for(sa_stats, bits)
-                } else {
-                    clip::uniform_for(sa_stats, opts.clip, bits)
-                };
-                let qb = clip::symmetric_for(sb_stats, opts.clip, bits);
-                g.nodes[j].op = Op::QMatMul {
-                    transpose_b,
-                    a: qa,
-                    b: qb,
-                };
-                layers.push(LayerReport::matmul(
-                    &node.name, softmax_in, qa, qb, sa_stats, sb_stats,
-                ));
-            }
-            Op::Conv2d { .. } => float_layers.push(node.name.clone()),
-            _ => {}
+        let (wb, ab) = layer_bits(&g, j, opts, &edges);
+        match quantize_node(&mut g, j, wb, ab, &cal, opts) {
+            Some(Converted::Layer(r)) => layers.push(r),
+            Some(Converted::Float) => float_layers.push(g.nodes[j].name.clone()),
+            None => {}
         }
     }
     let f16_tensors = if opts.f16_consts {
@@ -287,8 +237,103 @@ pub fn quantize(g: &Graph, calib: &[Tensor], opts: &QuantOptions) -> Result<Quan
         float_layers,
         reparams: prep.reparams,
         sizes: None,
+        mixed: None,
     };
     Ok(Quantized { graph: g, report })
+}
+
+/// The activation inputs of every Linear and MatMul (what calibration must observe).
+pub fn layer_inputs(g: &Graph) -> Vec<ValueId> {
+    let mut watch = Vec::new();
+    for n in &g.nodes {
+        match n.op {
+            Op::Linear => watch.push(n.inputs[0]),
+            Op::MatMul { .. } => watch.extend([n.inputs[0], n.inputs[1]]),
+            _ => {}
+        }
+    }
+    watch.sort_unstable();
+    watch.dedup();
+    watch
+}
+
+/// What [`quantize_node`] did with a node.
+pub enum Converted {
+    /// Became a QLinear or QMatMul.
+    Layer(LayerReport),
+    /// A layer kind that stays f32 (a non-constant weight, broadcast batches, a convolution).
+    Float,
+}
+
+/// Turns Linear node `j` into a QLinear with `wb`-bit weights and `ab`-bit input, or an
+/// activation × activation MatMul into a QMatMul with `ab`-bit operands, using calibration
+/// statistics of its inputs; `None` for other ops.
+pub fn quantize_node(
+    g: &mut Graph,
+    j: usize,
+    wb: u8,
+    ab: u8,
+    cal: &calib::Calibration,
+    opts: &QuantOptions,
+) -> Option<Converted> {
+    let node = g.nodes[j].clone();
+    match node.op {
+        Op::Linear => {
+            let w_id = node.inputs[1];
+            let (n, k) = (g.shape(w_id)[0], g.shape(w_id)[1]);
+            let Some(w) = g.const_data(w_id) else {
+                return Some(Converted::Float);
+            };
+            let (q, scales) = clip::quantize_weights(w, n, k, wb);
+            let stats = &cal.tensors[&node.inputs[0]];
+            let act = clip::uniform_for(stats, opts.clip, ab);
+            g.values[w_id as usize].source = Source::Int(q);
+            let s_id = add_const(
+                g,
+                format!("{}.w_scale", node.name),
+                vec![n],
+                Source::Const(scales),
+            );
+            let mut inputs = vec![node.inputs[0], w_id, s_id];
+            inputs.extend(node.inputs.get(2));
+            g.nodes[j].inputs = inputs;
+            g.nodes[j].op = Op::QLinear { act };
+            Some(Converted::Layer(LayerReport::linear(
+                &node.name,
+                n * k,
+                wb,
+                act,
+                stats,
+            )))
+        }
+        Op::MatMul { transpose_b } => {
+            let (a, b) = (node.inputs[0], node.inputs[1]);
+            let (sa, sb) = (g.shape(a), g.shape(b));
+            let batch_equal = sa.len() == sb.len() && sa[..sa.len() - 2] == sb[..sb.len() - 2];
+            if !batch_equal {
+                return Some(Converted::Float);
+            }
+            let softmax_in = producer_through_reshapes(g, a)
+                .is_some_and(|p| matches!(g.nodes[p].op, Op::Softmax { .. }));
+            let (sa_stats, sb_stats) = (&cal.tensors[&a], &cal.tensors[&b]);
+            let qa = if softmax_in && opts.log2_softmax {
+                clip::log2_for(sa_stats, ab)
+            } else {
+                clip::uniform_for(sa_stats, opts.clip, ab)
+            };
+            let qb = clip::symmetric_for(sb_stats, opts.clip, ab);
+            g.nodes[j].op = Op::QMatMul {
+                transpose_b,
+                a: qa,
+                b: qb,
+            };
+            Some(Converted::Layer(LayerReport::matmul(
+                &node.name, softmax_in, qa, qb, sa_stats, sb_stats,
+            )))
+        }
+        Op::Conv2d { .. } => Some(Converted::Float),
+        _ => None,
+    }
 }
 
 /// Rounds f32 constants to f16 values (the bundle then stores them in half the bytes,

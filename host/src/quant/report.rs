@@ -136,6 +136,9 @@ pub struct QuantReport {
     pub reparams: Vec<ReparamReport>,
     /// Sizes, once the bundle is written.
     pub sizes: Option<SizeReport>,
+    /// Mixed-precision allocation, when bits were chosen per layer.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mixed: Option<super::mixed::MixedReport>,
 }
 
 impl QuantReport {
@@ -203,8 +206,41 @@ impl QuantReport {
         if !self.float_layers.is_empty() {
             s += &format!("\nLeft in f32: {}\n", self.float_layers.join(", "));
         }
+        if let Some(m) = &self.mixed {
+            s += &mixed_markdown(m);
+        }
         s
     }
+}
+
+fn mixed_markdown(m: &super::mixed::MixedReport) -> String {
+    let mut s = format!(
+        "\n## Mixed precision: `{}`\n\nBudget: weights {} bits (achieved {:.3}), activations {} bits \
+         (achieved {:.3}); choices {:?}; knapsack {}; relevance {:.1} s, sensitivity {:.1} s, \
+         allocation {:.2} s.\n\n| layer | params | act elements | score | W bits | A bits |\n|---|---:|---:|---:|---:|---:|\n",
+        m.allocator,
+        m.budget,
+        m.achieved_wbits,
+        m.abudget,
+        m.achieved_abits,
+        m.choices,
+        if m.exact { "exact" } else { "on rounded costs" },
+        m.relevance_seconds,
+        m.sensitivity_seconds,
+        m.allocation_seconds
+    );
+    for l in &m.layers {
+        s += &format!(
+            "| `{}` | {} | {} | {} | {} | {} |\n",
+            l.name,
+            l.params,
+            l.act_elems,
+            l.score.map_or("–".into(), |v| format!("{v:.4}")),
+            l.wbits.map_or("–".into(), |b| b.to_string()),
+            l.abits
+        );
+    }
+    s
 }
 
 fn on(b: bool) -> &'static str {

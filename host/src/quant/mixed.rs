@@ -1,0 +1,460 @@
+//! Mixed precision: bits per layer under an average-bit budget (LRP-QViT).
+//!
+//! Each body layer `l` (patch embedding and head stay at the edge bits) gets a penalty per bit
+//! choice and an exact knapsack ([`allocate`]) picks the bits that minimise the summed penalty
+//! while the parameter-weighted average weight bits (and, separately, the element-weighted
+//! average activation bits) stay within budget. The allocators differ only in the penalty:
+//! - `lrp`: `c_l · e_l(b)`, the layer's relevance share times its relative quantization error
+//!   at `b` bits (weights: `‖W − Q_b(W)‖²/‖W‖²`; activations: the same on calibration samples).
+//!   The relevance says how much of the prediction flows through the layer, the error how much
+//!   `b` bits distort what flows;
+//! - `random:SEED`: the same with `c_l` drawn at random (the ablation of relevance itself);
+//! - `sensitivity`: the model's relative output error when only layer `l` is quantized at `b`
+//!   bits, measured on calibration images (Mix-QViT's sensitivity);
+//! - `uniform`: every layer at the largest choice within budget.
+
+use super::allocate::{self, Item};
+use super::calib::{Calibration, calibrate};
+use super::{QuantOptions, clip, edge_linears, layer_inputs, prepare, quantize_node};
+use crate::fixtures::SplitMix;
+use crate::lrp::scores::{Statistic, layer_scores};
+use crate::lrp::{Lrp, LrpOptions, Seed};
+use anyhow::{Context, Result, bail, ensure};
+use qvit_device::exec::Executor;
+use qvit_device::{Graph, Op, Tensor};
+use qvit_kernels::KernelSet;
+use rayon::prelude::*;
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::str::FromStr;
+
+/// How bits are assigned.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Allocator {
+    /// Relevance-weighted quantization error.
+    Lrp,
+    /// Every layer at the same bits.
+    Uniform,
+    /// Random relevance with this seed.
+    Random(u64),
+    /// Measured output error of each layer quantized alone.
+    Sensitivity,
+}
+
+impl FromStr for Allocator {
+    type Err = anyhow::Error;
+    fn from_str(s: &str) -> Result<Self> {
+        Ok(match s {
+            "lrp" => Allocator::Lrp,
+            "uniform" => Allocator::Uniform,
+            "sensitivity" => Allocator::Sensitivity,
+            _ => match s.strip_prefix("random:") {
+                Some(seed) => Allocator::Random(
+                    seed.parse()
+                        .with_context(|| format!("random:{seed}: the seed must be an integer"))?,
+                ),
+                None => {
+                    bail!("--allocate {s:?}: expected lrp, uniform, random:SEED or sensitivity")
+                }
+            },
+        })
+    }
+}
+
+impl std::fmt::Display for Allocator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Allocator::Lrp => write!(f, "lrp"),
+            Allocator::Uniform => write!(f, "uniform"),
+            Allocator::Random(s) => write!(f, "random:{s}"),
+            Allocator::Sensitivity => write!(f, "sensitivity"),
+        }
+    }
+}
+
+/// Mixed-precision settings.
+#[derive(Clone, Debug)]
+pub struct MixedOptions {
+    /// Average weight bits (parameter-weighted) of the body layers.
+    pub budget: f64,
+    /// Average activation bits (element-weighted) of the body layers.
+    pub abudget: f64,
+    /// Allowed bit widths, increasing.
+    pub choices: Vec<u8>,
+    /// The allocator.
+    pub allocator: Allocator,
+    /// Relevance rules.
+    pub lrp: LrpOptions,
+    /// Relevance seed (`None`: the predicted class, or the output norm without a classifier).
+    pub seed: Option<Seed>,
+    /// Relevance statistic.
+    pub statistic: Statistic,
+    /// Calibration images used for relevance.
+    pub lrp_images: usize,
+    /// Calibration images used to measure sensitivity.
+    pub sensitivity_images: usize,
+}
+
+/// One body layer's allocation.
+#[derive(Clone, Debug, Serialize)]
+pub struct MixedLayer {
+    /// Node name.
+    pub name: String,
+    /// Weight parameters (0 for activation × activation products).
+    pub params: usize,
+    /// Activation elements it quantizes per image.
+    pub act_elems: usize,
+    /// Relevance share (lrp), random draw (random), or none.
+    pub score: Option<f64>,
+    /// Weight bits (none for products of two activations).
+    pub wbits: Option<u8>,
+    /// Activation bits.
+    pub abits: u8,
+}
+
+/// What the allocation chose and what it cost.
+#[derive(Clone, Debug, Serialize)]
+pub struct MixedReport {
+    /// Allocator, as given.
+    pub allocator: String,
+    /// Weight budget (average bits).
+    pub budget: f64,
+    /// Activation budget (average bits).
+    pub abudget: f64,
+    /// Allowed bit widths.
+    pub choices: Vec<u8>,
+    /// Achieved parameter-weighted average weight bits of the body.
+    pub achieved_wbits: f64,
+    /// Achieved element-weighted average activation bits of the body.
+    pub achieved_abits: f64,
+    /// Both knapsacks solved exactly.
+    pub exact: bool,
+    /// Body layers in graph order.
+    pub layers: Vec<MixedLayer>,
+    /// Seconds in relevance passes.
+    pub relevance_seconds: f64,
+    /// Seconds measuring sensitivity.
+    pub sensitivity_seconds: f64,
+    /// Seconds in error models and the knapsacks.
+    pub allocation_seconds: f64,
+}
+
+/// Bits per layer name, as [`QuantOptions::layer_bits`] takes them.
+pub type LayerBits = BTreeMap<String, (u8, u8)>;
+
+/// Penalty tables per body layer and choice: weights, activations.
+type Penalties = (Vec<Vec<f64>>, Vec<Vec<f64>>);
+
+/// A body layer: index, weight parameters, activation elements.
+struct Body {
+    node: usize,
+    linear: bool,
+    params: usize,
+    elems: usize,
+}
+
+/// Chooses `(wbits, abits)` per body layer of `g` (by node name, for
+/// [`QuantOptions::layer_bits`]) with calibration images `calib`; `base` gives every other
+/// quantization setting.
+pub fn allocate_bits(
+    g: &Graph,
+    calib: &[Tensor],
+    base: &QuantOptions,
+    m: &MixedOptions,
+) -> Result<(LayerBits, MixedReport)> {
+    ensure!(
+        !calib.is_empty(),
+        "mixed precision needs calibration images"
+    );
+    let choices = &m.choices;
+    ensure!(
+        !choices.is_empty() && choices.iter().all(|b| (2..=8).contains(b)),
+        "--bits-choices must lie in 2..=8"
+    );
+    let prep = prepare(g, calib, base)?;
+    let edges = edge_linears(&prep);
+    let pg = &prep.graph;
+    let body = body_layers(pg, &edges);
+    ensure!(
+        !body.is_empty(),
+        "the model has no body layers to allocate bits to"
+    );
+    let cal = calibrate(
+        pg,
+        calib,
+        &layer_inputs(pg),
+        &[],
+        "calibrate (mixed precision)",
+    )?;
+
+    let (mut relevance_seconds, mut sensitivity_seconds) = (0.0, 0.0);
+    let scores: Option<Vec<f64>> = match m.allocator {
+        Allocator::Lrp => {
+            let t = std::time::Instant::now();
+            let s = relevance(pg, &calib[..m.lrp_images.clamp(1, calib.len())], m)?;
+            relevance_seconds = t.elapsed().as_secs_f64();
+            Some(
+                body.iter()
+                    .map(|b| s.get(&pg.nodes[b.node].name).copied().unwrap_or(0.0))
+                    .collect(),
+            )
+        }
+        Allocator::Random(seed) => {
+            let mut rng = SplitMix(seed);
+            Some(body.iter().map(|_| rng.uniform() as f64).collect())
+        }
+        Allocator::Uniform | Allocator::Sensitivity => None,
+    };
+
+    let t = std::time::Instant::now();
+    let (wpen, apen): Penalties = match (&scores, m.allocator) {
+        (Some(c), _) => {
+            let (ew, ea) = error_model(pg, &body, &cal, base, choices);
+            let scale = |e: &[Vec<f64>]| -> Vec<Vec<f64>> {
+                e.iter()
+                    .zip(c)
+                    .map(|(row, c)| row.iter().map(|e| c * e).collect())
+                    .collect()
+            };
+            (scale(&ew), scale(&ea))
+        }
+        (None, Allocator::Sensitivity) => {
+            let n = m.sensitivity_images.clamp(1, calib.len());
+            let r = sensitivity(pg, &body, &cal, base, choices, &calib[..n])?;
+            sensitivity_seconds = t.elapsed().as_secs_f64();
+            r
+        }
+        _ => (
+            vec![vec![0.0; choices.len()]; body.len()],
+            vec![vec![0.0; choices.len()]; body.len()],
+        ),
+    };
+    let t = std::time::Instant::now();
+    let name = |b: &Body| pg.nodes[b.node].name.clone();
+    let witems: Vec<Item> = body
+        .iter()
+        .zip(&wpen)
+        .filter(|(b, _)| b.linear)
+        .map(|(b, p)| Item {
+            name: name(b),
+            cost: b.params as u64,
+            penalty: p.clone(),
+        })
+        .collect();
+    let aitems: Vec<Item> = body
+        .iter()
+        .zip(&apen)
+        .map(|(b, p)| Item {
+            name: name(b),
+            cost: b.elems as u64,
+            penalty: p.clone(),
+        })
+        .collect();
+    let solve = |items: &[Item], budget: f64| match m.allocator {
+        Allocator::Uniform => allocate::uniform(items, choices, budget),
+        _ => allocate::allocate(items, choices, budget),
+    };
+    let wa = solve(&witems, m.budget).context("allocating weight bits")?;
+    let aa = solve(&aitems, m.abudget).context("allocating activation bits")?;
+
+    let mut bits = BTreeMap::new();
+    let mut layers = Vec::new();
+    let mut wi = 0;
+    for (k, b) in body.iter().enumerate() {
+        let ab = aa.bits[k];
+        let wb = b.linear.then(|| {
+            wi += 1;
+            wa.bits[wi - 1]
+        });
+        bits.insert(name(b), (wb.unwrap_or(ab), ab));
+        layers.push(MixedLayer {
+            name: name(b),
+            params: b.params,
+            act_elems: b.elems,
+            score: scores.as_ref().map(|s| s[k]),
+            wbits: wb,
+            abits: ab,
+        });
+    }
+    Ok((
+        bits,
+        MixedReport {
+            allocator: m.allocator.to_string(),
+            budget: m.budget,
+            abudget: m.abudget,
+            choices: choices.clone(),
+            achieved_wbits: wa.avg_bits,
+            achieved_abits: aa.avg_bits,
+            exact: wa.exact && aa.exact,
+            layers,
+            relevance_seconds,
+            sensitivity_seconds,
+            allocation_seconds: t.elapsed().as_secs_f64(),
+        },
+    ))
+}
+
+/// Linear layers with constant weights outside `edges`, and activation × activation products
+/// with equal batch axes: what [`quantize_node`] quantizes at the body's bits.
+fn body_layers(g: &Graph, edges: &[usize]) -> Vec<Body> {
+    let numel = |v: u32| g.shape(v).iter().product::<usize>();
+    let mut body = Vec::new();
+    for (j, n) in g.nodes.iter().enumerate() {
+        match n.op {
+            Op::Linear if !edges.contains(&j) && g.const_data(n.inputs[1]).is_some() => {
+                body.push(Body {
+                    node: j,
+                    linear: true,
+                    params: numel(n.inputs[1]),
+                    elems: numel(n.inputs[0]),
+                })
+            }
+            Op::MatMul { .. } => {
+                let (sa, sb) = (g.shape(n.inputs[0]), g.shape(n.inputs[1]));
+                if sa.len() == sb.len() && sa[..sa.len() - 2] == sb[..sb.len() - 2] {
+                    body.push(Body {
+                        node: j,
+                        linear: false,
+                        params: 0,
+                        elems: numel(n.inputs[0]) + numel(n.inputs[1]),
+                    });
+                }
+            }
+            _ => {}
+        }
+    }
+    body
+}
+
+/// Relevance share per layer name.
+fn relevance(g: &Graph, images: &[Tensor], m: &MixedOptions) -> Result<BTreeMap<String, f64>> {
+    let seed = match m.seed {
+        Some(s) => s,
+        None => {
+            let shape = g.shape(g.outputs[0]);
+            let vectors: usize = shape[..shape.len().saturating_sub(1)].iter().product();
+            if vectors == 1 {
+                Seed::Logit(None)
+            } else {
+                Seed::Norm
+            }
+        }
+    };
+    let mut lrp = Lrp::new(g.clone(), m.lrp)?;
+    let bar = crate::eval::progress(images.len(), "relevance");
+    let s = layer_scores(&mut lrp, images, seed, m.statistic, |_, _| bar.inc(1))?;
+    bar.finish_and_clear();
+    Ok(s.layers.into_iter().map(|l| (l.name, l.score)).collect())
+}
+
+/// Relative quantization error of each body layer's weights and activations at each choice.
+fn error_model(
+    g: &Graph,
+    body: &[Body],
+    cal: &Calibration,
+    opts: &QuantOptions,
+    choices: &[u8],
+) -> Penalties {
+    let rel = |q: &qvit_device::quant::ActQuant, xs: &[f32]| {
+        let power = xs.iter().map(|&x| (x as f64).powi(2)).sum::<f64>() / xs.len().max(1) as f64;
+        clip::mse(q, xs) / power.max(1e-30)
+    };
+    body.par_iter()
+        .map(|b| {
+            let n = &g.nodes[b.node];
+            let mut ew = Vec::new();
+            let mut ea = Vec::new();
+            for &bits in choices {
+                let sa = &cal.tensors[&n.inputs[0]];
+                if b.linear {
+                    let w = g.const_data(n.inputs[1]).unwrap_or(&[]);
+                    let (rows, k) = (g.shape(n.inputs[1])[0], g.shape(n.inputs[1])[1]);
+                    let (q, s) = clip::quantize_weights(w, rows, k, bits);
+                    let (mut err, mut pow) = (0.0, 0.0);
+                    for (i, (&x, &l)) in w.iter().zip(&q.data).enumerate() {
+                        err += (x as f64 - l as f64 * s[i / k] as f64).powi(2);
+                        pow += (x as f64).powi(2);
+                    }
+                    ew.push(err / pow.max(1e-30));
+                    ea.push(rel(&clip::uniform_for(sa, opts.clip, bits), &sa.samples));
+                } else {
+                    let probs = super::edit::producer_through_reshapes(g, n.inputs[0])
+                        .is_some_and(|p| matches!(g.nodes[p].op, Op::Softmax { .. }));
+                    let qa = if probs && opts.log2_softmax {
+                        clip::log2_for(sa, bits)
+                    } else {
+                        clip::uniform_for(sa, opts.clip, bits)
+                    };
+                    let sb = &cal.tensors[&n.inputs[1]];
+                    let qb = clip::symmetric_for(sb, opts.clip, bits);
+                    ew.push(0.0);
+                    ea.push(rel(&qa, &sa.samples) + rel(&qb, &sb.samples));
+                }
+            }
+            (ew, ea)
+        })
+        .unzip()
+}
+
+/// Relative output error `‖y_q − y‖²/‖y‖²` of the model with only one layer quantized: weights
+/// at each choice (activations at 8 bits), and activations at each choice (weights at 8 bits).
+fn sensitivity(
+    g: &Graph,
+    body: &[Body],
+    cal: &Calibration,
+    opts: &QuantOptions,
+    choices: &[u8],
+    images: &[Tensor],
+) -> Result<Penalties> {
+    let outputs = |graph: Graph| -> Result<Vec<Vec<f32>>> {
+        let mut ex = Executor::new(graph, KernelSet::detect())?;
+        images
+            .iter()
+            .map(|x| Ok(ex.run(&[x])?.remove(0).data))
+            .collect()
+    };
+    let reference = outputs(g.clone())?;
+    let power: f64 = reference
+        .iter()
+        .flatten()
+        .map(|&v| (v as f64).powi(2))
+        .sum();
+    // (layer, choice, weights?) for every measurement.
+    let jobs: Vec<(usize, usize, bool)> = (0..body.len())
+        .flat_map(|k| (0..choices.len()).flat_map(move |c| [(k, c, true), (k, c, false)]))
+        .filter(|&(k, _, w)| !w || body[k].linear)
+        .collect();
+    let bar = crate::eval::progress(jobs.len(), "sensitivity (one layer quantized at a time)");
+    let errs: Vec<f64> = jobs
+        .par_iter()
+        .map(|&(k, c, weights)| {
+            let mut q = g.clone();
+            let (wb, ab) = if weights {
+                (choices[c], 8)
+            } else {
+                (8, choices[c])
+            };
+            quantize_node(&mut q, body[k].node, wb, ab, cal, opts);
+            let ys = outputs(q)?;
+            let err: f64 = ys
+                .iter()
+                .flatten()
+                .zip(reference.iter().flatten())
+                .map(|(&a, &b)| (a as f64 - b as f64).powi(2))
+                .sum();
+            bar.inc(1);
+            Ok(err / power.max(1e-30))
+        })
+        .collect::<Result<_>>()?;
+    bar.finish_and_clear();
+    let mut ew = vec![vec![0.0; choices.len()]; body.len()];
+    let mut ea = vec![vec![0.0; choices.len()]; body.len()];
+    for (&(k, c, weights), e) in jobs.iter().zip(errs) {
+        if weights {
+            ew[k][c] = e;
+        } else {
+            ea[k][c] = e;
+        }
+    }
+    Ok((ew, ea))
+}
