@@ -240,3 +240,108 @@ fn quantize_and_compare_cli_write_their_reports() {
     }
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// `qvit relevance` prints per-layer scores that sum to 1 over the same layer names `quantize`
+/// reports, draws the bar chart, and refuses a bad target.
+#[test]
+fn relevance_cli_scores_layers_and_plots() {
+    let dir = std::env::temp_dir().join(format!("qvit-cli-rel-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let png = dir.join("scores.png");
+    let m = "models/fashion-vit";
+    let base = [
+        "relevance",
+        "models/fashion-vit/fashion_vit.onnx",
+        "--preset",
+        "fashion-mnist",
+        "--data",
+        &format!("{m}/test1k-images-idx3-ubyte"),
+        "--limit",
+        "4",
+    ];
+    let mut args = base.to_vec();
+    args.extend(["--json", "--plot", png.to_str().unwrap()]);
+    let (ok, out, err) = qvit(&args);
+    assert!(ok, "{err}");
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["images"], 4);
+    let layers = v["layers"].as_array().unwrap();
+    let total: f64 = layers.iter().map(|l| l["score"].as_f64().unwrap()).sum();
+    assert!((total - 1.0).abs() < 1e-9, "scores sum to {total}");
+    for kind in [
+        "qkv",
+        "proj",
+        "fc1",
+        "fc2",
+        "qk",
+        "av",
+        "head",
+        "patch_embed",
+    ] {
+        assert!(layers.iter().any(|l| l["kind"] == kind), "no {kind} layer");
+    }
+    let img = image::open(&png).unwrap();
+    assert!(img.height() > 14 * layers.len() as u32);
+
+    let mut bad = base.to_vec();
+    bad.extend(["--target", "10"]);
+    let (ok, _, err) = qvit(&bad);
+    assert!(!ok && err.contains("out of range"), "{err}");
+}
+
+/// `qvit quantize --mixed` writes the allocation into both reports and stays within budget;
+/// a malformed allocator or a budget below every choice is an error.
+#[test]
+fn quantize_mixed_cli_reports_its_allocation() {
+    let dir = std::env::temp_dir().join(format!("qvit-cli-mixed-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let bundle = dir.join("mixed.qvit");
+    let m = "models/fashion-vit";
+    let calib = format!("{m}/calib512-images-idx3-ubyte");
+    let args = |alloc: &'static str, budget: &'static str| {
+        vec![
+            "quantize".to_string(),
+            format!("{m}/fashion_vit.onnx"),
+            "--preset".into(),
+            "fashion-mnist".into(),
+            "--calib".into(),
+            calib.clone(),
+            "--calib-limit".into(),
+            "16".into(),
+            "--mixed".into(),
+            "--budget".into(),
+            budget.into(),
+            "--allocate".into(),
+            alloc.into(),
+            "-o".into(),
+            bundle.to_str().unwrap().into(),
+        ]
+    };
+    let call = |a: Vec<String>| qvit(&a.iter().map(String::as_str).collect::<Vec<_>>());
+    let (ok, _, err) = call(args("lrp", "3.5"));
+    assert!(ok, "{err}");
+    let r: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("mixed.report.json")).unwrap())
+            .unwrap();
+    let mixed = &r["mixed"];
+    assert_eq!(mixed["allocator"], "lrp");
+    assert!(mixed["achieved_wbits"].as_f64().unwrap() <= 3.5);
+    assert!(mixed["achieved_abits"].as_f64().unwrap() <= 3.5);
+    let bits: Vec<u64> = mixed["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|l| l["wbits"].as_u64())
+        .collect();
+    assert!(bits.iter().min() < bits.iter().max(), "not mixed: {bits:?}");
+    let md = std::fs::read_to_string(dir.join("mixed.report.md")).unwrap();
+    assert!(md.contains("Mixed precision: `lrp`"));
+
+    let (ok, _, err) = call(args("random:x", "4"));
+    assert!(!ok && err.contains("seed must be an integer"), "{err}");
+    let (ok, _, err) = call(args("uniform", "1"));
+    assert!(
+        !ok && err.contains("below the smallest bit choice"),
+        "{err}"
+    );
+}

@@ -37,15 +37,22 @@ pub struct LrpArgs {
     pub attn_rule: AttnArg,
 }
 
+impl AttnArg {
+    /// The rule.
+    pub fn rule(self) -> AttnRule {
+        match self {
+            AttnArg::Attnlrp => AttnRule::AttnLrp,
+            AttnArg::Cp => AttnRule::Cp,
+        }
+    }
+}
+
 impl LrpArgs {
     /// Rule options.
     pub fn options(&self) -> LrpOptions {
         LrpOptions {
             eps: self.eps,
-            attn: match self.attn_rule {
-                AttnArg::Attnlrp => AttnRule::AttnLrp,
-                AttnArg::Cp => AttnRule::Cp,
-            },
+            attn: self.attn_rule.rule(),
         }
     }
 

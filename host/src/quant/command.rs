@@ -5,6 +5,8 @@ use super::mixed::{MixedOptions, allocate_bits};
 use super::report::SizeReport;
 use super::{QuantOptions, Quantized, quantize};
 use crate::data::Dataset;
+use crate::lrp::command::AttnArg;
+use crate::lrp::scores::Statistic;
 use anyhow::{Context, Result, bail, ensure};
 use clap::{Args, ValueEnum};
 use qvit_device::bundle::{Bundle, BundleStats};
@@ -87,6 +89,12 @@ pub struct QuantArgs {
     /// Calibration images used to measure sensitivity (--allocate sensitivity).
     #[arg(long, default_value_t = 8)]
     pub sensitivity_images: usize,
+    /// Relevance statistic of --allocate lrp (see `qvit relevance --help`).
+    #[arg(long, value_enum, default_value_t = Statistic::AbsIn)]
+    pub lrp_statistic: Statistic,
+    /// Relevance rule through attention for --allocate lrp.
+    #[arg(long, value_enum, default_value_t = AttnArg::Attnlrp)]
+    pub lrp_attn_rule: AttnArg,
 }
 
 impl QuantArgs {
@@ -151,9 +159,12 @@ impl QuantArgs {
             abudget: self.abudget.unwrap_or(budget),
             choices,
             allocator: self.allocate.parse()?,
-            lrp: Default::default(),
+            lrp: crate::lrp::LrpOptions {
+                attn: self.lrp_attn_rule.rule(),
+                ..Default::default()
+            },
             seed: None,
-            statistic: crate::lrp::scores::Statistic::AbsIn,
+            statistic: self.lrp_statistic,
             lrp_images: self.lrp_images.max(1),
             sensitivity_images: self.sensitivity_images.max(1),
         }))
