@@ -92,6 +92,7 @@ fn lrp0() -> LrpOptions {
     LrpOptions {
         eps: 0.0,
         attn: AttnRule::AttnLrp,
+        gradient: false,
     }
 }
 
@@ -256,7 +257,10 @@ fn real_model_drift_is_bounded_and_passes_are_deterministic() {
 fn cp_rule_stops_relevance_at_attention_probabilities() {
     let (g, xs) = fashion_inputs(4);
     let qk = |attn| {
-        let opts = LrpOptions { eps: 1e-6, attn };
+        let opts = LrpOptions {
+            attn,
+            ..Default::default()
+        };
         let mut lrp = Lrp::new(g.clone(), opts).unwrap();
         let s = layer_scores(
             &mut lrp,
@@ -297,5 +301,50 @@ fn fixtures_of_three_architectures_have_rules_for_every_op() {
             r.layers.len(),
             r.cuts[0].1 / r.total
         );
+    }
+}
+
+/// The plain-gradient mode is the model's true gradient: `Σ R ⊙ m = ⟨∇f, x ⊙ m⟩` matches
+/// central finite differences along `x ⊙ m` for random masks `m`, on the default model (GELU,
+/// LayerNorm with σ's gradient, softmax, both attention products).
+#[test]
+fn gradient_mode_matches_finite_differences() {
+    let (g, xs) = fashion_inputs(3);
+    let opts = LrpOptions {
+        gradient: true,
+        ..Default::default()
+    };
+    let mut lrp = Lrp::new(g.clone(), opts).unwrap();
+    let mut ex = qvit_device::exec::Executor::new(g, qvit_kernels::KernelSet::detect()).unwrap();
+    let mut rng = SplitMix(9);
+    for x in &xs {
+        let r = lrp.run(x, Seed::Logit(None)).unwrap();
+        let t = r.target.unwrap();
+        for _ in 0..4 {
+            let m: Vec<f32> = (0..x.data.len()).map(|_| rng.normal()).collect();
+            let analytic: f64 = r
+                .input
+                .data
+                .iter()
+                .zip(&m)
+                .map(|(&a, &b)| a as f64 * b as f64)
+                .sum();
+            let h = 1e-2f32;
+            let mut at = |s: f32| {
+                let d: Vec<f32> = x
+                    .data
+                    .iter()
+                    .zip(&m)
+                    .map(|(&v, &k)| v + s * h * v * k)
+                    .collect();
+                let xt = Tensor::new(x.shape.clone(), d).unwrap();
+                ex.run(&[&xt]).unwrap()[0].data[t] as f64
+            };
+            let fd = (at(1.0) - at(-1.0)) / (2.0 * h as f64);
+            assert!(
+                (analytic - fd).abs() <= 2e-2 * (1.0 + fd.abs()),
+                "gradient {analytic} vs finite differences {fd}"
+            );
+        }
     }
 }

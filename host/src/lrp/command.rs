@@ -53,6 +53,7 @@ impl LrpArgs {
         LrpOptions {
             eps: self.eps,
             attn: self.attn_rule.rule(),
+            gradient: false,
         }
     }
 

@@ -11,6 +11,7 @@
 //! activations (or CP-LRP, which stops relevance at the attention probabilities).
 
 pub mod command;
+pub mod derivative;
 pub mod index;
 pub mod rules;
 pub mod scores;
@@ -38,6 +39,9 @@ pub struct LrpOptions {
     pub eps: f32,
     /// Attention rule.
     pub attn: AttnRule,
+    /// Plain gradient instead of LRP rules (relevance = gradient × input): the baseline
+    /// explanation, and a check of the backward products.
+    pub gradient: bool,
 }
 
 impl Default for LrpOptions {
@@ -45,6 +49,7 @@ impl Default for LrpOptions {
         LrpOptions {
             eps: 1e-6,
             attn: AttnRule::AttnLrp,
+            gradient: false,
         }
     }
 }

@@ -4,6 +4,7 @@
 //! LRP rule it names (the ε-rule's `R/(z+ε)` becomes `g·z/(z+ε)`), and no rule divides by a
 //! pre-activation that can vanish, except the identity rule, which guards it.
 
+use super::derivative;
 use super::index::{broadcast_map, source_map};
 use super::{AttnRule, LrpOptions};
 use anyhow::{Result, bail, ensure};
@@ -45,6 +46,15 @@ impl Ctx<'_> {
     fn live(&self, id: ValueId) -> bool {
         self.live[id as usize]
     }
+
+    /// ε of the ε-rule; 0 for the plain gradient.
+    fn eps(&self) -> f32 {
+        if self.opts.gradient {
+            0.0
+        } else {
+            self.opts.eps
+        }
+    }
 }
 
 /// Gradient contributions of one node to each of its inputs (`None`: the input gets none).
@@ -83,7 +93,7 @@ pub fn backward(cx: &Ctx, node: &Node, g: &[f32], attn_probs: bool) -> Result<Gr
                 dilations: *dilations,
                 group: *group,
             };
-            let q = stabilised(g, y, cx.opts.eps);
+            let q = stabilised(g, y, cx.eps());
             out[0] = Some(conv.backward(cx.val(ins[1])?, &q)?);
         }
         Op::MatMul { transpose_b } | Op::QMatMul { transpose_b, .. } => {
@@ -91,6 +101,7 @@ pub fn backward(cx: &Ctx, node: &Node, g: &[f32], attn_probs: bool) -> Result<Gr
             // AttnLRP's uniform rule halves the ε-rule between two activations (their product
             // would otherwise count the relevance twice); CP-LRP stops it at the probabilities.
             let (fa, fb) = match (la && lb, attn_probs, cx.opts.attn) {
+                _ if cx.opts.gradient => (1.0, 1.0),
                 (true, true, AttnRule::Cp) => (0.0, 1.0),
                 (true, _, _) => (0.5, 0.5),
                 _ => (1.0, 1.0),
@@ -100,7 +111,13 @@ pub fn backward(cx: &Ctx, node: &Node, g: &[f32], attn_probs: bool) -> Result<Gr
             out[1] = gb.filter(|_| lb && fb != 0.0);
         }
         Op::LayerNorm { eps } => {
-            out[0] = Some(layer_norm(cx.val(ins[0])?, cx.val(ins[1])?, *eps, g));
+            let (x, gamma) = (cx.val(ins[0])?, cx.val(ins[1])?);
+            out[0] = Some(layer_norm(x, gamma, *eps, g, cx.opts.gradient));
+        }
+        Op::Gelu(_) | Op::Relu | Op::Unary(_) if cx.opts.gradient => {
+            let x = cx.val(ins[0])?;
+            let d = |i: usize| derivative::elementwise(&node.op, x[i], y[i]).unwrap_or(0.0);
+            out[0] = Some((0..g.len()).map(|i| g[i] * d(i)).collect());
         }
         Op::Gelu(_) | Op::Relu | Op::Unary(_) => {
             out[0] = Some(identity(cx.val(ins[0])?, y, g));
@@ -182,7 +199,7 @@ fn linear(cx: &Ctx, x: ValueId, w: &[f32], y: &[f32], g: &[f32]) -> Vec<f32> {
     let k = *cx.shape(x).last().unwrap_or(&1);
     let n = w.len() / k.max(1);
     let m = y.len() / n.max(1);
-    let q = stabilised(g, y, cx.opts.eps);
+    let q = stabilised(g, y, cx.eps());
     let mut gx = vec![0.0; m * k];
     gemm_f32(
         (m, k, n),
@@ -238,7 +255,7 @@ fn matmul(
     let amap = broadcast_map(&sa[..sa.len() - 2], batch)?;
     let bmap = broadcast_map(&sb[..sb.len() - 2], batch)?;
     let (av, bv) = (cx.val(a)?, cx.val(b)?);
-    let q = stabilised(g, cx.val(out)?, cx.opts.eps);
+    let q = stabilised(g, cx.val(out)?, cx.eps());
     let mut ga = vec![0.0; av.len()];
     let mut gb = vec![0.0; bv.len()];
     // b as [K, N]: strides of the stored layout.
@@ -304,8 +321,9 @@ fn matmul(
 }
 
 /// LayerNorm with the standard deviation held constant (AttnLRP): linear in `x`, so the
-/// gradient of `γ·(x − μ)/σ` with σ fixed; β keeps its share.
-fn layer_norm(x: &[f32], gamma: &[f32], eps: f32, g: &[f32]) -> Vec<f32> {
+/// gradient of `γ·(x − μ)/σ` with σ fixed; β keeps its share. With `exact`, σ's own gradient
+/// is included (the plain gradient).
+fn layer_norm(x: &[f32], gamma: &[f32], eps: f32, g: &[f32], exact: bool) -> Vec<f32> {
     let c = gamma.len().max(1);
     let mut gx = vec![0.0; x.len()];
     for ((xr, gr), out) in x.chunks(c).zip(g.chunks(c)).zip(gx.chunks_mut(c)) {
@@ -318,8 +336,18 @@ fn layer_norm(x: &[f32], gamma: &[f32], eps: f32, g: &[f32]) -> Vec<f32> {
             .map(|(&g, &w)| g as f64 * w as f64)
             .collect();
         let hm = h.iter().sum::<f64>() / c as f64;
-        for (o, hv) in out.iter_mut().zip(h) {
-            *o = ((hv - hm) / sigma) as f32;
+        // d/dx of 1/σ contributes −x̂·mean(h·x̂)/σ, x̂ = (x − μ)/σ.
+        let hx = if exact {
+            h.iter()
+                .zip(xr)
+                .map(|(hv, &v)| hv * (v as f64 - mean) / sigma)
+                .sum::<f64>()
+                / c as f64
+        } else {
+            0.0
+        };
+        for ((o, hv), &v) in out.iter_mut().zip(h).zip(xr) {
+            *o = ((hv - hm - (v as f64 - mean) / sigma * hx) / sigma) as f32;
         }
     }
     gx
@@ -392,7 +420,31 @@ fn binary(
             }
         })
     };
+    let exact = cx.opts.gradient;
     let (ga, gb): Pair = match op {
+        BinaryOp::Mul if exact => (
+            Some(per(&|o| g[o] * ab(o).1)),
+            Some(per(&|o| g[o] * ab(o).0)),
+        ),
+        BinaryOp::Div if exact => (
+            Some(per(&|o| g[o] / ab(o).1)),
+            Some(per(&|o| -g[o] * y[o] / ab(o).1)),
+        ),
+        BinaryOp::Pow if exact && !lb => (
+            Some(per(&|o| {
+                let (a, b) = ab(o);
+                let d = b * a.powf(b - 1.0);
+                if d.is_finite() { g[o] * d } else { 0.0 }
+            })),
+            None,
+        ),
+        BinaryOp::Max | BinaryOp::Min if exact => {
+            let pick_a = |o: usize| ab(o).0 == y[o];
+            (
+                Some(per(&|o| if pick_a(o) { g[o] } else { 0.0 })),
+                Some(per(&|o| if pick_a(o) { 0.0 } else { g[o] })),
+            )
+        }
         BinaryOp::Add => (Some(g.to_vec()), Some(g.to_vec())),
         BinaryOp::Sub => (Some(g.to_vec()), Some(per(&|o| -g[o]))),
         BinaryOp::Mul => {
@@ -440,7 +492,7 @@ fn reduce(cx: &Ctx, node: &Node, op: ReduceOp, y: &[f32], g: &[f32]) -> Result<V
         .map(|(i, &o)| match op {
             ReduceOp::Sum => g[o],
             ReduceOp::Mean => g[o] / n,
-            ReduceOp::MeanOfSquares => g[o] * x[i] / n,
+            ReduceOp::MeanOfSquares => g[o] * x[i] / n * if cx.opts.gradient { 2.0 } else { 1.0 },
             ReduceOp::Max | ReduceOp::Min => {
                 if !taken[o] && x[i] == y[o] {
                     taken[o] = true;
