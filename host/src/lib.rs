@@ -3,6 +3,7 @@ pub mod compare;
 pub mod data;
 pub mod deploy;
 pub mod eval;
+pub mod explain;
 pub mod fixtures;
 pub mod import;
 pub mod inspect;

@@ -137,6 +137,26 @@ Example:\n  qvit relevance vit_mnist.onnx --preset mnist --data t10k-images-idx3
         #[command(flatten)]
         prep: qvit_host::prep::PrepArgs,
     },
+    /// Explain predictions: pixel relevance heatmaps and Salient Relevance maps as PNG overlays (or, with --eval, their faithfulness).
+    #[command(
+        after_help = "Each image gives <stem>.lrp.png (signed relevance over the image, red = for the target, blue = against), \
+<stem>.patch.png (per ViT patch), <stem>.sr.png (Salient Relevance: context-aware saliency on |relevance|), \
+the raw maps as .npy, and explain.json. A quantized bundle is explained through its own (dequantized) graph; \
+--reference MODEL.onnx also explains with the f32 model and reports the rank correlation of the maps.\n\
+Examples:\n  qvit explain models/fashion-vit/fashion_vit.onnx --preset fashion-mnist models/fashion-vit/sample.png -o out/\n  \
+qvit explain vit_mnist.onnx --preset mnist --eval --data t10k-images-idx3-ubyte --limit 200 --json"
+    )]
+    Explain {
+        /// ONNX model or .qvit bundle.
+        model: PathBuf,
+        #[command(flatten)]
+        args: qvit_host::explain::command::ExplainArgs,
+        /// Input shape for ONNX models.
+        #[arg(long, value_parser = parse_shape)]
+        input_shape: Option<Shape>,
+        #[command(flatten)]
+        prep: qvit_host::prep::PrepArgs,
+    },
     /// Copy a bundle and qvit-run to boards over SSH, verify them, optionally benchmark.
     Deploy(qvit_host::deploy::DeployArgs),
 }
@@ -373,6 +393,23 @@ fn run(cli: Cli) -> Result<()> {
                     println!("\nplot: {}", p.display());
                 }
             }
+        }
+        Cmd::Explain {
+            model,
+            args,
+            input_shape,
+            prep,
+        } => {
+            let bundle = qvit_host::source::open(
+                &model,
+                input_shape.as_ref().map(|s| s.0.as_slice()),
+                &prep,
+            )?;
+            let pre =
+                bundle.header.preprocess.clone().context(
+                    "the model has no image preprocessing; pass --preset or --mean/--std",
+                )?;
+            qvit_host::explain::command::run(bundle.graph, &pre, &bundle.header.labels, &args)?;
         }
         Cmd::Deploy(args) => qvit_host::deploy::run(args)?,
     }

@@ -1,0 +1,5 @@
+//! Explanations: relevance maps, Salient Relevance maps, faithfulness.
+pub mod command;
+pub mod faithfulness;
+pub mod maps;
+pub mod saliency;
