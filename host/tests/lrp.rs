@@ -226,15 +226,26 @@ fn fashion_inputs(n: usize) -> (Graph, Vec<Tensor>) {
     (b.graph, xs)
 }
 
-/// On the default model: the relevance at every cut stays within a bounded fraction of the
+/// On the default model and the shared MNIST ViT: the relevance at every cut stays within a bounded fraction of the
 /// logit (biases, the position embedding and ε absorb the rest), reaches the logit at the head,
 /// and two passes give bit-identical results.
 #[test]
 fn real_model_drift_is_bounded_and_passes_are_deterministic() {
     let (g, xs) = fashion_inputs(8);
+    drift_is_bounded("fashion", g, &xs);
+    let mnist = repo().join("../shared");
+    let imp = import_path(&mnist.join("models/vit-mnist/vit_mnist.onnx"), None).unwrap();
+    let ds =
+        qvit_host::data::Dataset::open(&mnist.join("data/mnist/t10k-images-idx3-ubyte")).unwrap();
+    let pre = qvit_device::Preprocess::mnist();
+    let xs: Vec<Tensor> = (0..8).map(|i| ds.sample(i, &pre).unwrap().input).collect();
+    drift_is_bounded("mnist", imp.graph, &xs);
+}
+
+fn drift_is_bounded(name: &str, g: Graph, xs: &[Tensor]) {
     let mut lrp = Lrp::new(g, LrpOptions::default()).unwrap();
     let mut worst: f64 = 1.0;
-    for x in &xs {
+    for x in xs {
         let a = lrp.run(x, Seed::Logit(None)).unwrap();
         let b = lrp.run(x, Seed::Logit(None)).unwrap();
         assert_eq!(a.input.data, b.input.data, "relevance is not deterministic");
@@ -248,7 +259,7 @@ fn real_model_drift_is_bounded_and_passes_are_deterministic() {
             worst = worst.min(*r).min(2.0 - r);
         }
     }
-    eprintln!("fashion: worst cut ratio {worst:.3}");
+    eprintln!("{name}: worst cut ratio {worst:.3}");
 }
 
 /// CP-LRP sends no relevance through the attention probabilities, so QKᵀ scores 0, while
@@ -345,6 +356,51 @@ fn gradient_mode_matches_finite_differences() {
                 (analytic - fd).abs() <= 2e-2 * (1.0 + fd.abs()),
                 "gradient {analytic} vs finite differences {fd}"
             );
+        }
+    }
+}
+
+/// Layer kinds come from the graph's structure: every transformer block of three exporters'
+/// naming styles (timm DeiT, lucidrains' MNIST ViT, Hugging Face DINOv2) has one attention input
+/// projection set, both attention products, one output projection, fc1 and fc2.
+#[test]
+fn every_block_has_each_layer_kind_once() {
+    use qvit_host::lrp::scores::{block_of, kind};
+    let deit = repo().join("models/fixtures/deit_tiny_op17.onnx");
+    let graphs = [
+        import_proto(&load_weightless(&deit, 17).unwrap(), None)
+            .unwrap()
+            .graph,
+        import_path(
+            &repo().join("../shared/models/vit-mnist/vit_mnist.onnx"),
+            None,
+        )
+        .unwrap()
+        .graph,
+        import_path(
+            &repo().join("../shared/models/vit-s14-dinov2/vit_s14_backbone.onnx"),
+            None,
+        )
+        .unwrap()
+        .graph,
+    ];
+    for g in &graphs {
+        let mut blocks: std::collections::BTreeMap<usize, Vec<&str>> = Default::default();
+        for (j, n) in g.nodes.iter().enumerate() {
+            if qvit_host::lrp::is_layer(&n.op)
+                && let Some(b) = block_of(&n.name)
+            {
+                blocks.entry(b).or_default().push(kind(g, j));
+            }
+        }
+        assert!(blocks.len() >= 2);
+        for (b, mut kinds) in blocks {
+            kinds.sort_unstable();
+            let qkv_or_split =
+                kinds.contains(&"qkv") || ["q", "k", "v"].iter().all(|k| kinds.contains(k));
+            assert!(qkv_or_split, "block {b}: {kinds:?}");
+            kinds.retain(|k| !["qkv", "q", "k", "v"].contains(k));
+            assert_eq!(kinds, ["av", "fc1", "fc2", "proj", "qk"], "block {b}");
         }
     }
 }

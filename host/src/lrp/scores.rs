@@ -147,51 +147,100 @@ fn params(g: &Graph, j: usize) -> usize {
     }
 }
 
-/// The layer kind, from the op and the exporter's naming (timm, torchvision, Hugging Face).
+/// Ops that only move or add data, seen through when asking what feeds what.
+fn is_passthrough(op: &Op) -> bool {
+    matches!(
+        op,
+        Op::Reshape
+            | Op::Transpose { .. }
+            | Op::Slice { .. }
+            | Op::Gather { .. }
+            | Op::Concat { .. }
+            | Op::Broadcast
+            | Op::Binary(qvit_device::graph::BinaryOp::Add)
+            | Op::Binary(qvit_device::graph::BinaryOp::Mul)
+            | Op::Binary(qvit_device::graph::BinaryOp::Div)
+    )
+}
+
+/// The first non-pass-through producer of `v`'s data (its first input at each step).
+fn producer(g: &Graph, mut v: u32) -> Option<usize> {
+    loop {
+        let qvit_device::Source::Node(i) = g.values[v as usize].source else {
+            return None;
+        };
+        if !is_passthrough(&g.nodes[i].op) || matches!(g.nodes[i].op, Op::Binary(_)) {
+            return Some(i);
+        }
+        v = g.nodes[i].inputs[0];
+    }
+}
+
+/// Whether node `j`'s output reaches a node satisfying `f` through pass-through ops only.
+fn feeds(g: &Graph, j: usize, f: &dyn Fn(&qvit_device::Node) -> bool) -> bool {
+    let mut stack = vec![g.nodes[j].output];
+    let mut seen = 0;
+    while let Some(v) = stack.pop() {
+        seen += 1;
+        if seen > 64 {
+            return false;
+        }
+        for n in g.nodes.iter().filter(|n| n.inputs.contains(&v)) {
+            if f(n) {
+                return true;
+            }
+            // Binary ops are followed only with a constant other side (scaling, a bias), so a
+            // residual add does not lead into the next block.
+            let with_const = n.inputs.iter().any(|&i| g.const_data(i).is_some());
+            if is_passthrough(&n.op) && (!matches!(n.op, Op::Binary(_)) || with_const) {
+                stack.push(n.output);
+            }
+        }
+    }
+    false
+}
+
+/// The layer kind: from the graph's structure (what feeds the layer and what it feeds), with
+/// the exporter's names (timm, torchvision, Hugging Face) to tell q, k and v apart.
 pub fn kind(g: &Graph, j: usize) -> &'static str {
     let node = &g.nodes[j];
     let name = node.name.to_ascii_lowercase();
     let has = |keys: &[&str]| keys.iter().any(|k| name.contains(k));
-    if let Op::MatMul { .. } | Op::QMatMul { .. } = node.op {
-        let probs = crate::quant::edit::producer_through_reshapes(g, node.inputs[0])
-            .is_some_and(|p| matches!(g.nodes[p].op, Op::Softmax { .. }));
-        if g.const_data(node.inputs[1]).is_none() {
-            return if probs { "av" } else { "qk" };
-        }
+    let probs = |n: usize| {
+        crate::quant::edit::producer_through_reshapes(g, g.nodes[n].inputs[0])
+            .is_some_and(|p| matches!(g.nodes[p].op, Op::Softmax { .. }))
+    };
+    let act_product = |n: &qvit_device::Node| {
+        matches!(n.op, Op::MatMul { .. } | Op::QMatMul { .. })
+            && g.const_data(n.inputs[1]).is_none()
+    };
+    if act_product(node) {
+        return if probs(j) { "av" } else { "qk" };
     }
-    if matches!(node.op, Op::Conv2d { .. }) || has(&["patch", "embed", "stem"]) {
+    let nonlinear = |op: &Op| matches!(op, Op::Gelu(_) | Op::Relu | Op::Unary(_));
+    let from = producer(g, node.inputs[0]).map(|p| &g.nodes[p]);
+    let outside_blocks = block_of(&node.name).is_none();
+    if matches!(node.op, Op::Conv2d { .. }) || from.is_none() || has(&["patch", "embed", "stem"]) {
         "patch_embed"
-    } else if has(&["qkv", "in_proj"]) {
-        "qkv"
-    } else if has(&["query", "q_proj", "/q/"]) {
-        "q"
-    } else if has(&["key", "k_proj", "/k/"]) {
-        "k"
-    } else if has(&["value", "v_proj", "/v/"]) {
-        "v"
-    } else if has(&[
-        "fc1",
-        "intermediate",
-        "mlp.0",
-        "mlp/0",
-        "mlp/layers.0",
-        "linear1",
-    ]) {
-        "fc1"
-    } else if has(&["attention/output", "out_proj", "attn/proj", "attn/o/"]) {
+    } else if outside_blocks && has(&["head", "classifier", "fc_norm", "pre_logits"]) {
+        "head"
+    } else if from.is_some_and(|p| act_product(p) && probs(producer(g, p.output).unwrap_or(0))) {
         "proj"
-    } else if has(&[
-        "fc2",
-        "mlp.2",
-        "mlp/2",
-        "mlp/layers.3",
-        "linear2",
-        "output/dense",
-    ]) {
+    } else if from.is_some_and(|p| nonlinear(&p.op)) {
         "fc2"
-    } else if has(&["proj"]) {
-        "proj"
-    } else if has(&["head", "classifier", "fc/"]) {
+    } else if feeds(g, j, &|n| nonlinear(&n.op)) {
+        "fc1"
+    } else if feeds(g, j, &act_product) {
+        if has(&["query", "q_proj", "/q/"]) {
+            "q"
+        } else if has(&["key", "k_proj", "/k/"]) {
+            "k"
+        } else if has(&["value", "v_proj", "/v/"]) {
+            "v"
+        } else {
+            "qkv"
+        }
+    } else if outside_blocks {
         "head"
     } else {
         "linear"
