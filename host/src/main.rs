@@ -180,6 +180,21 @@ fn parse_shape(s: &str) -> Result<Shape, String> {
     Ok(Shape(dims))
 }
 
+/// An ONNX model or bundle and the image preprocessing it needs.
+fn open_for_images(
+    model: &std::path::Path,
+    input_shape: Option<&Shape>,
+    prep: &qvit_host::prep::PrepArgs,
+) -> Result<(qvit_device::bundle::Bundle, qvit_device::Preprocess)> {
+    let bundle = qvit_host::source::open(model, input_shape.map(|s| s.0.as_slice()), prep)?;
+    let pre = bundle
+        .header
+        .preprocess
+        .clone()
+        .context("the model has no image preprocessing; pass --preset or --mean/--std")?;
+    Ok((bundle, pre))
+}
+
 fn main() -> ExitCode {
     match run(Cli::parse()) {
         Ok(()) => ExitCode::SUCCESS,
@@ -303,15 +318,7 @@ fn run(cli: Cli) -> Result<()> {
             threads,
             prep,
         } => {
-            let bundle = qvit_host::source::open(
-                &model,
-                input_shape.as_ref().map(|s| s.0.as_slice()),
-                &prep,
-            )?;
-            let pre =
-                bundle.header.preprocess.clone().context(
-                    "the model has no image preprocessing; pass --preset or --mean/--std",
-                )?;
+            let (bundle, pre) = open_for_images(&model, input_shape.as_ref(), &prep)?;
             let ds = qvit_host::data::Dataset::open(&data)?;
             let mut m = qvit_device::model::Model::from_bundle(bundle)?;
             m.set_threads(threads);
@@ -372,15 +379,7 @@ fn run(cli: Cli) -> Result<()> {
         } => {
             use qvit_host::lrp::command as rel;
             rel::check_plot_path(&plot)?;
-            let bundle = qvit_host::source::open(
-                &model,
-                input_shape.as_ref().map(|s| s.0.as_slice()),
-                &prep,
-            )?;
-            let pre =
-                bundle.header.preprocess.clone().context(
-                    "the model has no image preprocessing; pass --preset or --mean/--std",
-                )?;
+            let (bundle, pre) = open_for_images(&model, input_shape.as_ref(), &prep)?;
             let s = rel::scores_on(bundle.graph, &pre, &data, limit, &lrp)?;
             if let Some(p) = &plot {
                 rel::plot(&s, p)?;
@@ -400,15 +399,7 @@ fn run(cli: Cli) -> Result<()> {
             input_shape,
             prep,
         } => {
-            let bundle = qvit_host::source::open(
-                &model,
-                input_shape.as_ref().map(|s| s.0.as_slice()),
-                &prep,
-            )?;
-            let pre =
-                bundle.header.preprocess.clone().context(
-                    "the model has no image preprocessing; pass --preset or --mean/--std",
-                )?;
+            let (bundle, pre) = open_for_images(&model, input_shape.as_ref(), &prep)?;
             qvit_host::explain::command::run(bundle.graph, &pre, &bundle.header.labels, &args)?;
         }
         Cmd::Deploy(args) => qvit_host::deploy::run(args)?,

@@ -2,6 +2,9 @@
 //! deterministic, overlays keep the input's size, faithfulness ranks a real order above a random
 //! one, and a quantized bundle's maps stay rank-correlated with the f32 model's.
 
+mod common;
+
+use common::qvit;
 use qvit_device::exec::Executor;
 use qvit_device::{Graph, Layout, Node, Op, Source, Tensor, Value};
 use qvit_host::explain::faithfulness::{Score, curves, order};
@@ -11,8 +14,6 @@ use qvit_host::fixtures::SplitMix;
 use qvit_host::lrp::{Lrp, LrpOptions, Seed};
 use qvit_kernels::KernelSet;
 use serde_json::Value as Json;
-use std::path::{Path, PathBuf};
-use std::process::Command;
 
 const SIDE: usize = 16;
 
@@ -144,23 +145,6 @@ fn relevance_order_deletes_faster_than_random() {
         gain += by_lrp.deletion_aopc() - by_random.deletion_aopc();
     }
     assert!(gain > 0.0, "relevance order no better than random: {gain}");
-}
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-fn qvit(args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_qvit"))
-        .args(args)
-        .current_dir(repo())
-        .output()
-        .unwrap();
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into(),
-        String::from_utf8_lossy(&out.stderr).into(),
-    )
 }
 
 #[test]
