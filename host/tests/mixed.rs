@@ -35,6 +35,7 @@ fn options(budget: f64, allocator: Allocator) -> MixedOptions {
         lrp: Default::default(),
         seed: None,
         statistic: Statistic::AbsIn,
+        lrp_gamma: 1.0,
         lrp_images: 8,
         sensitivity_images: 4,
     }

@@ -92,6 +92,10 @@ pub struct QuantArgs {
     /// Relevance statistic of --allocate lrp (see `qvit relevance --help`).
     #[arg(long, value_enum, default_value_t = Statistic::AbsIn)]
     pub lrp_statistic: Statistic,
+    /// Exponent on the relevance scores of --allocate lrp: 1 uses them as measured, 0 ignores
+    /// them (only the quantization-error model remains), values between temper them.
+    #[arg(long, default_value_t = 1.0)]
+    pub lrp_gamma: f64,
     /// Relevance rule through attention for --allocate lrp.
     #[arg(long, value_enum, default_value_t = AttnArg::Attnlrp)]
     pub lrp_attn_rule: AttnArg,
@@ -154,6 +158,10 @@ impl QuantArgs {
                 choices[0]
             );
         }
+        ensure!(
+            self.lrp_gamma.is_finite() && self.lrp_gamma >= 0.0,
+            "--lrp-gamma must be finite and ≥ 0"
+        );
         Ok(Some(MixedOptions {
             budget,
             abudget: self.abudget.unwrap_or(budget),
@@ -165,6 +173,7 @@ impl QuantArgs {
             },
             seed: None,
             statistic: self.lrp_statistic,
+            lrp_gamma: self.lrp_gamma,
             lrp_images: self.lrp_images.max(1),
             sensitivity_images: self.sensitivity_images.max(1),
         }))

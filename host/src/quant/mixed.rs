@@ -89,6 +89,9 @@ pub struct MixedOptions {
     pub seed: Option<Seed>,
     /// Relevance statistic.
     pub statistic: Statistic,
+    /// Exponent on the relevance scores (1: as measured; 0: every layer alike, leaving only the
+    /// quantization-error model; between: tempered).
+    pub lrp_gamma: f64,
     /// Calibration images used for relevance.
     pub lrp_images: usize,
     /// Calibration images used to measure sensitivity.
@@ -123,6 +126,8 @@ pub struct MixedReport {
     pub abudget: f64,
     /// Allowed bit widths.
     pub choices: Vec<u8>,
+    /// Exponent applied to the relevance scores (lrp).
+    pub lrp_gamma: f64,
     /// Achieved parameter-weighted average weight bits of the body.
     pub achieved_wbits: f64,
     /// Achieved element-weighted average activation bits of the body.
@@ -283,6 +288,7 @@ pub fn allocate_bits(
             budget: m.budget,
             abudget: m.abudget,
             choices: choices.clone(),
+            lrp_gamma: m.lrp_gamma,
             achieved_wbits: wa.avg_bits,
             achieved_abits: aa.avg_bits,
             exact: wa.exact && aa.exact,
