@@ -151,6 +151,23 @@ fn lrp_allocation_is_deterministic_and_follows_relevance() {
     assert!(scores.iter().all(|&s| s >= 0.0) && scores.iter().sum::<f64>() > 0.5);
 }
 
+/// `--lrp-gamma 0` flattens every score to 1 (only the error model decides), 0.5 takes roots.
+#[test]
+fn gamma_tempers_the_scores() {
+    let (g, calib) = model_and_calib(4);
+    let scores = |gamma: f64| -> Vec<f64> {
+        let mut o = options(3.5, Allocator::Lrp);
+        o.lrp_gamma = gamma;
+        let (_, r) = allocate_bits(&g, &calib, &QuantOptions::default(), &o).unwrap();
+        r.layers.iter().map(|l| l.score.unwrap()).collect()
+    };
+    let (one, half, zero) = (scores(1.0), scores(0.5), scores(0.0));
+    assert!(zero.iter().all(|&s| s == 1.0), "{zero:?}");
+    for (a, b) in one.iter().zip(&half) {
+        assert!((a.sqrt() - b).abs() < 1e-12, "{a} {b}");
+    }
+}
+
 #[test]
 fn budget_extremes_give_extreme_allocations() {
     let (g, calib) = model_and_calib(4);

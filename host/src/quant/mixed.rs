@@ -200,7 +200,10 @@ pub fn allocate_bits(
             relevance_seconds = t.elapsed().as_secs_f64();
             Some(
                 body.iter()
-                    .map(|b| s.get(&pg.nodes[b.node].name).copied().unwrap_or(0.0))
+                    .map(|b| {
+                        let c = s.get(&pg.nodes[b.node].name).copied().unwrap_or(0.0);
+                        c.powf(m.lrp_gamma)
+                    })
                     .collect(),
             )
         }
