@@ -404,3 +404,21 @@ fn every_block_has_each_layer_kind_once() {
         }
     }
 }
+
+/// The per-token seed gives every output token one unit of relevance, conserved through a
+/// bias-free Linear to the input.
+#[test]
+fn token_seed_gives_each_token_one_unit() {
+    let (mut b, x) = Builder::new(vec![1, 4, 6], 3);
+    let y = b.linear(x, 3, false);
+    let g = b.finish(y);
+    let mut lrp = Lrp::new(g, lrp0()).unwrap();
+    let r = lrp.run(&input(&[1, 4, 6], 4), Seed::Tokens).unwrap();
+    assert_eq!(r.total, 4.0);
+    let sum: f64 = r.input.data.iter().map(|&v| v as f64).sum();
+    assert!((sum - 4.0).abs() < 1e-4, "{sum}");
+    for row in r.input.data.chunks(6) {
+        let s: f32 = row.iter().sum();
+        assert!((s - 1.0).abs() < 1e-4, "token relevance {s}");
+    }
+}

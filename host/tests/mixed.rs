@@ -33,7 +33,7 @@ fn options(budget: f64, allocator: Allocator) -> MixedOptions {
         choices: vec![2, 3, 4, 5, 6, 8],
         allocator,
         lrp: Default::default(),
-        seed: None,
+        target: "auto".into(),
         statistic: Statistic::AbsIn,
         lrp_gamma: 1.0,
         lrp_images: 8,

@@ -384,6 +384,7 @@ fn evaluate(graph: Graph, pre: &Preprocess, data: &Path, args: &ExplainArgs) -> 
         Seed::Logit(Some(t)) => format!("class {t}"),
         Seed::Logit(None) => "predicted class (softmax probability)".into(),
         Seed::Norm => "output norm (projection on the original output)".into(),
+        Seed::Tokens => "every token alike (mean projection of each token on its original)".into(),
     };
     let png = args.output.join("faithfulness.png");
     plot(&methods, args.steps, &png)?;

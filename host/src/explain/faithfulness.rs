@@ -15,6 +15,9 @@ pub enum Score {
     /// image): the quantity relevance seeded at the output norm explains, for models without a
     /// classifier.
     Projection(Vec<f32>),
+    /// Mean over output tokens (rows of `d` values) of each token's projection on its original,
+    /// `⟨y_t, y₀_t⟩/‖y₀_t‖²`: what relevance seeded per token explains.
+    TokenProjection(Vec<f32>, usize),
 }
 
 impl Score {
@@ -29,6 +32,17 @@ impl Score {
                 let num: f64 = y.iter().zip(y0).map(|(&a, &b)| a as f64 * b as f64).sum();
                 let den: f64 = y0.iter().map(|&b| (b as f64).powi(2)).sum();
                 num / den.max(1e-30)
+            }
+            Score::TokenProjection(y0, d) => {
+                let d = (*d).max(1);
+                let rows = y0.len() / d;
+                let mut sum = 0.0;
+                for (a, b) in y.chunks(d).zip(y0.chunks(d)) {
+                    let num: f64 = a.iter().zip(b).map(|(&p, &q)| p as f64 * q as f64).sum();
+                    let den: f64 = b.iter().map(|&q| (q as f64).powi(2)).sum();
+                    sum += num / den.max(1e-30);
+                }
+                sum / rows.max(1) as f64
             }
         }
     }

@@ -22,8 +22,9 @@ pub enum AttnArg {
 /// Relevance flags shared by `qvit relevance` and `qvit quantize --allocate lrp`.
 #[derive(Args, Clone, Debug)]
 pub struct LrpArgs {
-    /// Relevance target: a class index, `norm` (the output's L2 norm, for models without a
-    /// classifier), or `predicted` (the argmax logit; the default for classifiers).
+    /// Relevance target: a class index, `predicted` (the argmax logit; the default for
+    /// classifiers), `norm` (the output's L2 norm; the default without a classifier) or `tokens`
+    /// (every output token alike: one unit of relevance per token).
     #[arg(long, default_value = "auto")]
     pub target: String,
     /// Per-layer statistic: abs-in = Σ|x⊙g| at the layer's input (default), signed-in, abs-out.
@@ -57,30 +58,36 @@ impl LrpArgs {
         }
     }
 
-    /// The seed for `graph`: `auto` is the predicted class when the output is one vector of
-    /// logits, else the output norm.
+    /// The seed for `graph` (see [`parse_seed`]).
     pub fn seed(&self, graph: &Graph) -> Result<Seed> {
-        Ok(match self.target.as_str() {
-            "norm" => Seed::Norm,
-            "predicted" => Seed::Logit(None),
-            "auto" => {
-                let shape = graph
-                    .outputs
-                    .first()
-                    .map(|&o| graph.shape(o))
-                    .unwrap_or(&[]);
-                let vectors: usize = shape[..shape.len().saturating_sub(1)].iter().product();
-                if vectors == 1 {
-                    Seed::Logit(None)
-                } else {
-                    Seed::Norm
-                }
-            }
-            t => Seed::Logit(Some(t.parse().with_context(|| {
-                format!("--target {t:?}: expected a class index, `predicted` or `norm`")
-            })?)),
-        })
+        parse_seed(&self.target, graph)
     }
+}
+
+/// A relevance target by name: `auto` is the predicted class when the output is one vector of
+/// logits, else the output norm.
+pub fn parse_seed(target: &str, graph: &Graph) -> Result<Seed> {
+    Ok(match target {
+        "norm" => Seed::Norm,
+        "tokens" => Seed::Tokens,
+        "predicted" => Seed::Logit(None),
+        "auto" => {
+            let shape = graph
+                .outputs
+                .first()
+                .map(|&o| graph.shape(o))
+                .unwrap_or(&[]);
+            let vectors: usize = shape[..shape.len().saturating_sub(1)].iter().product();
+            if vectors == 1 {
+                Seed::Logit(None)
+            } else {
+                Seed::Norm
+            }
+        }
+        t => Seed::Logit(Some(t.parse().with_context(|| {
+            format!("--target {t:?}: expected a class index, `predicted`, `norm` or `tokens`")
+        })?)),
+    })
 }
 
 /// Scores of `graph` on the first `limit` images of `data`, with a progress bar.

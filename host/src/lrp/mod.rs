@@ -61,6 +61,9 @@ pub enum Seed {
     Logit(Option<usize>),
     /// The output's L2 norm (models without a classifier): `R = y²/‖y‖`, summing to `‖y‖`.
     Norm,
+    /// Every output token (row of the last axis) alike: `R_t = y_t²/‖y_t‖²`, one unit of
+    /// relevance per token, so high-norm tokens do not dominate (as a mean token cosine does not).
+    Tokens,
 }
 
 /// Relevance a layer node passes to its activation input(s), and what it received.
@@ -297,6 +300,21 @@ fn seed_gradient(y: &[f32], shape: &[usize], seed: Seed) -> Result<(Option<usize
                 *gv = (v as f64 / norm) as f32;
             }
             Ok((None, norm, g))
+        }
+        Seed::Tokens => {
+            let d = *shape.last().unwrap_or(&1);
+            let mut total = 0.0;
+            for (gr, yr) in g.chunks_mut(d.max(1)).zip(y.chunks(d.max(1))) {
+                let sq: f64 = yr.iter().map(|&v| (v as f64).powi(2)).sum();
+                if sq > 0.0 {
+                    total += 1.0;
+                    for (gv, &v) in gr.iter_mut().zip(yr) {
+                        *gv = (v as f64 / sq) as f32;
+                    }
+                }
+            }
+            ensure!(total > 0.0, "the output is all zeros: nothing to explain");
+            Ok((None, total, g))
         }
     }
 }

@@ -96,6 +96,10 @@ pub struct QuantArgs {
     /// them (only the quantization-error model remains), values between temper them.
     #[arg(long, default_value_t = 1.0)]
     pub lrp_gamma: f64,
+    /// Relevance target of --allocate lrp (as `qvit relevance --target`: auto, predicted, a
+    /// class, norm or tokens).
+    #[arg(long, default_value = "auto")]
+    pub lrp_target: String,
     /// Relevance rule through attention for --allocate lrp.
     #[arg(long, value_enum, default_value_t = AttnArg::Attnlrp)]
     pub lrp_attn_rule: AttnArg,
@@ -171,7 +175,7 @@ impl QuantArgs {
                 attn: self.lrp_attn_rule.rule(),
                 ..Default::default()
             },
-            seed: None,
+            target: self.lrp_target.clone(),
             statistic: self.lrp_statistic,
             lrp_gamma: self.lrp_gamma,
             lrp_images: self.lrp_images.max(1),

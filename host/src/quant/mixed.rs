@@ -18,7 +18,7 @@ use super::calib::{Calibration, calibrate};
 use super::{QuantOptions, clip, edge_linears, layer_inputs, prepare, quantize_node};
 use crate::fixtures::SplitMix;
 use crate::lrp::scores::{Statistic, layer_scores};
-use crate::lrp::{Lrp, LrpOptions, Seed};
+use crate::lrp::{Lrp, LrpOptions};
 use anyhow::{Context, Result, bail, ensure};
 use qvit_device::exec::Executor;
 use qvit_device::{Graph, Op, Tensor};
@@ -85,8 +85,9 @@ pub struct MixedOptions {
     pub allocator: Allocator,
     /// Relevance rules.
     pub lrp: LrpOptions,
-    /// Relevance seed (`None`: the predicted class, or the output norm without a classifier).
-    pub seed: Option<Seed>,
+    /// Relevance target, as `qvit relevance --target` takes it (`auto`: the predicted class,
+    /// or the output norm without a classifier).
+    pub target: String,
     /// Relevance statistic.
     pub statistic: Statistic,
     /// Exponent on the relevance scores (1: as measured; 0: every layer alike, leaving only the
@@ -337,18 +338,7 @@ fn body_layers(g: &Graph, edges: &[usize]) -> Vec<Body> {
 
 /// Relevance share per layer name.
 fn relevance(g: &Graph, images: &[Tensor], m: &MixedOptions) -> Result<BTreeMap<String, f64>> {
-    let seed = match m.seed {
-        Some(s) => s,
-        None => {
-            let shape = g.shape(g.outputs[0]);
-            let vectors: usize = shape[..shape.len().saturating_sub(1)].iter().product();
-            if vectors == 1 {
-                Seed::Logit(None)
-            } else {
-                Seed::Norm
-            }
-        }
-    };
+    let seed = crate::lrp::command::parse_seed(&m.target, g)?;
     let mut lrp = Lrp::new(g.clone(), m.lrp)?;
     let bar = crate::eval::progress(images.len(), "relevance");
     let s = layer_scores(&mut lrp, images, seed, m.statistic, |_, _| bar.inc(1))?;
