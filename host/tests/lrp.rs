@@ -93,6 +93,7 @@ fn lrp0() -> LrpOptions {
         eps: 0.0,
         attn: AttnRule::AttnLrp,
         gradient: false,
+        weight_noise: false,
     }
 }
 
@@ -421,4 +422,27 @@ fn token_seed_gives_each_token_one_unit() {
         let s: f32 = row.iter().sum();
         assert!((s - 1.0).abs() < 1e-4, "token relevance {s}");
     }
+}
+
+/// The noise statistics have closed forms on one Linear seeded at logit `t`: `g_y = e_t`, so
+/// `act_noise = mean(x²)·‖W_t‖²` and `weight_noise = mean(W²)·‖x‖²`.
+#[test]
+fn noise_statistics_match_their_closed_forms() {
+    let (mut b, x) = Builder::new(vec![1, 5], 8);
+    let y = b.linear(x, 3, true);
+    let g = b.finish(y);
+    let w = g.const_data(g.nodes[0].inputs[1]).unwrap().to_vec();
+    let opts = LrpOptions {
+        weight_noise: true,
+        ..lrp0()
+    };
+    let mut lrp = Lrp::new(g, opts).unwrap();
+    let xin = input(&[1, 5], 9);
+    let r = lrp.run(&xin, Seed::Logit(Some(2))).unwrap();
+    let sq = |v: &[f32]| v.iter().map(|&a| (a as f64).powi(2)).sum::<f64>();
+    let act = sq(&xin.data) / 5.0 * sq(&w[10..15]);
+    let weight = sq(&w) / 15.0 * sq(&xin.data);
+    let l = &r.layers[0];
+    assert!((l.act_noise - act).abs() <= 1e-5 * act, "{} vs {act}", l.act_noise);
+    assert!((l.weight_noise - weight).abs() <= 1e-5 * weight, "{} vs {weight}", l.weight_noise);
 }

@@ -55,6 +55,7 @@ impl LrpArgs {
             eps: self.eps,
             attn: self.attn_rule.rule(),
             gradient: false,
+            weight_noise: self.statistic == Statistic::Noise,
         }
     }
 

@@ -42,6 +42,8 @@ pub struct LrpOptions {
     /// Plain gradient instead of LRP rules (relevance = gradient × input): the baseline
     /// explanation, and a check of the backward products.
     pub gradient: bool,
+    /// Also compute [`LayerRelevance::weight_noise`] (one more product per Linear).
+    pub weight_noise: bool,
 }
 
 impl Default for LrpOptions {
@@ -50,6 +52,7 @@ impl Default for LrpOptions {
             eps: 1e-6,
             attn: AttnRule::AttnLrp,
             gradient: false,
+            weight_noise: false,
         }
     }
 }
@@ -67,7 +70,7 @@ pub enum Seed {
 }
 
 /// Relevance a layer node passes to its activation input(s), and what it received.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Default, Serialize)]
 pub struct LayerRelevance {
     /// Node index in the graph.
     pub node: usize,
@@ -79,6 +82,13 @@ pub struct LayerRelevance {
     pub signed_in: f64,
     /// `Σ y ⊙ g_y` at its output.
     pub signed_out: f64,
+    /// `mean(x²)·Σ g_x²` over its activation inputs: the variance of the seeded output under
+    /// independent noise of relative power 1 on the inputs, to first order with the modified
+    /// gradient (what quantizing the inputs costs, per unit of relative error).
+    pub act_noise: f64,
+    /// `mean(W²)·‖g_yᵀx‖²` of a Linear: the same for noise on the weights (0 for other layers,
+    /// and unless [`LrpOptions::weight_noise`] is set).
+    pub weight_noise: f64,
 }
 
 /// The result of one relevance pass.
@@ -190,7 +200,11 @@ impl Lrp {
         for (j, node) in g.nodes.iter().enumerate().rev() {
             let Some(gy) = grads[node.output as usize].take() else {
                 if is_layer(&node.op) {
-                    layers.push(layer_entry(j, &node.name, 0.0, 0.0, 0.0));
+                    layers.push(LayerRelevance {
+                        node: j,
+                        name: node.name.clone(),
+                        ..Default::default()
+                    });
                 }
                 continue;
             };
@@ -202,7 +216,15 @@ impl Lrp {
             }
             let contrib = rules::backward(&cx, node, &gy, self.attn_probs[j])
                 .with_context(|| format!("relevance through {}", node.name))?;
-            let (mut abs_in, mut signed_in) = (0.0, 0.0);
+            let mut entry = LayerRelevance {
+                node: j,
+                name: node.name.clone(),
+                signed_out: dot(y, &gy),
+                ..Default::default()
+            };
+            if self.opts.weight_noise && is_layer(&node.op) {
+                entry.weight_noise = rules::weight_noise(&cx, node, &gy)?;
+            }
             for (&inp, c) in node.inputs.iter().zip(contrib) {
                 let Some(c) = c else { continue };
                 if !self.live[inp as usize] {
@@ -214,18 +236,22 @@ impl Lrp {
                     "{}: gradient has the wrong size",
                     node.name
                 );
+                let (mut xx, mut gg) = (0.0, 0.0);
                 for (&xv, &cv) in x.iter().zip(&c) {
                     let r = xv as f64 * cv as f64;
-                    abs_in += r.abs();
-                    signed_in += r;
+                    entry.abs_in += r.abs();
+                    entry.signed_in += r;
+                    xx += xv as f64 * xv as f64;
+                    gg += cv as f64 * cv as f64;
                 }
+                entry.act_noise += xx / x.len().max(1) as f64 * gg;
                 match &mut grads[inp as usize] {
                     Some(acc) => acc.iter_mut().zip(&c).for_each(|(a, v)| *a += v),
                     slot => *slot = Some(c),
                 }
             }
             if is_layer(&node.op) {
-                layers.push(layer_entry(j, &node.name, abs_in, signed_in, dot(y, &gy)));
+                layers.push(entry);
             }
         }
         layers.reverse();
@@ -243,22 +269,6 @@ impl Lrp {
             layers,
             cuts,
         })
-    }
-}
-
-fn layer_entry(
-    node: usize,
-    name: &str,
-    abs_in: f64,
-    signed_in: f64,
-    signed_out: f64,
-) -> LayerRelevance {
-    LayerRelevance {
-        node,
-        name: name.to_string(),
-        abs_in,
-        signed_in,
-        signed_out,
     }
 }
 

@@ -215,6 +215,37 @@ fn linear(cx: &Ctx, x: ValueId, w: &[f32], y: &[f32], g: &[f32]) -> Vec<f32> {
     gx
 }
 
+/// `mean(W²)·‖g_yᵀx‖²` of a Linear or QLinear (0 for other ops): the first-order variance of
+/// the seeded output under independent weight noise of relative power 1, since
+/// `∂f/∂W = g_yᵀx`.
+pub fn weight_noise(cx: &Ctx, node: &Node, gy: &[f32]) -> Result<f64> {
+    let w = match node.op {
+        Op::Linear => cx.val(node.inputs[1])?.to_vec(),
+        Op::QLinear { .. } => dequantized(cx.graph, node.inputs[1], node.inputs[2])?,
+        _ => return Ok(0.0),
+    };
+    let x = cx.val(node.inputs[0])?;
+    let k = *cx.shape(node.inputs[0]).last().unwrap_or(&1);
+    let n = w.len() / k.max(1);
+    let m = x.len() / k.max(1);
+    let mut gw = vec![0.0f32; n * k];
+    // g_yᵀ[N,M]·x[M,K]
+    gemm_f32(
+        (n, k, m),
+        &mut gw,
+        k,
+        gy,
+        Strides { rs: 1, cs: n },
+        x,
+        Strides { rs: k, cs: 1 },
+        false,
+        true,
+    );
+    let energy: f64 = gw.iter().map(|&v| (v as f64).powi(2)).sum();
+    let power = w.iter().map(|&v| (v as f64).powi(2)).sum::<f64>() / w.len().max(1) as f64;
+    Ok(power * energy)
+}
+
 /// The f32 weight `[N, K]` of a QLinear: integer levels times the channel scales.
 fn dequantized(g: &Graph, w: ValueId, scales: ValueId) -> Result<Vec<f32>> {
     let (Some(q), Some(s)) = (g.int_data(w), g.const_data(scales)) else {

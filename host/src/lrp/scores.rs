@@ -18,6 +18,12 @@ pub enum Statistic {
     SignedIn,
     /// `|Σ y ⊙ g_y|` at the layer's output.
     AbsOut,
+    /// First-order variance of the seeded output under quantization noise, with LRP's modified
+    /// gradient: `mean(x²)·Σ g_x²` for activations and `mean(W²)·‖g_yᵀx‖²` for weights (the
+    /// weight score is [`LayerScore::weight_score`]). Unlike the sums of relevance it weighs
+    /// concentrated relevance (a few outlier values) above diffuse relevance of the same total,
+    /// as noise does.
+    Noise,
 }
 
 impl Statistic {
@@ -26,6 +32,14 @@ impl Statistic {
             Statistic::AbsIn => l.abs_in,
             Statistic::SignedIn => l.signed_in.abs(),
             Statistic::AbsOut => l.signed_out.abs(),
+            Statistic::Noise => l.act_noise,
+        }
+    }
+
+    fn of_weights(self, l: &super::LayerRelevance) -> f64 {
+        match self {
+            Statistic::Noise => l.weight_noise,
+            other => other.of(l),
         }
     }
 }
@@ -43,6 +57,9 @@ pub struct LayerScore {
     pub params: usize,
     /// Normalised score (all layers sum to 1).
     pub score: f64,
+    /// Normalised score for the layer's weights (the same as `score` except for
+    /// [`Statistic::Noise`]).
+    pub weight_score: f64,
     /// Standard deviation of the per-image normalised score.
     pub std: f64,
 }
@@ -78,17 +95,21 @@ pub fn layer_scores(
     ensure!(!inputs.is_empty(), "relevance needs at least one image");
     let start = std::time::Instant::now();
     let mut per_image: Vec<Vec<f64>> = Vec::new();
+    let mut per_image_w: Vec<Vec<f64>> = Vec::new();
     let mut conservation: Vec<(String, f64)> = Vec::new();
     let mut names = Vec::new();
     for (i, x) in inputs.iter().enumerate() {
         let r = lrp.run(x, seed)?;
-        let raw: Vec<f64> = r.layers.iter().map(|l| stat.of(l)).collect();
-        let total: f64 = raw.iter().sum();
-        per_image.push(
+        let normalised = |raw: Vec<f64>| -> Vec<f64> {
+            let total: f64 = raw.iter().sum();
             raw.iter()
                 .map(|v| if total > 0.0 { v / total } else { 0.0 })
-                .collect(),
-        );
+                .collect()
+        };
+        per_image.push(normalised(r.layers.iter().map(|l| stat.of(l)).collect()));
+        per_image_w.push(normalised(
+            r.layers.iter().map(|l| stat.of_weights(l)).collect(),
+        ));
         if conservation.is_empty() {
             conservation = r.cuts.iter().map(|(n, _)| (n.clone(), 0.0)).collect();
             names = r.layers.iter().map(|l| (l.node, l.name.clone())).collect();
@@ -113,6 +134,7 @@ pub fn layer_scores(
                 block: block_of(name),
                 params: params(g, *node),
                 score: mean,
+                weight_score: per_image_w.iter().map(|v| v[k]).sum::<f64>() / n,
                 std: var.sqrt(),
             }
         })

@@ -108,8 +108,10 @@ pub struct MixedLayer {
     pub params: usize,
     /// Activation elements it quantizes per image.
     pub act_elems: usize,
-    /// Relevance share (lrp), random draw (random), or none.
+    /// Relevance share (lrp), random draw (random), or none: weighs the activation penalty.
     pub score: Option<f64>,
+    /// The same for the weight penalty (differs from `score` for the noise statistic).
+    pub weight_score: Option<f64>,
     /// Weight bits (none for products of two activations).
     pub wbits: Option<u8>,
     /// Activation bits.
@@ -194,7 +196,8 @@ pub fn allocate_bits(
     )?;
 
     let (mut relevance_seconds, mut sensitivity_seconds) = (0.0, 0.0);
-    let scores: Option<Vec<f64>> = match m.allocator {
+    // Per body layer: (activation score, weight score).
+    let scores: Option<Vec<(f64, f64)>> = match m.allocator {
         Allocator::Lrp => {
             let t = std::time::Instant::now();
             let s = relevance(pg, &calib[..m.lrp_images.clamp(1, calib.len())], m)?;
@@ -202,15 +205,22 @@ pub fn allocate_bits(
             Some(
                 body.iter()
                     .map(|b| {
-                        let c = s.get(&pg.nodes[b.node].name).copied().unwrap_or(0.0);
-                        c.powf(m.lrp_gamma)
+                        let (a, w) = s.get(&pg.nodes[b.node].name).copied().unwrap_or_default();
+                        (a.powf(m.lrp_gamma), w.powf(m.lrp_gamma))
                     })
                     .collect(),
             )
         }
         Allocator::Random(seed) => {
             let mut rng = SplitMix(seed);
-            Some(body.iter().map(|_| rng.uniform() as f64).collect())
+            Some(
+                body.iter()
+                    .map(|_| {
+                        let c = rng.uniform() as f64;
+                        (c, c)
+                    })
+                    .collect(),
+            )
         }
         Allocator::Uniform | Allocator::Sensitivity => None,
     };
@@ -219,13 +229,16 @@ pub fn allocate_bits(
     let (wpen, apen): Penalties = match (&scores, m.allocator) {
         (Some(c), _) => {
             let (ew, ea) = error_model(pg, &body, &cal, base, choices);
-            let scale = |e: &[Vec<f64>]| -> Vec<Vec<f64>> {
+            let scale = |e: &[Vec<f64>], weights: bool| -> Vec<Vec<f64>> {
                 e.iter()
                     .zip(c)
-                    .map(|(row, c)| row.iter().map(|e| c * e).collect())
+                    .map(|(row, &(a, w))| {
+                        let c = if weights { w } else { a };
+                        row.iter().map(|e| c * e).collect()
+                    })
                     .collect()
             };
-            (scale(&ew), scale(&ea))
+            (scale(&ew, true), scale(&ea, false))
         }
         (None, Allocator::Sensitivity) => {
             let n = m.sensitivity_images.clamp(1, calib.len());
@@ -280,7 +293,8 @@ pub fn allocate_bits(
             name: name(b),
             params: b.params,
             act_elems: b.elems,
-            score: scores.as_ref().map(|s| s[k]),
+            score: scores.as_ref().map(|s| s[k].0),
+            weight_score: scores.as_ref().map(|s| s[k].1),
             wbits: wb,
             abits: ab,
         });
@@ -336,14 +350,25 @@ fn body_layers(g: &Graph, edges: &[usize]) -> Vec<Body> {
     body
 }
 
-/// Relevance share per layer name.
-fn relevance(g: &Graph, images: &[Tensor], m: &MixedOptions) -> Result<BTreeMap<String, f64>> {
+/// Relevance shares per layer name: (activation score, weight score).
+fn relevance(
+    g: &Graph,
+    images: &[Tensor],
+    m: &MixedOptions,
+) -> Result<BTreeMap<String, (f64, f64)>> {
     let seed = crate::lrp::command::parse_seed(&m.target, g)?;
-    let mut lrp = Lrp::new(g.clone(), m.lrp)?;
+    let opts = LrpOptions {
+        weight_noise: m.statistic == Statistic::Noise,
+        ..m.lrp
+    };
+    let mut lrp = Lrp::new(g.clone(), opts)?;
     let bar = crate::eval::progress(images.len(), "relevance");
     let s = layer_scores(&mut lrp, images, seed, m.statistic, |_, _| bar.inc(1))?;
     bar.finish_and_clear();
-    Ok(s.layers.into_iter().map(|l| (l.name, l.score)).collect())
+    Ok(s.layers
+        .into_iter()
+        .map(|l| (l.name, (l.score, l.weight_score)))
+        .collect())
 }
 
 /// Relative quantization error of each body layer's weights and activations at each choice.
