@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Summarises a scripts/mixed-precision.sh run (WORK) into bench-results/mixed-precision.{json,md}.
+"""Summarises scripts/mixed-precision.sh runs (WORK: one run folder, or several joined by ':',
+e.g. a run of the small models and a run of the ViT-S) into bench-results/mixed-precision.{json,md}.
 
 Top-1 (classifiers) or mean token cosine (ViT-S) per model, budget and allocator; random is
 reported as mean ± standard deviation over its seeds, with min and max. Per run it also keeps
@@ -11,7 +12,7 @@ import os
 import statistics
 import subprocess
 
-work = os.environ["WORK"]
+works = os.environ["WORK"].split(":")
 
 
 def read(path, default=None):
@@ -26,9 +27,10 @@ def jload(path):
 
 
 runs = []
-for line in open(f"{work}/manifest.tsv"):
+for work, line in [(w, l) for w in works for l in open(f"{w}/manifest.tsv")]:
     key, budget, alloc, id_, kind = line.rstrip("\n").split("\t")
-    r = {"model": key, "budget": float(budget), "allocator": alloc, "kind": kind}
+    commit = (read(f"{work}/commit", "") or "").strip() + (" (dirty)" if os.path.exists(f"{work}/dirty") else "")
+    r = {"model": key, "budget": float(budget), "allocator": alloc, "kind": kind, "commit": commit}
     r["quantize_command"] = (read(f"{work}/{id_}.quantize.cmd", "") or "").strip()
     r["quantize_wall_seconds"] = float(read(f"{work}/{id_}.quantize.secs", "nan"))
     failed = [s for s in ("quantize", "measure") if os.path.exists(f"{work}/{id_}.{s}.failed")]
@@ -65,22 +67,20 @@ def metric(r):
 cpu = subprocess.run(["grep", "-m1", "model name", "/proc/cpuinfo"], capture_output=True, text=True).stdout
 out = {
     "date": datetime.date.today().isoformat(),
-    "commit": (read(f"{work}/commit", "") or "").strip(),
-    "dirty": os.path.exists(f"{work}/dirty"),
+    "commits": sorted({r["commit"] for r in runs}),
     "machine": cpu.split(":", 1)[-1].strip(),
-    "total_seconds": int(os.environ.get("TOTAL_SECONDS", "0")),
     "runs": runs,
 }
 json.dump(out, open("bench-results/mixed-precision.json", "w"), indent=1)
 
 md = ["# Mixed precision: lrp against uniform, random and sensitivity", "",
-      f"Commit {out['commit']}{' (dirty)' if out['dirty'] else ''}, {out['date']}, {out['machine']}; "
-      f"{out['total_seconds']} s in all. Produced by `scripts/mixed-precision.sh`.", "",
+      f"Commits {', '.join(out['commits'])}, {out['date']}, {out['machine']}. Produced by "
+      "`scripts/mixed-precision.sh` (the allocators did not change between these commits).", "",
       "Top-1 % on 10 000 test images (MNIST, Fashion-MNIST) or mean token cosine against f32 on 32 "
       "held-out ImageNet images (ViT-S/14). Budget = average bits of the body layers, weights "
       "(parameter-weighted) and activations (element-weighted); patch embedding and head stay at 8 "
       "bits. random: mean ± std over 5 seeds [min, max].", "",
-      "| model | budget | uniform | random (5 seeds) | sensitivity | lrp | lrp − uniform | relevance s | sensitivity s |",
+      "| model | budget | uniform | random (5 seeds) | sensitivity | lrp | lrp − uniform (pt or cosine) | relevance s | sensitivity s |",
       "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
 for model in ["mnist", "fashion", "dinov2"]:
     for budget in sorted({r["budget"] for r in runs if r["model"] == model}, reverse=True):

@@ -12,7 +12,6 @@ models="${MP_MODELS:-mnist fashion dinov2}"
 read -ra budgets <<<"${MP_BUDGETS:-4 3}"
 read -ra allocators <<<"${MP_ALLOCATORS:-uniform random:1 random:2 random:3 random:4 random:5 sensitivity lrp}"
 
-start=$(date +%s)
 cargo build -q --release -p qvit-host --bin qvit
 mkdir -p target/mixed-precision bench-results
 work=$(mktemp -d target/mixed-precision/run.XXXXXX)
@@ -91,4 +90,4 @@ for budget in "${budgets[@]}"; do
     done
 done
 
-WORK="$work" TOTAL_SECONDS=$(($(date +%s) - start)) python3 scripts/mixed-precision-summary.py
+WORK="$work" python3 scripts/mixed-precision-summary.py
