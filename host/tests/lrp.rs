@@ -443,6 +443,14 @@ fn noise_statistics_match_their_closed_forms() {
     let act = sq(&xin.data) / 5.0 * sq(&w[10..15]);
     let weight = sq(&w) / 15.0 * sq(&xin.data);
     let l = &r.layers[0];
-    assert!((l.act_noise - act).abs() <= 1e-5 * act, "{} vs {act}", l.act_noise);
-    assert!((l.weight_noise - weight).abs() <= 1e-5 * weight, "{} vs {weight}", l.weight_noise);
+    assert!(
+        (l.act_noise - act).abs() <= 1e-5 * act,
+        "{} vs {act}",
+        l.act_noise
+    );
+    assert!(
+        (l.weight_noise - weight).abs() <= 1e-5 * weight,
+        "{} vs {weight}",
+        l.weight_noise
+    );
 }
