@@ -3,8 +3,10 @@
 # gradient × input and a random order, on the MNIST ViT (200 test images; target = predicted
 # class probability) and the DINOv2 ViT-S/14 (EF_VITS_N ImageNet images, default 16; target =
 # projection on the original output, i.e. the output norm relevance is seeded with), each as
-# f32 and as a W4A4-mixed bundle (`quantize --mixed --budget 4 --allocate lrp`). Removal by ViT
-# patch (the default) and, for MNIST, by pixel. Also writes a few example overlays.
+# f32 and as a W4A4-mixed bundle (`quantize --mixed --budget 4`, allocated by lrp for MNIST and
+# by sensitivity for the ViT-S, where lrp's allocation loses fidelity: see
+# bench-results/mixed-precision.md). Removal by ViT patch (the default) and, for MNIST, by pixel.
+# Also writes a few example overlays.
 # Writes bench-results/explain-faithfulness.{json,md} and bench-results/explain-examples/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -26,7 +28,7 @@ echo "[$(date +%T)] quantizing W4A4-mixed bundles"
 "$qvit" quantize "$mnist" --preset mnist --calib /work/shared/data/mnist/train5k-images-idx3-ubyte \
     --calib-limit 512 --mixed --budget 4 --allocate lrp -o "$work/mnist.mixed4.qvit" 2>/dev/null
 "$qvit" quantize "$vits" --preset imagenet --calib "$work/calib32" --calib-limit 32 --mixed \
-    --budget 4 --allocate lrp --lrp-images 16 -o "$work/vits.mixed4.qvit" 2>/dev/null
+    --budget 4 --allocate sensitivity --sensitivity-images 4 -o "$work/vits.mixed4.qvit" 2>/dev/null
 
 ev() { # ID MODEL PRESET DATA LIMIT STEPS [EXTRA...]
     local id=$1 model=$2 preset=$3 data=$4 limit=$5 steps=$6
@@ -83,10 +85,11 @@ for id_, r in runs.items():
     for m in ["lrp", "sr", "gradxinput", "random"]:
         x = r["methods"][m]
         cells.append(f"{x['deletion_aopc']:.3f} / {x['insertion_aopc']:.3f}")
-    md.append(f"| {model} | {'f32' if bundle == 'f32' else 'W4A4-mixed (lrp)'} | {r['unit']} | {r['n']} | " + " | ".join(cells) + " |")
+    mixed = "W4A4-mixed (" + ("lrp" if model == "mnist" else "sensitivity") + ")"
+    md.append(f"| {model} | {'f32' if bundle == 'f32' else mixed} | {r['unit']} | {r['n']} | " + " | ".join(cells) + " |")
 md += ["", "Targets: mnist = predicted-class softmax probability; vits = projection of the tokens on the "
        "original output (the output norm relevance is seeded with).", "",
-       f"ViT-S example, W4A4-mixed bundle vs f32 (`qvit explain --reference`): {rc}", "",
+       f"ViT-S example, W4A4-mixed bundle vs f32 (`qvit explain --reference`): {rc.splitlines()[0]}", "",
        "Example overlays: `bench-results/explain-examples/` (lrp: signed relevance, red for the target; "
        "sr: Salient Relevance)."]
 open("bench-results/explain-faithfulness.md", "w").write("\n".join(md) + "\n")

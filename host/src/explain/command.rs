@@ -218,9 +218,16 @@ pub fn run(graph: Graph, pre: &Preprocess, labels: &[String], args: &ExplainArgs
         let mut files = Vec::new();
         let mut save = |name: String, map: &Map, signed: bool| -> Result<()> {
             let png = args.output.join(format!("{stem}.{name}.png"));
-            crate::plot::overlay(&shown, &map.data, map.w, map.h, args.alpha, signed)?
-                .save(&png)
-                .with_context(|| format!("writing {}", png.display()))?;
+            crate::plot::overlay(
+                &shown,
+                &display_range(&map.data),
+                map.w,
+                map.h,
+                args.alpha,
+                signed,
+            )?
+            .save(&png)
+            .with_context(|| format!("writing {}", png.display()))?;
             let npy = args.output.join(format!("{stem}.{name}.npy"));
             qvit_device::npy::write(&npy, &Tensor::new(vec![map.h, map.w], map.data.clone())?)?;
             files.push(png.display().to_string());
@@ -271,6 +278,22 @@ pub fn run(graph: Graph, pre: &Preprocess, labels: &[String], args: &ExplainArgs
         println!("maps and overlays in {}", args.output.display());
     }
     Ok(())
+}
+
+/// The map clipped to ±(99.5th percentile of |v|) for display: a few extreme pixels would
+/// otherwise wash every other value out to white. The `.npy` keeps the raw values.
+fn display_range(map: &[f32]) -> Vec<f32> {
+    let mut mags: Vec<f32> = map.iter().map(|v| v.abs()).collect();
+    let k = (mags.len() * 995 / 1000).min(mags.len().saturating_sub(1));
+    let Some((_, &mut p, _)) =
+        (!mags.is_empty()).then(|| mags.select_nth_unstable_by(k, f32::total_cmp))
+    else {
+        return map.to_vec();
+    };
+    if p <= 0.0 {
+        return map.to_vec();
+    }
+    map.iter().map(|v| v.clamp(-p, p)).collect()
 }
 
 fn describe(e: &serde_json::Value) -> String {
