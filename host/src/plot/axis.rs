@@ -66,6 +66,27 @@ pub(crate) fn format_value(v: f64) -> String {
     }
 }
 
+/// Draws the chart's title (scale 2, shortened to fit) at (`margin`, `margin`) and the legend at
+/// (`margin`, `legend_y`) on an image `width` wide: the header both chart kinds share.
+pub(crate) fn draw_header(
+    img: &mut RgbImage,
+    title: &str,
+    legend: &Legend,
+    width: i64,
+    margin: i64,
+    legend_y: i64,
+) {
+    draw_text(
+        img,
+        margin,
+        margin,
+        &fit_text(title, width - 2 * margin, 2),
+        2,
+        INK,
+    );
+    legend.draw(img, margin, legend_y);
+}
+
 const SWATCH: i64 = 10;
 const LEGEND_NAME_PX: i64 = 24 * GLYPH;
 /// Height of one legend row in pixels.

@@ -1,5 +1,5 @@
 //! Horizontal bar chart: one row per bar, so long layer names stay readable.
-use super::axis::{LEGEND_ROW, Legend, format_value, group_color, nice_step, ticks};
+use super::axis::{LEGEND_ROW, Legend, draw_header, format_value, group_color, nice_step, ticks};
 use super::canvas::{FRAME, GRID, INK, blank, fill_rect, save_png};
 use super::font::{GLYPH, draw_text, fit_text, text_width};
 use anyhow::{Context, Result, bail, ensure};
@@ -69,15 +69,7 @@ pub fn render_bar_chart(title: &str, bars: &[Bar], groups: &[String]) -> Result<
     let axis_y = bars_y + bars.len() as i64 * ROW_H;
     let mut img = blank(WIDTH, axis_y + 5 + GLYPH + MARGIN)?;
 
-    draw_text(
-        &mut img,
-        MARGIN,
-        MARGIN,
-        &fit_text(title, WIDTH - 2 * MARGIN, 2),
-        2,
-        INK,
-    );
-    legend.draw(&mut img, MARGIN, legend_y);
+    draw_header(&mut img, title, &legend, WIDTH, MARGIN, legend_y);
     for t in ticks(lo, hi, nice_step(lo, hi, 6)) {
         let (x, label) = (to_x(t), format_value(t));
         fill_rect(&mut img, x, bars_y, 1, axis_y - bars_y, GRID);

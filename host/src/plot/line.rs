@@ -1,5 +1,5 @@
 //! Line chart of several series on shared axes (deletion/insertion curves and the like).
-use super::axis::{LEGEND_ROW, Legend, format_value, group_color, nice_step, ticks};
+use super::axis::{LEGEND_ROW, Legend, draw_header, format_value, group_color, nice_step, ticks};
 use super::canvas::{FRAME, GRID, INK, blank, fill_rect, save_png, segment};
 use super::font::{GLYPH, draw_text, draw_text_up, fit_text, text_width};
 use anyhow::{Context, Result, bail, ensure};
@@ -75,15 +75,7 @@ pub fn render_line_chart(
         )
     };
 
-    draw_text(
-        &mut img,
-        MARGIN,
-        MARGIN,
-        &fit_text(title, WIDTH - 2 * MARGIN, 2),
-        2,
-        INK,
-    );
-    legend.draw(&mut img, MARGIN, legend_y);
+    draw_header(&mut img, title, &legend, WIDTH, MARGIN, legend_y);
     for (t, label) in yticks.iter().zip(&ylabels) {
         let y = to_px((xlo, *t)).1.round() as i64;
         fill_rect(&mut img, left, y, right - left, 1, GRID);
