@@ -190,12 +190,7 @@ pub fn run(graph: Graph, pre: &Preprocess, labels: &[String], args: &ExplainArgs
         None => None,
     };
     let mut lrp = Lrp::new(graph, args.lrp.options())?;
-    let p = lrp
-        .graph()
-        .inputs
-        .first()
-        .map(|_| patch_size(lrp.graph(), pre.channels()))
-        .unwrap_or(None);
+    let p = patch_size(lrp.graph(), pre.channels());
     let params = args.sr.params(pre.crop[0].max(pre.crop[1]) as usize);
     let want_sr = args.method != MethodArg::Lrp;
     let mut summary = Vec::new();
