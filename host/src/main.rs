@@ -131,6 +131,9 @@ Example:\n  qvit relevance vit_mnist.onnx --preset mnist --data t10k-images-idx3
         plot: Option<PathBuf>,
         #[command(flatten)]
         lrp: qvit_host::lrp::command::LrpArgs,
+        /// Per-layer statistic (see the values below).
+        #[arg(long, value_enum, default_value_t = qvit_host::lrp::scores::Statistic::AbsIn)]
+        statistic: qvit_host::lrp::scores::Statistic,
         /// Input shape for ONNX models.
         #[arg(long, value_parser = parse_shape)]
         input_shape: Option<Shape>,
@@ -374,13 +377,14 @@ fn run(cli: Cli) -> Result<()> {
             json,
             plot,
             lrp,
+            statistic,
             input_shape,
             prep,
         } => {
             use qvit_host::lrp::command as rel;
             rel::check_plot_path(&plot)?;
             let (bundle, pre) = open_for_images(&model, input_shape.as_ref(), &prep)?;
-            let s = rel::scores_on(bundle.graph, &pre, &data, limit, &lrp)?;
+            let s = rel::scores_on(bundle.graph, &pre, &data, limit, &lrp, statistic)?;
             if let Some(p) = &plot {
                 rel::plot(&s, p)?;
             }

@@ -27,9 +27,6 @@ pub struct LrpArgs {
     /// (every output token alike: one unit of relevance per token).
     #[arg(long, default_value = "auto")]
     pub target: String,
-    /// Per-layer statistic: abs-in = Σ|x⊙g| at the layer's input (default), signed-in, abs-out.
-    #[arg(long, value_enum, default_value_t = Statistic::AbsIn)]
-    pub statistic: Statistic,
     /// ε of the ε-rule on Linear, Conv and MatMul.
     #[arg(long, default_value_t = 1e-6)]
     pub eps: f32,
@@ -55,7 +52,7 @@ impl LrpArgs {
             eps: self.eps,
             attn: self.attn_rule.rule(),
             gradient: false,
-            weight_noise: self.statistic == Statistic::Noise,
+            weight_noise: false,
         }
     }
 
@@ -98,17 +95,27 @@ pub fn scores_on(
     data: &Path,
     limit: usize,
     args: &LrpArgs,
+    stat: Statistic,
 ) -> Result<Scores> {
     let inputs = load_inputs(data, pre, limit)?;
-    scores_for(graph, &inputs, args)
+    scores_for(graph, &inputs, args, stat)
 }
 
 /// Scores of `graph` on `inputs`.
-pub fn scores_for(graph: Graph, inputs: &[Tensor], args: &LrpArgs) -> Result<Scores> {
+pub fn scores_for(
+    graph: Graph,
+    inputs: &[Tensor],
+    args: &LrpArgs,
+    stat: Statistic,
+) -> Result<Scores> {
     let seed = args.seed(&graph)?;
-    let mut lrp = Lrp::new(graph, args.options())?;
+    let opts = LrpOptions {
+        weight_noise: stat == Statistic::Noise,
+        ..args.options()
+    };
+    let mut lrp = Lrp::new(graph, opts)?;
     let bar = crate::eval::progress(inputs.len(), "relevance");
-    let s = layer_scores(&mut lrp, inputs, seed, args.statistic, |_, _| bar.inc(1))?;
+    let s = layer_scores(&mut lrp, inputs, seed, stat, |_, _| bar.inc(1))?;
     bar.finish_and_clear();
     Ok(s)
 }

@@ -18,11 +18,9 @@ pub enum Statistic {
     SignedIn,
     /// `|Σ y ⊙ g_y|` at the layer's output.
     AbsOut,
-    /// First-order variance of the seeded output under quantization noise, with LRP's modified
-    /// gradient: `mean(x²)·Σ g_x²` for activations and `mean(W²)·‖g_yᵀx‖²` for weights (the
-    /// weight score is [`LayerScore::weight_score`]). Unlike the sums of relevance it weighs
-    /// concentrated relevance (a few outlier values) above diffuse relevance of the same total,
-    /// as noise does.
+    /// First-order variance of the explained output under quantization noise, with LRP's
+    /// modified gradient: `mean(x²)·Σ g_x²` for activations, `mean(W²)·‖g_yᵀx‖²` for weights.
+    /// It weighs concentrated relevance above diffuse relevance of the same total, as noise does.
     Noise,
 }
 
