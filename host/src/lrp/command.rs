@@ -1,8 +1,8 @@
 //! `qvit relevance`: per-layer relevance scores of a model on images, as a table, JSON and a
 //! bar chart.
 
-use super::scores::{Scores, Statistic, layer_scores};
-use super::{AttnRule, Lrp, LrpOptions, Seed};
+use super::scores::{Scores, Statistic, scores_with_progress};
+use super::{AttnRule, LrpOptions, Seed};
 use crate::quant::command::load_inputs;
 use anyhow::{Context, Result, bail};
 use clap::{Args, ValueEnum};
@@ -109,15 +109,7 @@ pub fn scores_for(
     stat: Statistic,
 ) -> Result<Scores> {
     let seed = args.seed(&graph)?;
-    let opts = LrpOptions {
-        weight_noise: stat == Statistic::Noise,
-        ..args.options()
-    };
-    let mut lrp = Lrp::new(graph, opts)?;
-    let bar = crate::eval::progress(inputs.len(), "relevance");
-    let s = layer_scores(&mut lrp, inputs, seed, stat, |_, _| bar.inc(1))?;
-    bar.finish_and_clear();
-    Ok(s)
+    scores_with_progress(graph, inputs, seed, args.options(), stat)
 }
 
 /// The scores as Markdown: per layer, per kind, per block, and conservation.

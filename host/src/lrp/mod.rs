@@ -150,8 +150,7 @@ impl Lrp {
             .iter()
             .map(|n| {
                 matches!(n.op, Op::MatMul { .. } | Op::QMatMul { .. })
-                    && crate::quant::edit::producer_through_reshapes(&graph, n.inputs[0])
-                        .is_some_and(|p| matches!(graph.nodes[p].op, Op::Softmax { .. }))
+                    && crate::quant::edit::is_softmax_output(&graph, n.inputs[0])
             })
             .collect();
         let cut_after = cut_values(&graph, &live);

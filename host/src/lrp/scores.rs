@@ -156,6 +156,26 @@ pub fn layer_scores(
     })
 }
 
+/// [`layer_scores`] of a fresh pass over `graph` with a progress bar; `opts` gets the weight
+/// products the noise statistic needs.
+pub fn scores_with_progress(
+    graph: Graph,
+    inputs: &[Tensor],
+    seed: Seed,
+    opts: super::LrpOptions,
+    stat: Statistic,
+) -> Result<Scores> {
+    let opts = super::LrpOptions {
+        weight_noise: stat == Statistic::Noise,
+        ..opts
+    };
+    let mut lrp = Lrp::new(graph, opts)?;
+    let bar = crate::eval::progress(inputs.len(), "relevance");
+    let s = layer_scores(&mut lrp, inputs, seed, stat, |_, _| bar.inc(1))?;
+    bar.finish_and_clear();
+    Ok(s)
+}
+
 /// Weight parameters of a layer node.
 fn params(g: &Graph, j: usize) -> usize {
     let n = &g.nodes[j];
@@ -226,10 +246,7 @@ pub fn kind(g: &Graph, j: usize) -> &'static str {
     let node = &g.nodes[j];
     let name = node.name.to_ascii_lowercase();
     let has = |keys: &[&str]| keys.iter().any(|k| name.contains(k));
-    let probs = |n: usize| {
-        crate::quant::edit::producer_through_reshapes(g, g.nodes[n].inputs[0])
-            .is_some_and(|p| matches!(g.nodes[p].op, Op::Softmax { .. }))
-    };
+    let probs = |n: usize| crate::quant::edit::is_softmax_output(g, g.nodes[n].inputs[0]);
     let act_product = |n: &qvit_device::Node| {
         matches!(n.op, Op::MatMul { .. } | Op::QMatMul { .. })
             && g.const_data(n.inputs[1]).is_none()

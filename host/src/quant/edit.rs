@@ -99,6 +99,17 @@ pub fn splice(g: &mut Graph, i: usize, steps: Vec<Step>) {
     g.nodes.splice(i..=i, new_nodes);
 }
 
+/// Whether `v` is attention probabilities: a Softmax output, seen through Reshape aliases.
+pub fn is_softmax_output(g: &Graph, v: ValueId) -> bool {
+    producer_through_reshapes(g, v).is_some_and(|p| matches!(g.nodes[p].op, Op::Softmax { .. }))
+}
+
+/// Whether a MatMul's operands `a`, `b` have equal batch axes (what QMatMul supports).
+pub fn equal_batch(g: &Graph, a: ValueId, b: ValueId) -> bool {
+    let (sa, sb) = (g.shape(a), g.shape(b));
+    sa.len() == sb.len() && sa.len() >= 2 && sa[..sa.len() - 2] == sb[..sb.len() - 2]
+}
+
 /// The node producing `v`, looking through Reshape aliases.
 pub fn producer_through_reshapes(g: &Graph, mut v: ValueId) -> Option<usize> {
     loop {

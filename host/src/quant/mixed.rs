@@ -17,8 +17,8 @@ use super::allocate::{self, Item};
 use super::calib::{Calibration, calibrate};
 use super::{QuantOptions, clip, edge_linears, layer_inputs, prepare, quantize_node};
 use crate::fixtures::SplitMix;
-use crate::lrp::scores::{Statistic, layer_scores};
-use crate::lrp::{Lrp, LrpOptions};
+use crate::lrp::LrpOptions;
+use crate::lrp::scores::{Statistic, scores_with_progress};
 use anyhow::{Context, Result, bail, ensure};
 use qvit_device::exec::Executor;
 use qvit_device::{Graph, Op, Tensor};
@@ -333,17 +333,13 @@ fn body_layers(g: &Graph, edges: &[usize]) -> Vec<Body> {
                     elems: numel(n.inputs[0]),
                 })
             }
-            Op::MatMul { .. } => {
-                let (sa, sb) = (g.shape(n.inputs[0]), g.shape(n.inputs[1]));
-                if sa.len() == sb.len() && sa[..sa.len() - 2] == sb[..sb.len() - 2] {
-                    body.push(Body {
-                        node: j,
-                        linear: false,
-                        params: 0,
-                        elems: numel(n.inputs[0]) + numel(n.inputs[1]),
-                    });
-                }
-            }
+            Op::MatMul { .. } if super::edit::equal_batch(g, n.inputs[0], n.inputs[1]) => body
+                .push(Body {
+                    node: j,
+                    linear: false,
+                    params: 0,
+                    elems: numel(n.inputs[0]) + numel(n.inputs[1]),
+                }),
             _ => {}
         }
     }
@@ -357,14 +353,7 @@ fn relevance(
     m: &MixedOptions,
 ) -> Result<BTreeMap<String, (f64, f64)>> {
     let seed = crate::lrp::command::parse_seed(&m.target, g)?;
-    let opts = LrpOptions {
-        weight_noise: m.statistic == Statistic::Noise,
-        ..m.lrp
-    };
-    let mut lrp = Lrp::new(g.clone(), opts)?;
-    let bar = crate::eval::progress(images.len(), "relevance");
-    let s = layer_scores(&mut lrp, images, seed, m.statistic, |_, _| bar.inc(1))?;
-    bar.finish_and_clear();
+    let s = scores_with_progress(g.clone(), images, seed, m.lrp, m.statistic)?;
     Ok(s.layers
         .into_iter()
         .map(|l| (l.name, (l.score, l.weight_score)))
@@ -402,8 +391,7 @@ fn error_model(
                     ew.push(err / pow.max(1e-30));
                     ea.push(rel(&clip::uniform_for(sa, opts.clip, bits), &sa.samples));
                 } else {
-                    let probs = super::edit::producer_through_reshapes(g, n.inputs[0])
-                        .is_some_and(|p| matches!(g.nodes[p].op, Op::Softmax { .. }));
+                    let probs = super::edit::is_softmax_output(g, n.inputs[0]);
                     let qa = if probs && opts.log2_softmax {
                         clip::log2_for(sa, bits)
                     } else {

@@ -22,7 +22,7 @@ pub mod report;
 use anyhow::{Result, ensure};
 use calib::calibrate;
 use clip::ClipMethod;
-use edit::{add_const, consumers, producer_through_reshapes};
+use edit::{add_const, consumers};
 use qvit_device::Tensor;
 use qvit_device::graph::{Graph, Op, Source, ValueId};
 use qvit_device::quant::ActQuant;
@@ -308,13 +308,10 @@ pub fn quantize_node(
         }
         Op::MatMul { transpose_b } => {
             let (a, b) = (node.inputs[0], node.inputs[1]);
-            let (sa, sb) = (g.shape(a), g.shape(b));
-            let batch_equal = sa.len() == sb.len() && sa[..sa.len() - 2] == sb[..sb.len() - 2];
-            if !batch_equal {
+            if !edit::equal_batch(g, a, b) {
                 return Some(Converted::Float);
             }
-            let softmax_in = producer_through_reshapes(g, a)
-                .is_some_and(|p| matches!(g.nodes[p].op, Op::Softmax { .. }));
+            let softmax_in = edit::is_softmax_output(g, a);
             let (sa_stats, sb_stats) = (&cal.tensors[&a], &cal.tensors[&b]);
             let qa = if softmax_in && opts.log2_softmax {
                 clip::log2_for(sa_stats, ab)
