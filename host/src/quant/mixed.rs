@@ -15,7 +15,7 @@
 
 use super::allocate::{self, Item};
 use super::calib::{Calibration, calibrate};
-use super::{QuantOptions, clip, edge_linears, layer_inputs, prepare, quantize_node};
+use super::{QuantOptions, clip, edge_linears, layer_error, layer_inputs, prepare, quantize_node};
 use crate::fixtures::SplitMix;
 use crate::lrp::LrpOptions;
 use crate::lrp::scores::{Statistic, scores_with_progress};
@@ -25,8 +25,11 @@ use qvit_device::{Graph, Op, Tensor};
 use qvit_kernels::KernelSet;
 use rayon::prelude::*;
 use serde::Serialize;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::str::FromStr;
+
+/// Calibration images whose full attention operands measure the products' error model.
+const PROBE_IMAGES: usize = 2;
 
 /// How bits are assigned.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -116,6 +119,11 @@ pub struct MixedLayer {
     pub wbits: Option<u8>,
     /// Activation bits.
     pub abits: u8,
+    /// Weight penalty per bit choice, as the knapsack saw it (empty for products of two
+    /// activations and for `uniform`).
+    pub wpenalty: Vec<f64>,
+    /// Activation penalty per bit choice.
+    pub apenalty: Vec<f64>,
 }
 
 /// What the allocation chose and what it cost.
@@ -228,7 +236,10 @@ pub fn allocate_bits(
     let t = std::time::Instant::now();
     let (wpen, apen): Penalties = match (&scores, m.allocator) {
         (Some(c), _) => {
-            let (ew, ea) = error_model(pg, &body, &cal, base, choices);
+            let products: Vec<usize> = body.iter().filter(|b| !b.linear).map(|b| b.node).collect();
+            let images = &calib[..PROBE_IMAGES.min(calib.len())];
+            let operands = layer_error::record_operands(pg, &products, images)?;
+            let (ew, ea) = error_model(pg, &body, &cal, &operands, base, choices);
             let scale = |e: &[Vec<f64>], weights: bool| -> Vec<Vec<f64>> {
                 e.iter()
                     .zip(c)
@@ -279,6 +290,7 @@ pub fn allocate_bits(
     let wa = solve(&witems, m.budget).context("allocating weight bits")?;
     let aa = solve(&aitems, m.abudget).context("allocating activation bits")?;
 
+    let has_penalties = m.allocator != Allocator::Uniform;
     let mut bits = BTreeMap::new();
     let mut layers = Vec::new();
     let mut wi = 0;
@@ -297,6 +309,16 @@ pub fn allocate_bits(
             weight_score: scores.as_ref().map(|s| s[k].1),
             wbits: wb,
             abits: ab,
+            wpenalty: if b.linear && has_penalties {
+                wpen[k].clone()
+            } else {
+                Vec::new()
+            },
+            apenalty: if has_penalties {
+                apen[k].clone()
+            } else {
+                Vec::new()
+            },
         });
     }
     Ok((
@@ -365,6 +387,7 @@ fn error_model(
     g: &Graph,
     body: &[Body],
     cal: &Calibration,
+    operands: &HashMap<usize, layer_error::Operands>,
     opts: &QuantOptions,
     choices: &[u8],
 ) -> Penalties {
@@ -397,10 +420,10 @@ fn error_model(
                     } else {
                         clip::uniform_for(sa, opts.clip, bits)
                     };
-                    let sb = &cal.tensors[&n.inputs[1]];
-                    let qb = clip::symmetric_for(sb, opts.clip, bits);
+                    let qb = clip::symmetric_for(&cal.tensors[&n.inputs[1]], opts.clip, bits);
                     ew.push(0.0);
-                    ea.push(rel(&qa, &sa.samples) + rel(&qb, &sb.samples));
+                    let recorded = operands.get(&b.node).map_or(&[][..], |o| &o[..]);
+                    ea.push(layer_error::product_error(g, b.node, recorded, &qa, &qb));
                 }
             }
             (ew, ea)

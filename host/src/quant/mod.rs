@@ -14,6 +14,7 @@ pub mod calib;
 pub mod clip;
 pub mod command;
 pub mod edit;
+pub mod layer_error;
 pub mod mixed;
 pub mod patchify;
 pub mod reparam;
