@@ -80,6 +80,10 @@ pub struct LayerRelevance {
     pub abs_in: f64,
     /// `Σ x ⊙ g_x` over its activation inputs.
     pub signed_in: f64,
+    /// `Σ|x ⊙ g_x|` at its first input only (the attention probabilities of attn·V).
+    pub abs_first: f64,
+    /// `Σ x ⊙ g_x` at its first input only.
+    pub signed_first: f64,
     /// `Σ y ⊙ g_y` at its output.
     pub signed_out: f64,
     /// `mean(x²)·Σ g_x²` over its activation inputs: the variance of the seeded output under
@@ -224,7 +228,7 @@ impl Lrp {
             if self.opts.weight_noise && is_layer(&node.op) {
                 entry.weight_noise = rules::weight_noise(&cx, node, &gy)?;
             }
-            for (&inp, c) in node.inputs.iter().zip(contrib) {
+            for (pos, (&inp, c)) in node.inputs.iter().zip(contrib).enumerate() {
                 let Some(c) = c else { continue };
                 if !self.live[inp as usize] {
                     continue;
@@ -235,14 +239,20 @@ impl Lrp {
                     "{}: gradient has the wrong size",
                     node.name
                 );
-                let (mut xx, mut gg) = (0.0, 0.0);
+                let (mut xx, mut gg, mut abs, mut signed) = (0.0, 0.0, 0.0, 0.0);
                 for (&xv, &cv) in x.iter().zip(&c) {
                     let r = xv as f64 * cv as f64;
-                    entry.abs_in += r.abs();
-                    entry.signed_in += r;
+                    abs += r.abs();
+                    signed += r;
                     xx += xv as f64 * xv as f64;
                     gg += cv as f64 * cv as f64;
                 }
+                if pos == 0 {
+                    entry.abs_first = abs;
+                    entry.signed_first = signed;
+                }
+                entry.abs_in += abs;
+                entry.signed_in += signed;
                 entry.act_noise += xx / x.len().max(1) as f64 * gg;
                 match &mut grads[inp as usize] {
                     Some(acc) => acc.iter_mut().zip(&c).for_each(|(a, v)| *a += v),

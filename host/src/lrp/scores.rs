@@ -18,6 +18,10 @@ pub enum Statistic {
     SignedIn,
     /// `|Σ y ⊙ g_y|` at the layer's output.
     AbsOut,
+    /// abs-in, except that the layers making attention logits (q, k, QKᵀ) are scored by the
+    /// relevance of the attention probabilities they produce: AttnLRP's softmax rule leaves
+    /// little relevance on the logits, yet an error in them moves every probability.
+    AbsInAttn,
     /// First-order variance of the explained output under quantization noise, with LRP's
     /// modified gradient: `mean(x²)·Σ g_x²` for activations, `mean(W²)·‖g_yᵀx‖²` for weights.
     /// It weighs concentrated relevance above diffuse relevance of the same total, as noise does.
@@ -27,7 +31,7 @@ pub enum Statistic {
 impl Statistic {
     fn of(self, l: &super::LayerRelevance) -> f64 {
         match self {
-            Statistic::AbsIn => l.abs_in,
+            Statistic::AbsIn | Statistic::AbsInAttn => l.abs_in,
             Statistic::SignedIn => l.signed_in.abs(),
             Statistic::AbsOut => l.signed_out.abs(),
             Statistic::Noise => l.act_noise,
@@ -96,18 +100,39 @@ pub fn layer_scores(
     let mut per_image_w: Vec<Vec<f64>> = Vec::new();
     let mut conservation: Vec<(String, f64)> = Vec::new();
     let mut names = Vec::new();
+    let mut probs_of: Vec<Option<usize>> = Vec::new();
     for (i, x) in inputs.iter().enumerate() {
         let r = lrp.run(x, seed)?;
+        if i == 0 {
+            let nodes: Vec<usize> = r.layers.iter().map(|l| l.node).collect();
+            probs_of = nodes
+                .iter()
+                .map(|&j| {
+                    let av = attention_of(lrp.graph(), j)?;
+                    nodes.iter().position(|&n| n == av)
+                })
+                .collect();
+        }
         let normalised = |raw: Vec<f64>| -> Vec<f64> {
             let total: f64 = raw.iter().sum();
             raw.iter()
                 .map(|v| if total > 0.0 { v / total } else { 0.0 })
                 .collect()
         };
-        per_image.push(normalised(r.layers.iter().map(|l| stat.of(l)).collect()));
-        per_image_w.push(normalised(
-            r.layers.iter().map(|l| stat.of_weights(l)).collect(),
-        ));
+        let attn = |k: usize, v: f64| match probs_of.get(k).copied().flatten() {
+            // A fused qkv projection keeps its own relevance when that is larger (it carries V's).
+            Some(av) if stat == Statistic::AbsInAttn => v.max(r.layers[av].abs_first),
+            _ => v,
+        };
+        let raw = |f: &dyn Fn(&super::LayerRelevance) -> f64| -> Vec<f64> {
+            r.layers
+                .iter()
+                .enumerate()
+                .map(|(k, l)| attn(k, f(l)))
+                .collect()
+        };
+        per_image.push(normalised(raw(&|l| stat.of(l))));
+        per_image_w.push(normalised(raw(&|l| stat.of_weights(l))));
         if conservation.is_empty() {
             conservation = r.cuts.iter().map(|(n, _)| (n.clone(), 0.0)).collect();
             names = r.layers.iter().map(|l| (l.node, l.name.clone())).collect();
@@ -238,6 +263,46 @@ fn feeds(g: &Graph, j: usize, f: &dyn Fn(&qvit_device::Node) -> bool) -> bool {
         }
     }
     false
+}
+
+/// For a node making attention logits (a q or k projection, or QKᵀ itself), the attn·V
+/// product whose probabilities those logits become; `None` for every other node (v included).
+pub fn attention_of(g: &Graph, j: usize) -> Option<usize> {
+    let is_softmax = |n: &qvit_device::Node| matches!(n.op, Op::Softmax { .. });
+    let act_product = |n: &qvit_device::Node| {
+        matches!(n.op, Op::MatMul { .. } | Op::QMatMul { .. })
+            && g.const_data(n.inputs[1]).is_none()
+    };
+    let mut stack = vec![(g.nodes[j].output, false)];
+    let mut seen = 0;
+    while let Some((v, after_softmax)) = stack.pop() {
+        seen += 1;
+        if seen > 256 {
+            return None;
+        }
+        for (i, n) in g
+            .nodes
+            .iter()
+            .enumerate()
+            .filter(|(_, n)| n.inputs.contains(&v))
+        {
+            let with_const = n.inputs.iter().any(|&i| g.const_data(i).is_some());
+            if act_product(n) {
+                if after_softmax && n.inputs[0] == v {
+                    return Some(i);
+                }
+                // Logits pass QKᵀ once; a product met after it (or V's) ends the search.
+                if !after_softmax && !crate::quant::edit::is_softmax_output(g, n.inputs[0]) {
+                    stack.push((n.output, false));
+                }
+            } else if is_softmax(n) {
+                stack.push((n.output, true));
+            } else if is_passthrough(&n.op) && (!matches!(n.op, Op::Binary(_)) || with_const) {
+                stack.push((n.output, after_softmax));
+            }
+        }
+    }
+    None
 }
 
 /// The layer kind: from the graph's structure (what feeds the layer and what it feeds), with
