@@ -24,6 +24,12 @@ pub enum Op {
 /// token is absent, so a descriptor can never run on the wrong CPU.
 pub(crate) type W8A8Ukernel = fn(&Cpu, &[i8], &[i8], usize, &mut [i32]) -> Result<()>;
 
+/// A kernel's own whole-GEMM loop over packed operands: `(cpu, activation panels, m, weight
+/// panels, n, kb, fold, out)` stores `Σ a·w − fold[j]` into the row-major `m × n` `out`. Kernels
+/// that have one skip the driver's tile write-back (the fold is applied in registers).
+pub(crate) type W8A8Packed =
+    fn(&Cpu, &[i8], usize, &[i8], usize, usize, &[i32], &mut [i32]) -> Result<()>;
+
 /// One kernel of the inventory.
 #[derive(Debug)]
 pub struct KernelDesc {
@@ -47,6 +53,8 @@ pub struct KernelDesc {
     pub a_offset: i32,
     pub(crate) available: fn(&Cpu) -> bool,
     pub(crate) ukernel: W8A8Ukernel,
+    /// The kernel's whole-GEMM loop, when it has one (otherwise the driver tiles `ukernel`).
+    pub(crate) packed: Option<W8A8Packed>,
 }
 
 impl KernelDesc {
@@ -73,6 +81,7 @@ pub static INVENTORY: &[KernelDesc] = &[
         a_offset: 0,
         available: |_| true,
         ukernel: |_, a, b, kb, t| crate::reference::gemm_w8a8_ukernel(4, 4, 4, a, b, kb, t),
+        packed: None,
     },
     #[cfg(target_arch = "aarch64")]
     KernelDesc {
@@ -89,6 +98,7 @@ pub static INVENTORY: &[KernelDesc] = &[
             let tok = cpu.neon.ok_or_else(|| unavailable("neon"))?;
             crate::aarch64::neon::gemm_w8a8_4x4c16(tok, a, b, kb, t)
         },
+        packed: None,
     },
     #[cfg(target_arch = "aarch64")]
     KernelDesc {
@@ -105,6 +115,7 @@ pub static INVENTORY: &[KernelDesc] = &[
             let tok = cpu.dotprod.ok_or_else(|| unavailable("dotprod"))?;
             crate::aarch64::dotprod::gemm_w8a8_4x4c16(tok, a, b, kb, t)
         },
+        packed: None,
     },
     #[cfg(target_arch = "aarch64")]
     KernelDesc {
@@ -121,6 +132,7 @@ pub static INVENTORY: &[KernelDesc] = &[
             let tok = cpu.i8mm.ok_or_else(|| unavailable("i8mm"))?;
             crate::aarch64::i8mm::gemm_w8a8_8x8c8(tok, a, b, kb, t)
         },
+        packed: None,
     },
     #[cfg(target_arch = "x86_64")]
     KernelDesc {
@@ -137,22 +149,24 @@ pub static INVENTORY: &[KernelDesc] = &[
             let tok = cpu.avx2.ok_or_else(|| unavailable("avx2"))?;
             crate::x86_64::avx2::gemm_w8a8_4x16c2(tok, a, b, kb, t)
         },
+        packed: None,
     },
     #[cfg(target_arch = "x86_64")]
     KernelDesc {
-        name: "x86_64.avx2.gemm_w8a8_8x16c4_vnni",
+        name: "x86_64.avx2.gemm_w8a8_6x16c4_vnni",
         tier: Tier::Avx2,
         op: Op::GemmW8A8,
         features: &["avx2", "avxvnni"],
-        mr: 8,
+        mr: 6,
         nr: 16,
         kr: 4,
         a_offset: 128,
         available: |cpu| cpu.avxvnni.is_some(),
         ukernel: |cpu, a, b, kb, t| {
             let tok = cpu.avxvnni.ok_or_else(|| unavailable("avxvnni"))?;
-            crate::x86_64::avx2::gemm_w8a8_8x16c4_vnni(tok, a, b, kb, t)
+            crate::x86_64::avx2::gemm_w8a8_6x16c4_vnni(tok, a, b, kb, t)
         },
+        packed: None,
     },
     #[cfg(target_arch = "x86_64")]
     KernelDesc {
@@ -169,6 +183,10 @@ pub static INVENTORY: &[KernelDesc] = &[
             let tok = cpu.avx512vnni.ok_or_else(|| unavailable("avx512vnni"))?;
             crate::x86_64::avx512vnni::gemm_w8a8_8x32c4(tok, a, b, kb, t)
         },
+        packed: Some(|cpu, a, m, b, n, kb, fold, out| {
+            let tok = cpu.avx512vnni.ok_or_else(|| unavailable("avx512vnni"))?;
+            crate::x86_64::avx512vnni::gemm_w8a8_8x32c4_packed(tok, a, m, b, n, kb, fold, out)
+        }),
     },
     KernelDesc {
         name: "reference.gemm_w4a4_4x4c4",
@@ -181,6 +199,7 @@ pub static INVENTORY: &[KernelDesc] = &[
         a_offset: 0,
         available: |_| true,
         ukernel: |_, a, b, kb, t| crate::reference::gemm_w8a8_ukernel(4, 4, 4, a, b, kb, t),
+        packed: None,
     },
     #[cfg(target_arch = "aarch64")]
     KernelDesc {
@@ -197,6 +216,7 @@ pub static INVENTORY: &[KernelDesc] = &[
             let tok = cpu.neon.ok_or_else(|| unavailable("neon"))?;
             crate::aarch64::neon::gemm_w4a4_4x4c16(tok, a, b, kb, t)
         },
+        packed: None,
     },
     // On SDOT/SMMLA/AVX2 the W8A8 kernels are already faster than the narrow-product trick, so
     // W4A4 runs them on the (zero-point-free) int4 values.
@@ -215,6 +235,7 @@ pub static INVENTORY: &[KernelDesc] = &[
             let tok = cpu.dotprod.ok_or_else(|| unavailable("dotprod"))?;
             crate::aarch64::dotprod::gemm_w8a8_4x4c16(tok, a, b, kb, t)
         },
+        packed: None,
     },
     #[cfg(target_arch = "aarch64")]
     KernelDesc {
@@ -231,6 +252,7 @@ pub static INVENTORY: &[KernelDesc] = &[
             let tok = cpu.i8mm.ok_or_else(|| unavailable("i8mm"))?;
             crate::aarch64::i8mm::gemm_w8a8_8x8c8(tok, a, b, kb, t)
         },
+        packed: None,
     },
     #[cfg(target_arch = "x86_64")]
     KernelDesc {
@@ -247,22 +269,24 @@ pub static INVENTORY: &[KernelDesc] = &[
             let tok = cpu.avx2.ok_or_else(|| unavailable("avx2"))?;
             crate::x86_64::avx2::gemm_w8a8_4x16c2(tok, a, b, kb, t)
         },
+        packed: None,
     },
     #[cfg(target_arch = "x86_64")]
     KernelDesc {
-        name: "x86_64.avx2.gemm_w4a4_8x16c4_vnni",
+        name: "x86_64.avx2.gemm_w4a4_6x16c4_vnni",
         tier: Tier::Avx2,
         op: Op::GemmW4A4,
         features: &["avx2", "avxvnni"],
-        mr: 8,
+        mr: 6,
         nr: 16,
         kr: 4,
         a_offset: 128,
         available: |cpu| cpu.avxvnni.is_some(),
         ukernel: |cpu, a, b, kb, t| {
             let tok = cpu.avxvnni.ok_or_else(|| unavailable("avxvnni"))?;
-            crate::x86_64::avx2::gemm_w8a8_8x16c4_vnni(tok, a, b, kb, t)
+            crate::x86_64::avx2::gemm_w8a8_6x16c4_vnni(tok, a, b, kb, t)
         },
+        packed: None,
     },
     #[cfg(target_arch = "x86_64")]
     KernelDesc {
@@ -279,6 +303,10 @@ pub static INVENTORY: &[KernelDesc] = &[
             let tok = cpu.avx512vnni.ok_or_else(|| unavailable("avx512vnni"))?;
             crate::x86_64::avx512vnni::gemm_w8a8_8x32c4(tok, a, b, kb, t)
         },
+        packed: Some(|cpu, a, m, b, n, kb, fold, out| {
+            let tok = cpu.avx512vnni.ok_or_else(|| unavailable("avx512vnni"))?;
+            crate::x86_64::avx512vnni::gemm_w8a8_8x32c4_packed(tok, a, m, b, n, kb, fold, out)
+        }),
     },
 ];
 

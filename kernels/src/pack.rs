@@ -10,8 +10,9 @@
 //! panel 1: …
 //! ```
 //!
-//! Rows past `rows` and columns past `k` are zero, so padding adds `0·x` to every dot product and
-//! kernels never read outside their slices. This one layout serves every kernel: for the dot
+//! Rows past `rows` and columns past `k` are zero (128 in sign-flipped activations), so weight
+//! padding adds `x·0` to every dot product, padded rows are never stored, and kernels never read
+//! outside their slices. This one layout serves every kernel: for the dot
 //! kernels (kr = 16) a row's block is one 128-bit register; for SMMLA (kr = 8) two rows' blocks
 //! form the 2×8 operand; for AVX2 (kr = 2) a block holds the (k, k+1) pairs `vpmaddwd` wants.
 
@@ -27,8 +28,9 @@ pub(crate) fn pack_panels(src: &[i8], rows: usize, k: usize, p: usize, kr: usize
 }
 
 /// [`pack_panels`], optionally adding 128 to every value (`flip`: the sign-bit flip that turns
-/// an i8 into the u8 `v + 128` for kernels multiplying unsigned by signed bytes). Padding stays 0:
-/// it only ever meets zero weights.
+/// an i8 into the u8 `v + 128` for kernels multiplying unsigned by signed bytes). Flipped
+/// padding reads 128 instead of 0; that is harmless because padded columns only meet zero weights
+/// and padded rows are never stored (weights, packed unflipped, keep zero padding).
 pub(crate) fn pack_panels_offset(
     src: &[i8],
     rows: usize,
@@ -56,19 +58,112 @@ pub(crate) fn pack_panels_into(
     let panels = rows.div_ceil(p);
     out.clear();
     out.resize(panels * p * kb * kr, 0);
-    for r in 0..rows {
+    if kb == 0 {
+        return;
+    }
+    // The kernels' block sizes get a copy of whole `[i8; KR]` blocks (one register move each);
+    // any other size takes the byte loop.
+    match kr {
+        2 => pack_blocks::<2>(out, &src[..rows * k], k, p, kb),
+        4 => pack_blocks::<4>(out, &src[..rows * k], k, p, kb),
+        8 => pack_blocks::<8>(out, &src[..rows * k], k, p, kb),
+        16 => pack_blocks::<16>(out, &src[..rows * k], k, p, kb),
+        _ => pack_bytes(out, src, rows, k, p, kr, kb),
+    }
+    if flip {
+        // One linear pass vectorises; flipping inside the strided block copy does not. It also
+        // flips the padding to 128, which is harmless: padded columns meet zero weights and
+        // padded rows are never stored.
+        for v in out.iter_mut() {
+            *v = (*v as u8 ^ 0x80) as i8;
+        }
+    }
+}
+
+/// Packs rows block by block with `KR` known at compile time; `out` is already sized and zeroed.
+fn pack_blocks<const KR: usize>(out: &mut [i8], src: &[i8], k: usize, p: usize, kb: usize) {
+    let panels = out.chunks_exact_mut(p * kb * KR);
+    for (panel, panel_src) in panels.zip(src.chunks(p * k)) {
+        // Full 8-row panels of 4-byte blocks (the x86 VNNI kernels) transpose 16 columns at a
+        // time in registers; the remaining columns go block by block below.
+        #[cfg(target_arch = "x86_64")]
+        let done = if KR == 4 && p == 8 && panel_src.len() == 8 * k {
+            // SAFETY: SSE2 is part of the x86_64 baseline.
+            unsafe { transpose_8x16(panel, panel_src, k) }
+        } else {
+            0
+        };
+        #[cfg(not(target_arch = "x86_64"))]
+        let done = 0;
+        let (blocks, _) = panel.as_chunks_mut::<KR>();
+        let blocks = &mut blocks[done * p..];
+        for (pr, row) in panel_src.chunks_exact(k).enumerate() {
+            let (full, tail) = row[done * KR..].as_chunks::<KR>();
+            // Block `blk` of row `pr` sits at block index `blk·p + pr` of the panel.
+            for (d, s) in blocks.iter_mut().skip(pr).step_by(p).zip(full) {
+                *d = *s;
+            }
+            if !tail.is_empty() {
+                blocks[full.len() * p + pr][..tail.len()].copy_from_slice(tail);
+            }
+        }
+    }
+}
+
+/// Packs the first `16·⌊k/16⌋` columns of one full 8-row panel into 4-byte blocks (`panel` is
+/// the panel's `32·kb` output bytes, `rows` its `8·k` source bytes) and returns the number of
+/// blocks written. Each group of 16 columns is an 8 × 4 matrix of `u32`, transposed with the
+/// SSE2 unpacks (x86_64 baseline): 8 loads, 16 unpacks and 8 stores for 128 bytes, where the
+/// block-by-block copy needs 32 loads and 32 stores.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "sse2")]
+fn transpose_8x16(panel: &mut [i8], rows: &[i8], k: usize) -> usize {
+    use std::arch::x86_64::*;
+    let groups = k / 16;
+    let load = |r: usize, g: usize| -> __m128i {
+        let bytes: [i8; 16] = rows[r * k + 16 * g..][..16].try_into().unwrap();
+        // SAFETY: `[i8; 16]` and `__m128i` have the same size and every bit pattern is valid.
+        unsafe { std::mem::transmute::<[i8; 16], __m128i>(bytes) }
+    };
+    // Lane j (columns 4j..4j+4) of four rows, gathered into one register per j.
+    let transpose4 = |x: [__m128i; 4]| -> [__m128i; 4] {
+        let t0 = _mm_unpacklo_epi32(x[0], x[1]);
+        let t1 = _mm_unpacklo_epi32(x[2], x[3]);
+        let t2 = _mm_unpackhi_epi32(x[0], x[1]);
+        let t3 = _mm_unpackhi_epi32(x[2], x[3]);
+        [
+            _mm_unpacklo_epi64(t0, t1),
+            _mm_unpackhi_epi64(t0, t1),
+            _mm_unpacklo_epi64(t2, t3),
+            _mm_unpackhi_epi64(t2, t3),
+        ]
+    };
+    let (blocks, _) = panel.as_chunks_mut::<32>();
+    for (g, dst) in blocks.chunks_exact_mut(4).take(groups).enumerate() {
+        let lo = transpose4([load(0, g), load(1, g), load(2, g), load(3, g)]);
+        let hi = transpose4([load(4, g), load(5, g), load(6, g), load(7, g)]);
+        for ((d, l), h) in dst.iter_mut().zip(lo).zip(hi) {
+            // SAFETY: as above, `__m128i` and `[i8; 16]` are the same 16 bytes.
+            let (l, h) = unsafe {
+                (
+                    std::mem::transmute::<__m128i, [i8; 16]>(l),
+                    std::mem::transmute::<__m128i, [i8; 16]>(h),
+                )
+            };
+            d[..16].copy_from_slice(&l);
+            d[16..].copy_from_slice(&h);
+        }
+    }
+    4 * groups
+}
+
+/// Packing for block sizes without a specialised copy.
+fn pack_bytes(out: &mut [i8], src: &[i8], rows: usize, k: usize, p: usize, kr: usize, kb: usize) {
+    for (r, row) in src.chunks_exact(k).take(rows).enumerate() {
         let (panel, pr) = (r / p, r % p);
-        let row = &src[r * k..(r + 1) * k];
         for (blk, chunk) in row.chunks(kr).enumerate() {
             let at = ((panel * kb + blk) * p + pr) * kr;
-            let dst = &mut out[at..at + chunk.len()];
-            if flip {
-                for (d, &s) in dst.iter_mut().zip(chunk) {
-                    *d = (s as u8 ^ 0x80) as i8;
-                }
-            } else {
-                dst.copy_from_slice(chunk);
-            }
+            out[at..at + chunk.len()].copy_from_slice(chunk);
         }
     }
 }

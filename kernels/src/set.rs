@@ -434,7 +434,12 @@ impl KernelSet {
         let (lo, hi) = (lo as i32, hi as i32);
         match self.float {
             #[cfg(target_arch = "x86_64")]
-            FloatOps::Avx2(cpu) => avx2::levels_i8(cpu, x, inv_scale, zero, lo, hi, out),
+            FloatOps::Avx2(cpu) => match self.cpu.avx512vnni {
+                Some(wide) => {
+                    crate::x86_64::avx512vnni::levels_i8(wide, x, inv_scale, zero, lo, hi, out)
+                }
+                None => avx2::levels_i8(cpu, x, inv_scale, zero, lo, hi, out),
+            },
             _ => crate::generic::quantize::levels_i8(x, inv_scale, zero, lo, hi, out),
         }
         Ok(())

@@ -44,6 +44,7 @@ pub struct Scratch {
     pub(crate) a: Vec<i8>,
     pub(crate) centred: Vec<i8>,
     pub(crate) acc: Vec<i32>,
+    pub(crate) fold: Vec<i32>,
 }
 
 /// Largest K for which the i32 accumulator of the W8A8 contract cannot overflow.
@@ -171,7 +172,8 @@ pub(crate) fn gemm_w8a8_i32(
     let ap = &mut scratch.a;
     pack_panels_into(ap, a, m, w.k, desc.mr, desc.kr, desc.a_offset != 0);
     // The kernel saw `a + a_offset`; one subtraction folds both offsets.
-    run_packed(cpu, ap, m, a_zero as i32 + desc.a_offset, w, out)
+    let za = a_zero as i32 + desc.a_offset;
+    run_packed(cpu, ap, m, za, w, &mut scratch.fold, out)
 }
 
 /// W4A4: `out[m][n] = Σₖ (a[m][k] − a_zero)·w[n][k]` with uint4 activations `a ∈ [0, 15]` (one per
@@ -215,7 +217,7 @@ pub(crate) fn gemm_w4a4_i32(
         desc.a_offset != 0,
     );
     // Only a u8×i8 kernel's own offset remains to fold; the zero point is already subtracted.
-    run_packed(cpu, &scratch.a, m, desc.a_offset, w, out)
+    run_packed(cpu, &scratch.a, m, desc.a_offset, w, &mut scratch.fold, out)
 }
 
 fn check_dims(
@@ -241,48 +243,67 @@ fn check_dims(
     Ok(())
 }
 
-/// Runs `w`'s micro-kernel over every (activation panel, weight panel) pair of the packed
-/// activations `ap` and stores `tile − za_fold·colsum` into the valid part of `out`.
+/// `out = Σ a_packed·w − za_fold·colsum` over the packed activations `ap`, with the kernel's own
+/// whole-GEMM loop when it has one (`KernelDesc::packed`), else by tiling its micro-kernel.
+///
+/// The fold `za_fold·colsum` is computed once per call into `fold`. Every term is exact in `i32`
+/// (see the module contract), so wrapping arithmetic gives the exact result and lets the
+/// write-back vectorise (no overflow-check branches in debug builds).
 fn run_packed(
     cpu: &Cpu,
     ap: &[i8],
     m: usize,
     za_fold: i32,
     w: &PackedW8,
+    fold: &mut Vec<i32>,
     out: &mut [i32],
 ) -> Result<()> {
-    let (n, k) = (w.n, w.k);
-    let desc = w.kernel;
-    let (mr, nr, kr) = (desc.mr, desc.nr, desc.kr);
-    let kb = k_blocks(k, kr);
-    if kb == 0 {
+    let kb = k_blocks(w.k, w.kernel.kr);
+    if kb == 0 || m == 0 || w.n == 0 {
         out.fill(0);
         return Ok(());
     }
+    fold.clear();
+    fold.extend(w.col_sums.iter().map(|&c| za_fold.wrapping_mul(c)));
+    match w.kernel.packed {
+        Some(packed) => packed(cpu, ap, m, &w.data, w.n, kb, fold, out),
+        None => run_tiles(cpu, ap, m, w, kb, fold, out),
+    }
+}
+
+/// Runs `w`'s micro-kernel over every (weight panel, activation panel) pair and stores
+/// `tile − fold` into the valid part of `out`. Weight panels are the outer loop: one panel
+/// (`nr·k` bytes) stays in L1 while the activation panels stream past it.
+fn run_tiles(
+    cpu: &Cpu,
+    ap: &[i8],
+    m: usize,
+    w: &PackedW8,
+    kb: usize,
+    fold: &[i32],
+    out: &mut [i32],
+) -> Result<()> {
+    let (n, desc) = (w.n, w.kernel);
+    let (mr, nr, kr) = (desc.mr, desc.nr, desc.kr);
     let mut tile = [0i32; crate::inventory::MAX_TILE];
     let tile = &mut tile[..mr * nr];
-    let za = za_fold;
-    for (pi, a_panel) in ap
-        .chunks_exact(mr * kr * kb)
-        .enumerate()
-        .take(m.div_ceil(mr))
-    {
-        for (pj, b_panel) in w
-            .data
-            .chunks_exact(nr * kr * kb)
-            .enumerate()
-            .take(n.div_ceil(nr))
-        {
+    let a_panels = ap.chunks_exact(mr * kr * kb).take(m.div_ceil(mr));
+    let b_panels = w.data.chunks_exact(nr * kr * kb).zip(fold.chunks(nr));
+    for (pj, (b_panel, fold_j)) in b_panels.enumerate() {
+        for (pi, a_panel) in a_panels.clone().enumerate() {
             (desc.ukernel)(cpu, a_panel, b_panel, kb, tile)?;
             let rows = mr.min(m - pi * mr);
-            let cols = nr.min(n - pj * nr);
-            for i in 0..rows {
-                let orow = &mut out[(pi * mr + i) * n + pj * nr..][..cols];
-                for (j, o) in orow.iter_mut().enumerate() {
-                    *o = tile[i * nr + j] - za * w.col_sums[pj * nr + j];
+            let out_rows = out[pi * mr * n..].chunks_mut(n);
+            for (trow, orow) in tile.chunks_exact(nr).take(rows).zip(out_rows) {
+                let orow = &mut orow[pj * nr..][..fold_j.len()];
+                for ((o, &t), &f) in orow.iter_mut().zip(trow).zip(fold_j) {
+                    *o = t.wrapping_sub(f);
                 }
             }
         }
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests;

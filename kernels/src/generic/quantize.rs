@@ -14,7 +14,8 @@ pub(crate) fn levels_i8(x: &[f32], inv: f32, zero: i32, lo: i32, hi: i32, out: &
         let c = y.clamp(-512.0, 512.0);
         // After the add, the integer sits in the low mantissa bits: reading it from the bits
         // keeps the loop in vector integer ops (no saturating float-to-int conversion).
-        let r = (c + MAGIC).to_bits() as i32 - MAGIC.to_bits() as i32;
-        *o = (r + zero).clamp(lo, hi) as i8;
+        // Wrapping ops (the values are far from overflow) keep debug builds vectorised too.
+        let r = ((c + MAGIC).to_bits() as i32).wrapping_sub(MAGIC.to_bits() as i32);
+        *o = r.wrapping_add(zero).clamp(lo, hi) as i8;
     }
 }

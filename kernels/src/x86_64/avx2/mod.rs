@@ -3,12 +3,12 @@
 mod attn_lut;
 mod float_ops;
 mod gemm_w8a8_4x16c2;
-mod gemm_w8a8_8x16c4_vnni;
+mod gemm_w8a8_6x16c4_vnni;
 
 pub use attn_lut::{levels_i8, matmul_lut_rows};
 pub use float_ops::{gelu_erf_f32, gelu_tanh_f32, layer_norm_f32, softmax_f32};
 pub use gemm_w8a8_4x16c2::gemm_w8a8_4x16c2;
-pub use gemm_w8a8_8x16c4_vnni::gemm_w8a8_8x16c4_vnni;
+pub use gemm_w8a8_6x16c4_vnni::gemm_w8a8_6x16c4_vnni;
 
 /// Proof that the running CPU has AVX2 and FMA: the only safe route to this module's kernels.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -5,9 +5,13 @@
 //! `KernelDesc::a_offset`) and the driver removes `128·Σₖ w` with the packed column sums. A weight
 //! block is 32 channels × 4 k (two registers); each row's 4 bytes are broadcast. Per block:
 //! 2 loads, 8 broadcasts, 16 `vpdpbusd` for 1024 MACs.
+//!
+//! Two entry points share the dot-product loop: the tile micro-kernel of the inventory contract,
+//! and a whole-GEMM driver that subtracts the zero-point fold in registers and stores straight
+//! into the output rows (masked stores cover ragged N), so no tile round-trips through memory.
 
 use super::Avx512Vnni;
-use crate::Result;
+use crate::{Error, Result};
 use std::arch::x86_64::*;
 
 const MR: usize = 8;
@@ -32,45 +36,147 @@ pub fn gemm_w8a8_8x32c4(
         kb,
         tile,
     )?;
-    // SAFETY: the token proves AVX-512 F/BW/VNNI; the lengths were checked just above.
-    unsafe { kernel(a, b, kb, tile) };
+    // SAFETY: the token proves AVX-512 F/BW/VNNI.
+    unsafe { store_tile(a, b, tile) };
     Ok(())
 }
 
-/// # Safety
-/// `a.len() == 32·kb`, `b.len() == 128·kb`, `tile.len() == 256`, and the CPU has AVX-512 VNNI.
+/// The whole product over packed operands: `out[i][j] = Σ (a+128)·w − fold[j]` for every row
+/// `i < m` and channel `j < n`, where `ap` holds the ⌈m/8⌉ packed activation panels (32·kb bytes
+/// each), `b` the ⌈n/32⌉ packed weight panels (128·kb bytes each), `fold` the `n` per-channel
+/// values to subtract and `out` the row-major `m × n` result. Errors on other lengths.
+#[allow(clippy::too_many_arguments)]
+pub fn gemm_w8a8_8x32c4_packed(
+    _cpu: Avx512Vnni,
+    ap: &[i8],
+    m: usize,
+    b: &[i8],
+    n: usize,
+    kb: usize,
+    fold: &[i32],
+    out: &mut [i32],
+) -> Result<()> {
+    // Bytes of the panels covering `rows` rows, `None` on overflow (an absurd `kb`).
+    let panels = |rows: usize, p: usize| rows.div_ceil(p).checked_mul(p * KR)?.checked_mul(kb);
+    let a_ok = Some(ap.len()) == panels(m, MR);
+    let b_ok = Some(b.len()) == panels(n, NR);
+    let out_ok = Some(out.len()) == m.checked_mul(n);
+    if !(a_ok && b_ok && out_ok && fold.len() == n && kb > 0) {
+        return Err(Error::Shape {
+            op: "x86_64.avx512vnni.gemm_w8a8_8x32c4_packed",
+            what: format!(
+                "m {m} n {n} kb {kb}: panels {} and {} bytes, fold {}, out {}",
+                ap.len(),
+                b.len(),
+                fold.len(),
+                out.len()
+            ),
+        });
+    }
+    // SAFETY: the token proves AVX-512 F/BW/VNNI; the lengths were checked just above.
+    unsafe { store_packed(ap, m, b, n, kb, fold, out) };
+    Ok(())
+}
+
+/// `Σ (a+128)·w` of one activation panel and one weight panel, as 8 rows of two 16-lane halves.
+/// Blocks past the shorter operand are ignored (callers pass matching lengths).
+///
+/// No raw-pointer loads: `_mm512_loadu_si512` and `read_unaligned` carry debug-build UB checks
+/// that cost more than the `vpdpbusd` they feed, while copying a `[i8; 64]` out of a chunk is one
+/// plain vector load in every profile.
+#[inline]
 #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
-unsafe fn kernel(a: &[i8], b: &[i8], kb: usize, tile: &mut [i32]) {
+fn dot_tile(a: &[i8], b: &[i8]) -> [[__m512i; 2]; MR] {
     let mut acc = [[_mm512_setzero_si512(); 2]; MR];
-    let (ap, bp) = (a.as_ptr(), b.as_ptr());
-    for blk in 0..kb {
-        // SAFETY: block `blk < kb` spans [128·blk, 128·blk+128) of `b`, inside the checked length.
-        let (w0, w1) = unsafe {
-            let p = bp.add(blk * NR * KR);
+    let (a_blocks, _) = a.as_chunks::<{ MR * KR }>();
+    let (b_blocks, _) = b.as_chunks::<{ NR * KR }>();
+    for (ab, bb) in a_blocks.iter().zip(b_blocks) {
+        let (w0, w1) = bb.split_at(64);
+        let (w0, w1): ([i8; 64], [i8; 64]) = (w0.try_into().unwrap(), w1.try_into().unwrap());
+        // SAFETY: `[i8; 64]` and `__m512i` have the same size and every bit pattern is valid.
+        let (w0, w1): (__m512i, __m512i) = unsafe {
             (
-                _mm512_loadu_si512(p.cast()),
-                _mm512_loadu_si512(p.add(64).cast()),
+                std::mem::transmute::<[i8; 64], __m512i>(w0),
+                std::mem::transmute::<[i8; 64], __m512i>(w1),
             )
         };
-        for (r, acc_r) in acc.iter_mut().enumerate() {
-            // SAFETY: row r's 4 bytes of block `blk` are at 32·blk + 4·r < 32·kb.
-            let x = unsafe {
-                _mm512_set1_epi32(
-                    ap.add(blk * MR * KR + r * KR)
-                        .cast::<i32>()
-                        .read_unaligned(),
-                )
-            };
+        for (acc_r, x) in acc.iter_mut().zip(ab.as_chunks::<KR>().0) {
+            let x = _mm512_set1_epi32(i32::from_ne_bytes(x.map(|v| v as u8)));
             acc_r[0] = _mm512_dpbusd_epi32(acc_r[0], x, w0);
             acc_r[1] = _mm512_dpbusd_epi32(acc_r[1], x, w1);
         }
     }
-    let tp = tile.as_mut_ptr();
-    for (r, halves) in acc.iter().enumerate() {
-        // SAFETY: the tile holds 8×32 i32; row r's two 16-lane halves start at 32·r and 32·r + 16.
-        unsafe {
-            _mm512_storeu_si512(tp.add(r * NR).cast(), halves[0]);
-            _mm512_storeu_si512(tp.add(r * NR + 16).cast(), halves[1]);
+    acc
+}
+
+#[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+fn store_tile(a: &[i8], b: &[i8], tile: &mut [i32]) {
+    let acc = dot_tile(a, b);
+    for (halves, row) in acc.iter().zip(tile.as_chunks_mut::<NR>().0) {
+        // SAFETY: `__m512i` and `[i32; 16]` are the same 64 bytes; every bit pattern is valid.
+        let (lo, hi): ([i32; 16], [i32; 16]) = unsafe {
+            (
+                std::mem::transmute::<__m512i, [i32; 16]>(halves[0]),
+                std::mem::transmute::<__m512i, [i32; 16]>(halves[1]),
+            )
+        };
+        row[..16].copy_from_slice(&lo);
+        row[16..].copy_from_slice(&hi);
+    }
+}
+
+/// Lane mask selecting the first `lanes` (≤ 16) of 16.
+fn first_lanes(lanes: usize) -> __mmask16 {
+    ((1u32 << lanes) - 1) as __mmask16
+}
+
+/// # Safety
+/// The lengths checked by [`gemm_w8a8_8x32c4_packed`] hold, and the CPU has AVX-512 VNNI.
+#[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+unsafe fn store_packed(
+    ap: &[i8],
+    m: usize,
+    b: &[i8],
+    n: usize,
+    kb: usize,
+    fold: &[i32],
+    out: &mut [i32],
+) {
+    let (fp, op) = (fold.as_ptr(), out.as_mut_ptr());
+    // Weight panels outside: one panel (128·kb bytes) stays in L1 while the activation panels
+    // stream past it.
+    for (pj, b_panel) in b.chunks_exact(NR * KR * kb).enumerate() {
+        let c0 = pj * NR;
+        let cols = NR.min(n - c0);
+        let (lo, hi) = (
+            first_lanes(cols.min(16)),
+            first_lanes(cols.saturating_sub(16)),
+        );
+        // Pointers are formed with `wrapping_add`: a half whose mask is empty may point past the
+        // end, and masked-off lanes are never accessed.
+        // SAFETY: the masks select channels c0 .. c0 + cols ≤ n of `fold` (length n).
+        let (f0, f1) = unsafe {
+            (
+                _mm512_maskz_loadu_epi32(lo, fp.wrapping_add(c0)),
+                _mm512_maskz_loadu_epi32(hi, fp.wrapping_add(c0 + 16)),
+            )
+        };
+        for (pi, a_panel) in ap.chunks_exact(MR * KR * kb).enumerate() {
+            let acc = dot_tile(a_panel, b_panel);
+            let r0 = pi * MR;
+            for (r, halves) in acc.iter().enumerate().take(MR.min(m - r0)) {
+                let o = op.wrapping_add((r0 + r) * n + c0);
+                // SAFETY: row r0 + r < m, and the masks select columns c0 .. c0 + cols ≤ n of
+                // it: inside the m × n `out`.
+                unsafe {
+                    _mm512_mask_storeu_epi32(o, lo, _mm512_sub_epi32(halves[0], f0));
+                    _mm512_mask_storeu_epi32(
+                        o.wrapping_add(16),
+                        hi,
+                        _mm512_sub_epi32(halves[1], f1),
+                    );
+                }
+            }
         }
     }
 }

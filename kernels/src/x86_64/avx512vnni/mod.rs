@@ -2,8 +2,11 @@
 //! (the tier names the baseline; the set picks the fastest kernel of the tier the CPU runs).
 
 mod gemm_w8a8_8x32c4;
+mod quantize;
 
-pub use gemm_w8a8_8x32c4::gemm_w8a8_8x32c4;
+pub use gemm_w8a8_8x32c4::{gemm_w8a8_8x32c4, gemm_w8a8_8x32c4_packed};
+pub(crate) use quantize::dequantize_rows;
+pub use quantize::levels_i8;
 
 /// Proof that the running CPU has AVX-512 F/BW and VNNI (plus the AVX2+FMA baseline): the only
 /// safe route to this module's kernels.
