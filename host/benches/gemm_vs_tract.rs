@@ -70,7 +70,8 @@ fn matmul_model(m: usize, k: usize, n: usize, w: &[f32]) -> ModelProto {
 }
 
 fn bench(c: &mut Criterion) {
-    let ks = KernelSet::best();
+    // QVIT_FORCE_TIER picks the tier for A/B runs.
+    let ks = KernelSet::detect();
     let m = 197;
     // ViT-S/16 Linear layers: qkv, proj, fc1, fc2.
     for (name, k, n) in [
