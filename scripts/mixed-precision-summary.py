@@ -27,7 +27,13 @@ def jload(path):
 
 
 runs = []
-for work, line in [(w, l) for w in works for l in open(f"{w}/manifest.tsv")]:
+# A later folder's run of the same model, budget and allocator replaces an earlier one.
+lines = {}
+for w in works:
+    for l in open(f"{w}/manifest.tsv"):
+        key, budget, alloc = l.split("\t")[:3]
+        lines[(key, budget, alloc)] = (w, l)
+for work, line in lines.values():
     key, budget, alloc, id_, kind = line.rstrip("\n").split("\t")
     commit = (read(f"{work}/commit", "") or "").strip() + (" (dirty)" if os.path.exists(f"{work}/dirty") else "")
     r = {"model": key, "budget": float(budget), "allocator": alloc, "kind": kind, "commit": commit}
@@ -75,7 +81,8 @@ json.dump(out, open("bench-results/mixed-precision.json", "w"), indent=1)
 
 md = ["# Mixed precision: lrp against uniform, random and sensitivity", "",
       f"Commits {', '.join(out['commits'])}, {out['date']}, {out['machine']}. Produced by "
-      "`scripts/mixed-precision.sh` (the allocators did not change between these commits).", "",
+      "`scripts/mixed-precision.sh`; each run's commit is in the JSON (uniform and sensitivity do "
+      "not use the relevance or error models, so their runs from an earlier commit stand).", "",
       "Top-1 % on 10 000 test images (MNIST, Fashion-MNIST) or mean token cosine against f32 on 32 "
       "held-out ImageNet images (ViT-S/14). Budget = average bits of the body layers, weights "
       "(parameter-weighted) and activations (element-weighted); patch embedding and head stay at 8 "
