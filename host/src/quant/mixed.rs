@@ -28,8 +28,9 @@ use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};
 use std::str::FromStr;
 
-/// Calibration images whose full attention operands measure the products' error model.
-const PROBE_IMAGES: usize = 2;
+/// Operand values (f32) of all attention products kept at once for the products' error model:
+/// as many calibration images as fit, at least 2 and at most 32 (2 on a ViT-S at 224²).
+const PROBE_FLOATS: usize = 1 << 23;
 
 /// How bits are assigned.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -237,7 +238,12 @@ pub fn allocate_bits(
     let (wpen, apen): Penalties = match (&scores, m.allocator) {
         (Some(c), _) => {
             let products: Vec<usize> = body.iter().filter(|b| !b.linear).map(|b| b.node).collect();
-            let images = &calib[..PROBE_IMAGES.min(calib.len())];
+            let per_image: usize = (products.iter())
+                .flat_map(|&j| &pg.nodes[j].inputs[..2])
+                .map(|&v| pg.shape(v).iter().product::<usize>())
+                .sum();
+            let fit = (PROBE_FLOATS / per_image.max(1)).clamp(2, 32);
+            let images = &calib[..fit.min(calib.len())];
             let operands = layer_error::record_operands(pg, &products, images)?;
             let (ew, ea) = error_model(pg, &body, &cal, &operands, base, choices);
             let scale = |e: &[Vec<f64>], weights: bool| -> Vec<Vec<f64>> {
