@@ -1,12 +1,12 @@
-//! The error model of activation × activation products: the batched product error agrees with
-//! a naive triple loop, and it sees what the old per-element model missed (probabilities
-//! rounded to zero all in one direction).
+//! The error model of activation × activation products: the batched product error and the
+//! attention-output error of QKᵀ agree with naive loops, and the product error sees what the old
+//! per-element model missed (probabilities rounded to zero all in one direction).
 
-use qvit_device::graph::{Node, Source, Value};
+use qvit_device::graph::{BinaryOp, Node, Source, Value};
 use qvit_device::quant::ActQuant;
 use qvit_device::{Graph, Op};
 use qvit_host::fixtures::SplitMix;
-use qvit_host::quant::layer_error::product_error;
+use qvit_host::quant::layer_error::{attention_error, logits_path, product_error};
 
 /// A graph with one `MatMul` of two inputs `a` and `b`.
 fn matmul(a: &[usize], b: &[usize], transpose_b: bool) -> Graph {
@@ -129,4 +129,106 @@ fn probabilities_rounded_to_zero_show_in_the_product_not_in_the_elements() {
     // Half of every row's mass is lost: the output falls from 1 to 1/2.
     assert!((product - 0.25).abs() < 0.01, "product error {product}");
     assert!(element < 0.01, "element error {element}");
+}
+
+/// `softmax(c·Q Kᵀ)·V` in f64 for one head: q `[m, d]`, k `[n, d]`, v `[n, e]`.
+fn attention(
+    q: &[f64],
+    k: &[f64],
+    v: &[f64],
+    (m, n, d, e): (usize, usize, usize, usize),
+    c: f64,
+) -> Vec<f64> {
+    let mut out = vec![0.0; m * e];
+    for i in 0..m {
+        let logits: Vec<f64> = (0..n)
+            .map(|j| c * (0..d).map(|l| q[i * d + l] * k[j * d + l]).sum::<f64>())
+            .collect();
+        let top = logits.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+        let w: Vec<f64> = logits.iter().map(|x| (x - top).exp()).collect();
+        let sum: f64 = w.iter().sum();
+        for j in 0..n {
+            for t in 0..e {
+                out[i * e + t] += w[j] / sum * v[j * e + t];
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn attention_error_matches_a_naive_softmax_attention() {
+    let (m, n, d, e) = (4, 5, 8, 3);
+    let value = |name: &str, shape: &[usize], source| Value {
+        name: name.into(),
+        shape: shape.to_vec(),
+        source,
+    };
+    let node = |op, inputs: Vec<u32>, output| Node {
+        name: format!("n{output}"),
+        op,
+        inputs,
+        output,
+    };
+    let g = Graph {
+        values: vec![
+            value("q", &[1, m, d], Source::Input(0)),
+            value("k", &[1, n, d], Source::Input(1)),
+            value("v", &[1, n, e], Source::Input(2)),
+            value("logits", &[1, m, n], Source::Node(0)),
+            value("two", &[1], Source::Const(vec![2.0])),
+            value("scaled", &[1, m, n], Source::Node(1)),
+            value("p", &[1, m, n], Source::Node(2)),
+            value("y", &[1, m, e], Source::Node(3)),
+        ],
+        nodes: vec![
+            node(Op::MatMul { transpose_b: true }, vec![0, 1], 3),
+            node(Op::Binary(BinaryOp::Div), vec![3, 4], 5),
+            node(Op::Softmax { axis: 2 }, vec![5], 6),
+            node(Op::MatMul { transpose_b: false }, vec![6, 2], 7),
+        ],
+        inputs: vec![0, 1, 2],
+        outputs: vec![7],
+    };
+    let path = logits_path(&g, 0).expect("QKᵀ → Div → Softmax → attn·V");
+    assert_eq!(path, (0.5, 3));
+    assert_eq!(logits_path(&g, 3), None, "attn·V makes no logits");
+
+    let mut rng = SplitMix(11);
+    let (q, k, v) = (
+        rng.normals(m * d, 1.0),
+        rng.normals(n * d, 1.0),
+        rng.normals(n * e, 1.0),
+    );
+    let qa = ActQuant::Symmetric {
+        bits: 3,
+        scale: 0.6,
+    };
+    let qb = ActQuant::Symmetric {
+        bits: 4,
+        scale: 0.3,
+    };
+    let f64s = |x: &[f32], q: Option<&ActQuant>| -> Vec<f64> {
+        x.iter()
+            .map(|&t| q.map_or(t, |q| q.fake(t)) as f64)
+            .collect()
+    };
+    let vv = f64s(&v, None);
+    let exact = attention(&f64s(&q, None), &f64s(&k, None), &vv, (m, n, d, e), 0.5);
+    let approx = attention(
+        &f64s(&q, Some(&qa)),
+        &f64s(&k, Some(&qb)),
+        &vv,
+        (m, n, d, e),
+        0.5,
+    );
+    let want = exact
+        .iter()
+        .zip(&approx)
+        .map(|(a, b)| (a - b).powi(2))
+        .sum::<f64>()
+        / exact.iter().map(|a| a * a).sum::<f64>();
+    let got = attention_error(&g, 0, &[(q, k)], path, &[(Vec::new(), v)], &qa, &qb);
+    assert!(want > 1e-4, "the quantizers must actually err ({want})");
+    assert!((got - want).abs() <= 1e-3 * want, "{got} against {want}");
 }

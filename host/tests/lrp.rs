@@ -454,3 +454,73 @@ fn noise_statistics_match_their_closed_forms() {
         l.weight_noise
     );
 }
+
+/// The attention error model finds `softmax(c·QKᵀ)·V` behind every QKᵀ of the DeiT and
+/// dynamo-exported ViT fixtures and of the default model: the probabilities it recomputes from
+/// the recorded Q and K with the factor `c` it found are those the model computed.
+#[test]
+fn every_attention_logit_product_leads_to_its_attention() {
+    use qvit_host::quant::layer_error::{logits_path, record_operands};
+    let dir = repo().join("models/fixtures");
+    let input = |name: &str| qvit_device::npy::read(dir.join(format!("{name}.input_real.npy")));
+    let deit = import_proto(
+        &load_weightless(&dir.join("deit_tiny_op17.onnx"), 17).unwrap(),
+        None,
+    )
+    .unwrap()
+    .graph;
+    let vit = import_path(&dir.join("vit_dynamo_op18.onnx"), None)
+        .unwrap()
+        .graph;
+    let (fashion, xs) = fashion_inputs(1);
+    let models = [
+        (deit, input("deit_tiny_op17").unwrap()),
+        (vit, input("vit_dynamo_op18").unwrap()),
+        (fashion, xs[0].clone()),
+    ];
+    for (g, x) in models {
+        let qk: Vec<usize> = (0..g.nodes.len())
+            .filter(|&j| qvit_host::lrp::scores::kind(&g, j) == "qk")
+            .collect();
+        assert!(!qk.is_empty());
+        for j in qk {
+            let name = &g.nodes[j].name;
+            let (c, av) = logits_path(&g, j).unwrap_or_else(|| panic!("{name}: no attention"));
+            assert_eq!(qvit_host::lrp::scores::kind(&g, av), "av", "{name}");
+            let ops = record_operands(&g, &[j, av], std::slice::from_ref(&x)).unwrap();
+            let ((q, k), (probs, _)) = (&ops[&j][0], &ops[&av][0]);
+            let (qs, ks) = (g.shape(g.nodes[j].inputs[0]), g.shape(g.nodes[j].inputs[1]));
+            let (m, d) = (qs[qs.len() - 2], qs[qs.len() - 1]);
+            let Op::MatMul { transpose_b } = g.nodes[j].op else {
+                panic!("{name} is not a MatMul")
+            };
+            let n = if transpose_b {
+                ks[ks.len() - 2]
+            } else {
+                ks[ks.len() - 1]
+            };
+            let mut worst = 0.0f64;
+            for (h, (qh, kh)) in q.chunks(m * d).zip(k.chunks(n * d)).enumerate() {
+                for i in 0..m {
+                    let logit = |t: usize| -> f64 {
+                        let kv = |l: usize| kh[if transpose_b { t * d + l } else { l * n + t }];
+                        c as f64
+                            * (0..d)
+                                .map(|l| qh[i * d + l] as f64 * kv(l) as f64)
+                                .sum::<f64>()
+                    };
+                    let top = (0..n).map(logit).fold(f64::NEG_INFINITY, f64::max);
+                    let sum: f64 = (0..n).map(|t| (logit(t) - top).exp()).sum();
+                    for t in 0..n {
+                        let p = (logit(t) - top).exp() / sum;
+                        worst = worst.max((p - probs[(h * m + i) * n + t] as f64).abs());
+                    }
+                }
+            }
+            assert!(
+                worst < 1e-4,
+                "{name}: probabilities differ by {worst} (c = {c})"
+            );
+        }
+    }
+}

@@ -1,15 +1,17 @@
 //! Quantization error of activation × activation products (QKᵀ, attn·V), measured on the
-//! product itself.
+//! attention's output.
 //!
 //! Summing the two operands' element-wise errors misjudges these products: a log2 quantizer of
 //! attention probabilities with too few levels rounds every small probability down to zero, an
 //! error that is tiny per element but has one sign, so across a row of 197 tokens it removes
-//! much of the probability mass that attn·V sums. Only the product's output shows it. (Weighting
+//! much of the probability mass that attn·V sums. Only the product's output shows it. QKᵀ is
+//! judged further on, by the attn·V output its probabilities produce ([`attention_error`]). (Weighting
 //! Linear weight errors by input channel power, the same idea for weights, measured worse on
 //! the ViT-S/14 and was dropped.)
 
 use anyhow::{Context, Result};
 use qvit_device::exec::{Executor, Strides, gemm_f32};
+use qvit_device::graph::BinaryOp;
 use qvit_device::quant::ActQuant;
 use qvit_device::{Graph, Op, Tensor, ValueId};
 use qvit_kernels::KernelSet;
@@ -50,6 +52,31 @@ pub fn record_operands(
     Ok(out)
 }
 
+/// `(m, n, k, transpose_b)` of MatMul node `j`.
+fn dims(g: &Graph, j: usize) -> Option<(usize, usize, usize, bool)> {
+    let n = &g.nodes[j];
+    let Op::MatMul { transpose_b } = n.op else {
+        return None;
+    };
+    let (sa, sb) = (g.shape(n.inputs[0]), g.shape(n.inputs[1]));
+    let (ra, rb) = (sa.len(), sb.len());
+    if ra < 2 || rb < 2 {
+        return None;
+    }
+    let cols = if transpose_b { sb[rb - 2] } else { sb[rb - 1] };
+    Some((sa[ra - 2], cols, sa[ra - 1], transpose_b))
+}
+
+/// `Σ‖ŷ − y‖² / Σ‖y‖²`.
+fn relative(exact: &[f32], approx: &[f32]) -> (f64, f64) {
+    exact
+        .iter()
+        .zip(approx)
+        .fold((0.0, 0.0), |(e, p), (&y, &q)| {
+            (e + (q as f64 - y as f64).powi(2), p + (y as f64).powi(2))
+        })
+}
+
 /// `Σ‖Q_a(A)·Q_b(B) − A·B‖² / Σ‖A·B‖²` over the recorded images of MatMul node `j`.
 pub fn product_error(
     g: &Graph,
@@ -58,31 +85,103 @@ pub fn product_error(
     qa: &ActQuant,
     qb: &ActQuant,
 ) -> f64 {
-    let n = &g.nodes[j];
-    let Op::MatMul { transpose_b } = n.op else {
+    let Some((m, n, k, tb)) = dims(g, j) else {
         return 0.0;
-    };
-    let (sa, sb) = (g.shape(n.inputs[0]), g.shape(n.inputs[1]));
-    let (rank_a, rank_b) = (sa.len(), sb.len());
-    if rank_a < 2 || rank_b < 2 {
-        return 0.0;
-    }
-    let (m, k) = (sa[rank_a - 2], sa[rank_a - 1]);
-    let cols = if transpose_b {
-        sb[rank_b - 2]
-    } else {
-        sb[rank_b - 1]
     };
     let (mut err, mut power) = (0.0, 0.0);
     for (a, b) in operands {
-        let exact = product(a, b, (m, cols, k), transpose_b);
-        let fa: Vec<f32> = a.iter().map(|&x| qa.fake(x)).collect();
-        let fb: Vec<f32> = b.iter().map(|&x| qb.fake(x)).collect();
-        let quantized = product(&fa, &fb, (m, cols, k), transpose_b);
-        for (&y, &q) in exact.iter().zip(&quantized) {
-            err += (q as f64 - y as f64).powi(2);
-            power += (y as f64).powi(2);
+        let exact = product(a, b, (m, n, k), tb);
+        let quantized = product(&fake(qa, a), &fake(qb, b), (m, n, k), tb);
+        let (e, p) = relative(&exact, &quantized);
+        err += e;
+        power += p;
+    }
+    err / power.max(1e-30)
+}
+
+fn fake(q: &ActQuant, x: &[f32]) -> Vec<f32> {
+    x.iter().map(|&v| q.fake(v)).collect()
+}
+
+/// How the output of QKᵀ node `j` becomes attention probabilities: the factor `c` of
+/// `softmax(c·QKᵀ)` (over the last axis) and the attn·V node that reads the probabilities.
+/// `None` when anything else lies on the way.
+pub fn logits_path(g: &Graph, j: usize) -> Option<(f32, usize)> {
+    let mut v = g.nodes[j].output;
+    let mut c = 1.0f32;
+    let scalar = |x: ValueId| g.const_data(x).filter(|d| d.len() == 1).map(|d| d[0]);
+    let mut softmax_seen = false;
+    for _ in 0..8 {
+        let mut readers = g
+            .nodes
+            .iter()
+            .enumerate()
+            .filter(|(_, n)| n.inputs.contains(&v));
+        let (i, n) = readers.next()?;
+        if readers.next().is_some() {
+            return None;
         }
+        match n.op {
+            Op::Binary(BinaryOp::Mul) if !softmax_seen => {
+                c *= scalar(n.inputs[1]).or_else(|| scalar(n.inputs[0]))?
+            }
+            Op::Binary(BinaryOp::Div) if !softmax_seen && n.inputs[0] == v => {
+                c /= scalar(n.inputs[1])?
+            }
+            Op::Reshape => {}
+            Op::Softmax { axis } if !softmax_seen && axis + 1 == g.shape(n.output).len() => {
+                softmax_seen = true
+            }
+            Op::MatMul { .. } if softmax_seen && n.inputs[0] == v => return Some((c, i)),
+            _ => return None,
+        }
+        v = n.output;
+    }
+    None
+}
+
+/// The error QKᵀ node `j` causes where it matters: `Σ‖P̂·V − P·V‖² / Σ‖P·V‖²` with
+/// `P = softmax(c·QKᵀ)` and `P̂` the same from the quantized operands (`path` from
+/// [`logits_path`]; `av` holds the attn·V node's recorded operands, of which V is used). A
+/// relative error of the logits says little: the softmax exponentiates absolute errors, and
+/// probabilities that end up on similar values of V cost little.
+pub fn attention_error(
+    g: &Graph,
+    j: usize,
+    qk: &[(Vec<f32>, Vec<f32>)],
+    (c, av_node): (f32, usize),
+    av: &[(Vec<f32>, Vec<f32>)],
+    qa: &ActQuant,
+    qb: &ActQuant,
+) -> f64 {
+    let (Some((m, n, k, tb)), Some((am, an, ak, atb))) = (dims(g, j), dims(g, av_node)) else {
+        return 0.0;
+    };
+    if (am, ak) != (m, n) {
+        return 0.0;
+    }
+    let probs = |logits: Vec<f32>| -> Vec<f32> {
+        let mut p = logits;
+        for row in p.chunks_exact_mut(n.max(1)) {
+            let top = row.iter().fold(f32::NEG_INFINITY, |t, &x| t.max(c * x));
+            let mut sum = 0.0;
+            for x in row.iter_mut() {
+                *x = (c * *x - top).exp();
+                sum += *x;
+            }
+            row.iter_mut().for_each(|x| *x /= sum);
+        }
+        p
+    };
+    let (mut err, mut power) = (0.0, 0.0);
+    for ((q, kk), (_, v)) in qk.iter().zip(av) {
+        let exact = probs(product(q, kk, (m, n, k), tb));
+        let quantized = probs(product(&fake(qa, q), &fake(qb, kk), (m, n, k), tb));
+        let y = product(&exact, v, (am, an, ak), atb);
+        let yq = product(&quantized, v, (am, an, ak), atb);
+        let (e, p) = relative(&y, &yq);
+        err += e;
+        power += p;
     }
     err / power.max(1e-30)
 }

@@ -428,8 +428,14 @@ fn error_model(
                     };
                     let qb = clip::symmetric_for(&cal.tensors[&n.inputs[1]], opts.clip, bits);
                     ew.push(0.0);
-                    let recorded = operands.get(&b.node).map_or(&[][..], |o| &o[..]);
-                    ea.push(layer_error::product_error(g, b.node, recorded, &qa, &qb));
+                    let recorded = |j: usize| operands.get(&j).map_or(&[][..], |o| &o[..]);
+                    ea.push(match layer_error::logits_path(g, b.node) {
+                        Some(path) if operands.contains_key(&path.1) => {
+                            let (qk, av) = (recorded(b.node), recorded(path.1));
+                            layer_error::attention_error(g, b.node, qk, path, av, &qa, &qb)
+                        }
+                        _ => layer_error::product_error(g, b.node, recorded(b.node), &qa, &qb),
+                    });
                 }
             }
             (ew, ea)
