@@ -69,14 +69,6 @@ unsafe fn kernel(a: &[i8], b: &[i8], tile: &mut [i32]) {
         }
     }
     for (halves, row) in acc.iter().zip(tile.as_chunks_mut::<NR>().0) {
-        // SAFETY: `__m256i` and `[i32; 8]` are the same 32 bytes; every bit pattern is valid.
-        let (lo, hi): ([i32; 8], [i32; 8]) = unsafe {
-            (
-                std::mem::transmute::<__m256i, [i32; 8]>(halves[0]),
-                std::mem::transmute::<__m256i, [i32; 8]>(halves[1]),
-            )
-        };
-        row[..8].copy_from_slice(&lo);
-        row[8..].copy_from_slice(&hi);
+        super::store_row16(halves, row);
     }
 }
