@@ -90,7 +90,7 @@ fn product_error_matches_a_naive_product() {
     for tb in [false, true] {
         let bshape = if tb { [batch, n, k] } else { [batch, k, n] };
         let g = matmul(&[batch, m, k], &bshape, tb);
-        let got = product_error(&g, 0, &[(a.clone(), b.clone())], &qa, &qb);
+        let got = product_error(&g, 0, &[(a.clone(), b.clone())], &[(qa, qb)])[0];
         let want = naive(&a, &b, (batch, m, k, n), tb, [&qa, &qb]);
         assert!(want > 1e-4, "the quantizers must actually err ({want})");
         assert!(
@@ -125,7 +125,7 @@ fn probabilities_rounded_to_zero_show_in_the_product_not_in_the_elements() {
         .sum::<f64>()
         / a.iter().map(|&x| (x as f64).powi(2)).sum::<f64>();
     let g = matmul(&[1, rows, cols], &[1, cols, 1], false);
-    let product = product_error(&g, 0, &[(a, v)], &qa, &qv);
+    let product = product_error(&g, 0, &[(a, v)], &[(qa, qv)])[0];
     // Half of every row's mass is lost: the output falls from 1 to 1/2.
     assert!((product - 0.25).abs() < 0.01, "product error {product}");
     assert!(element < 0.01, "element error {element}");
@@ -228,7 +228,7 @@ fn attention_error_matches_a_naive_softmax_attention() {
         .map(|(a, b)| (a - b).powi(2))
         .sum::<f64>()
         / exact.iter().map(|a| a * a).sum::<f64>();
-    let got = attention_error(&g, 0, &[(q, k)], path, &[(Vec::new(), v)], &qa, &qb);
+    let got = attention_error(&g, 0, &[(q, k)], path, &[(Vec::new(), v)], &[(qa, qb)])[0];
     assert!(want > 1e-4, "the quantizers must actually err ({want})");
     assert!((got - want).abs() <= 1e-3 * want, "{got} against {want}");
 }

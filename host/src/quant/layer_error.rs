@@ -77,26 +77,28 @@ fn relative(exact: &[f32], approx: &[f32]) -> (f64, f64) {
         })
 }
 
-/// `Σ‖Q_a(A)·Q_b(B) − A·B‖² / Σ‖A·B‖²` over the recorded images of MatMul node `j`.
+/// `Σ‖Q_a(A)·Q_b(B) − A·B‖² / Σ‖A·B‖²` over the recorded images of MatMul node `j`, for each
+/// quantizer pair `(Q_a, Q_b)` (the exact product is computed once per image).
 pub fn product_error(
     g: &Graph,
     j: usize,
     operands: &[(Vec<f32>, Vec<f32>)],
-    qa: &ActQuant,
-    qb: &ActQuant,
-) -> f64 {
+    quantizers: &[(ActQuant, ActQuant)],
+) -> Vec<f64> {
     let Some((m, n, k, tb)) = dims(g, j) else {
-        return 0.0;
+        return vec![0.0; quantizers.len()];
     };
-    let (mut err, mut power) = (0.0, 0.0);
+    let mut sums = vec![(0.0, 0.0); quantizers.len()];
     for (a, b) in operands {
         let exact = product(a, b, (m, n, k), tb);
-        let quantized = product(&fake(qa, a), &fake(qb, b), (m, n, k), tb);
-        let (e, p) = relative(&exact, &quantized);
-        err += e;
-        power += p;
+        for ((qa, qb), (err, power)) in quantizers.iter().zip(&mut sums) {
+            let quantized = product(&fake(qa, a), &fake(qb, b), (m, n, k), tb);
+            let (e, p) = relative(&exact, &quantized);
+            *err += e;
+            *power += p;
+        }
     }
-    err / power.max(1e-30)
+    sums.iter().map(|(e, p)| e / p.max(1e-30)).collect()
 }
 
 fn fake(q: &ActQuant, x: &[f32]) -> Vec<f32> {
@@ -151,14 +153,13 @@ pub fn attention_error(
     qk: &[(Vec<f32>, Vec<f32>)],
     (c, av_node): (f32, usize),
     av: &[(Vec<f32>, Vec<f32>)],
-    qa: &ActQuant,
-    qb: &ActQuant,
-) -> f64 {
+    quantizers: &[(ActQuant, ActQuant)],
+) -> Vec<f64> {
     let (Some((m, n, k, tb)), Some((am, an, ak, atb))) = (dims(g, j), dims(g, av_node)) else {
-        return 0.0;
+        return vec![0.0; quantizers.len()];
     };
     if (am, ak) != (m, n) {
-        return 0.0;
+        return vec![0.0; quantizers.len()];
     }
     let probs = |logits: Vec<f32>| -> Vec<f32> {
         let mut p = logits;
@@ -173,17 +174,18 @@ pub fn attention_error(
         }
         p
     };
-    let (mut err, mut power) = (0.0, 0.0);
+    let mut sums = vec![(0.0, 0.0); quantizers.len()];
     for ((q, kk), (_, v)) in qk.iter().zip(av) {
-        let exact = probs(product(q, kk, (m, n, k), tb));
-        let quantized = probs(product(&fake(qa, q), &fake(qb, kk), (m, n, k), tb));
-        let y = product(&exact, v, (am, an, ak), atb);
-        let yq = product(&quantized, v, (am, an, ak), atb);
-        let (e, p) = relative(&y, &yq);
-        err += e;
-        power += p;
+        let y = product(&probs(product(q, kk, (m, n, k), tb)), v, (am, an, ak), atb);
+        for ((qa, qb), (err, power)) in quantizers.iter().zip(&mut sums) {
+            let quantized = probs(product(&fake(qa, q), &fake(qb, kk), (m, n, k), tb));
+            let yq = product(&quantized, v, (am, an, ak), atb);
+            let (e, p) = relative(&y, &yq);
+            *err += e;
+            *power += p;
+        }
     }
-    err / power.max(1e-30)
+    sums.iter().map(|(e, p)| e / p.max(1e-30)).collect()
 }
 
 /// Batched `a[.., m, k] · b[.., k, n]` (or `b[.., n, k]` transposed) with equal batch axes.
