@@ -2,7 +2,9 @@
 # Relevance-guided mixed precision against its baselines: `qvit quantize --mixed --budget B`
 # with --allocate uniform, random:1..5, sensitivity and lrp, at average 4 and 3 bits (weights
 # and activations), on the MNIST ViT and the Fashion-MNIST ViT (top-1 on 10 000 test images) and
-# the DINOv2 ViT-S/14 backbone (token cosine against f32 via `qvit compare`, 32 held-out images).
+# the DINOv2 ViT-S/14 backbone (token cosine against f32 via `qvit compare`, 64 held-out images;
+# 64 others calibrate). lrp, random and sensitivity run their proposals and uniform end to end on
+# the calibration images (`--select-images`, default) and keep the best.
 # Writes bench-results/mixed-precision.{json,md}. MP_MODELS="mnist fashion dinov2" and
 # MP_BUDGETS="4 3" select a subset; MP_ALLOCATORS overrides the allocator list.
 set -euo pipefail
@@ -77,14 +79,14 @@ for budget in "${budgets[@]}"; do
                 models/fashion-vit/calib512-images-idx3-ubyte 512 "$budget" "$alloc" eval "$test"
         fi
         if [[ " $models " == *" dinov2 "* ]]; then
-            if [[ ! -d $work/imagenet-calib32 ]]; then
-                mkdir -p "$work/imagenet-calib32" "$work/imagenet-next32"
+            if [[ ! -d $work/imagenet-calib64 ]]; then
+                mkdir -p "$work/imagenet-calib64" "$work/imagenet-next64"
                 mapfile -t images < <(find /work/shared/data/imagenet-sample -maxdepth 1 -name '*.JPEG' | LC_ALL=C sort)
-                for i in $(seq 0 31); do ln -s "${images[$i]}" "$work/imagenet-calib32/"; done
-                for i in $(seq 32 63); do ln -s "${images[$i]}" "$work/imagenet-next32/"; done
+                for i in $(seq 0 63); do ln -s "${images[$i]}" "$work/imagenet-calib64/"; done
+                for i in $(seq 64 127); do ln -s "${images[$i]}" "$work/imagenet-next64/"; done
             fi
             one dinov2 /work/shared/models/vit-s14-dinov2/vit_s14_backbone.onnx imagenet \
-                "$work/imagenet-calib32" 32 "$budget" "$alloc" compare "$work/imagenet-next32" \
+                "$work/imagenet-calib64" 64 "$budget" "$alloc" compare "$work/imagenet-next64" \
                 --lrp-images 16 --sensitivity-images 4
         fi
     done

@@ -7,6 +7,7 @@ use qvit_host::data::Dataset;
 use qvit_host::lrp::scores::Statistic;
 use qvit_host::prep::{PrepArgs, Preset};
 use qvit_host::quant::mixed::{Allocator, MixedOptions, MixedReport, allocate_bits};
+use qvit_host::quant::select::softmax_kl;
 use qvit_host::quant::{QuantOptions, quantize};
 use std::path::Path;
 
@@ -35,7 +36,8 @@ fn options(budget: f64, allocator: Allocator) -> MixedOptions {
         lrp: Default::default(),
         target: "auto".into(),
         statistic: Statistic::AbsIn,
-        lrp_gamma: 1.0,
+        lrp_gammas: vec![1.0],
+        select_images: 0,
         lrp_images: 8,
         sensitivity_images: 4,
     }
@@ -151,21 +153,102 @@ fn lrp_allocation_is_deterministic_and_follows_relevance() {
     assert!(scores.iter().all(|&s| s >= 0.0) && scores.iter().sum::<f64>() > 0.5);
 }
 
-/// `--lrp-gamma 0` flattens every score to 1 (only the error model decides), 0.5 takes roots.
+/// The knapsack sees the error model times score^γ: γ = 0 leaves the error model alone, and
+/// the penalties at γ = 1 are those at γ = 0.5 times √score.
 #[test]
 fn gamma_tempers_the_scores() {
     let (g, calib) = model_and_calib(4);
-    let scores = |gamma: f64| -> Vec<f64> {
+    let report = |gamma: f64| -> MixedReport {
         let mut o = options(3.5, Allocator::Lrp);
-        o.lrp_gamma = gamma;
-        let (_, r) = allocate_bits(&g, &calib, &QuantOptions::default(), &o).unwrap();
-        r.layers.iter().map(|l| l.score.unwrap()).collect()
+        o.lrp_gammas = vec![gamma];
+        allocate_bits(&g, &calib, &QuantOptions::default(), &o)
+            .unwrap()
+            .1
     };
-    let (one, half, zero) = (scores(1.0), scores(0.5), scores(0.0));
-    assert!(zero.iter().all(|&s| s == 1.0), "{zero:?}");
-    for (a, b) in one.iter().zip(&half) {
-        assert!((a.sqrt() - b).abs() < 1e-12, "{a} {b}");
+    let (one, half, zero) = (report(1.0), report(0.5), report(0.0));
+    for ((a, b), z) in one.layers.iter().zip(&half.layers).zip(&zero.layers) {
+        let s = a.score.unwrap();
+        for ((pa, pb), pz) in a.apenalty.iter().zip(&b.apenalty).zip(&z.apenalty) {
+            assert!(
+                (pa - pb * s.sqrt()).abs() <= 1e-12 * pa.abs().max(1e-30),
+                "{}",
+                a.name
+            );
+            assert!(
+                (pa - pz * s).abs() <= 1e-12 * pa.abs().max(1e-30),
+                "{}",
+                a.name
+            );
+        }
+        assert_eq!(a.apenalty.len(), 6);
+        assert_eq!(a.wpenalty.len(), if a.wbits.is_some() { 6 } else { 0 });
     }
+}
+
+/// Run end to end, the proposals (three γ and uniform, for weights and activations) are judged
+/// by the fidelity the quantized model really reaches (KL for this classifier): the winner is
+/// the best trial, no worse than uniform, and `quantize` with the chosen bits reproduces its
+/// KL and cosine.
+#[test]
+fn selection_takes_the_best_trial_and_it_is_what_quantize_builds() {
+    let (g, calib) = model_and_calib(16);
+    let base = QuantOptions {
+        reparam: false,
+        f16_consts: false,
+        ..Default::default()
+    };
+    let mut o = options(3.0, Allocator::Lrp);
+    o.lrp_gammas = vec![0.5, 1.0, 2.0];
+    o.select_images = 12;
+    let (bits, r) = allocate_bits(&g, &calib, &base, &o).unwrap();
+    assert!(r.trials.len() >= 2, "{:?}", r.trials);
+    assert_eq!(r.selection_images, 12);
+    // The Fashion ViT is a classifier: judged by KL, reported with the cosine too.
+    assert_eq!(r.selection_metric, "kl");
+    let best = r.trials.iter().map(|t| t.kl).fold(f64::MAX, f64::min);
+    let uniform = r
+        .trials
+        .iter()
+        .find(|t| is_uniform(&t.weights) && is_uniform(&t.activations))
+        .expect("uniform is always tried");
+    assert!(best <= uniform.kl);
+    let chosen = r
+        .trials
+        .iter()
+        .find(|t| t.weights == r.weights_from && t.activations == r.activations_from)
+        .unwrap();
+    assert_eq!(chosen.kl, best);
+
+    let quantized = quantize(
+        &g,
+        &calib,
+        &QuantOptions {
+            layer_bits: bits,
+            ..base.clone()
+        },
+    )
+    .unwrap()
+    .graph;
+    let run = |graph: Graph| qvit_host::quant::select::outputs(graph, &calib[..12]).unwrap();
+    let (yq, yf) = (run(quantized), run(g.clone()));
+    let mean = |f: fn(&[f32], &[f32]) -> f64| {
+        yq.iter().zip(&yf).map(|(q, f32)| f(q, f32)).sum::<f64>() / 12.0
+    };
+    let cosine = mean(qvit_host::compare::cosine);
+    let kl = mean(|q, f32| softmax_kl(f32, q));
+    assert!((kl - best).abs() <= 1e-9 * best, "{kl} vs {best}");
+    assert!(
+        (cosine - chosen.cosine).abs() < 1e-9,
+        "{cosine} vs {}",
+        chosen.cosine
+    );
+
+    let (_, u) = allocate_bits(&g, &calib, &base, &options(3.0, Allocator::Uniform)).unwrap();
+    assert!(u.trials.is_empty() && u.weights_from == "uniform");
+}
+
+fn is_uniform(label: &str) -> bool {
+    label.split(" = ").any(|l| l == "uniform")
 }
 
 #[test]
@@ -187,4 +270,20 @@ fn budget_extremes_give_extreme_allocations() {
     let mut below = options(1.5, Allocator::Lrp);
     below.abudget = 1.5;
     assert!(allocate_bits(&g, &calib, &QuantOptions::default(), &below).is_err());
+}
+
+/// The KL divergence matches its closed form on two-class logits, is zero for equal and
+/// shift-equal logits (softmax ignores a constant), and positive otherwise.
+#[test]
+fn softmax_kl_matches_the_closed_form() {
+    let (p, q) = ([0.0f32, 1.0], [0.5f32, -0.5]);
+    let sm = |x: &[f32; 2]| {
+        let e = [(x[0] as f64).exp(), (x[1] as f64).exp()];
+        [e[0] / (e[0] + e[1]), e[1] / (e[0] + e[1])]
+    };
+    let (a, b) = (sm(&p), sm(&q));
+    let want = a[0] * (a[0] / b[0]).ln() + a[1] * (a[1] / b[1]).ln();
+    assert!((softmax_kl(&p, &q) - want).abs() < 1e-12);
+    assert!(softmax_kl(&p, &[10.0, 11.0]).abs() < 1e-12);
+    assert!(softmax_kl(&q, &p) > 0.0);
 }

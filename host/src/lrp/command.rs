@@ -70,13 +70,7 @@ pub fn parse_seed(target: &str, graph: &Graph) -> Result<Seed> {
         "tokens" => Seed::Tokens,
         "predicted" => Seed::Logit(None),
         "auto" => {
-            let shape = graph
-                .outputs
-                .first()
-                .map(|&o| graph.shape(o))
-                .unwrap_or(&[]);
-            let vectors: usize = shape[..shape.len().saturating_sub(1)].iter().product();
-            if vectors == 1 {
+            if crate::quant::select::is_classifier(graph) {
                 Seed::Logit(None)
             } else {
                 Seed::Norm

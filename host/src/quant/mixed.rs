@@ -12,17 +12,21 @@
 //! - `sensitivity`: the model's relative output error when only layer `l` is quantized at `b`
 //!   bits, measured on calibration images (Mix-QViT's sensitivity);
 //! - `uniform`: every layer at the largest choice within budget.
+//!
+//! lrp and random propose one allocation per exponent γ on their scores (`--lrp-gamma`), and
+//! sensitivity one; with `select_images > 0` every pair of weight and activation proposals, and
+//! uniform, runs end to end on calibration images and the best output cosine wins ([`select`]).
 
 use super::allocate::{self, Item};
 use super::calib::{Calibration, calibrate};
-use super::{QuantOptions, clip, edge_linears, layer_error, layer_inputs, prepare, quantize_node};
+use super::{
+    QuantOptions, clip, edge_linears, layer_error, layer_inputs, prepare, quantize_node, select,
+};
 use crate::fixtures::SplitMix;
 use crate::lrp::LrpOptions;
 use crate::lrp::scores::{Statistic, scores_with_progress};
 use anyhow::{Context, Result, bail, ensure};
-use qvit_device::exec::Executor;
 use qvit_device::{Graph, Op, Tensor};
-use qvit_kernels::KernelSet;
 use rayon::prelude::*;
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};
@@ -94,9 +98,12 @@ pub struct MixedOptions {
     pub target: String,
     /// Relevance statistic.
     pub statistic: Statistic,
-    /// Exponent on the relevance scores (1: as measured; 0: every layer alike, leaving only the
-    /// quantization-error model; between: tempered).
-    pub lrp_gamma: f64,
+    /// Exponents on the relevance (or random) scores, one proposal each (1: as measured; 0: every
+    /// layer alike, leaving only the quantization-error model; between: tempered).
+    pub lrp_gammas: Vec<f64>,
+    /// Calibration images on which every pair of weight and activation proposals (uniform
+    /// included) runs end to end, the best output cosine winning; 0 takes the first proposal.
+    pub select_images: usize,
     /// Calibration images used for relevance.
     pub lrp_images: usize,
     /// Calibration images used to measure sensitivity.
@@ -138,8 +145,13 @@ pub struct MixedReport {
     pub abudget: f64,
     /// Allowed bit widths.
     pub choices: Vec<u8>,
-    /// Exponent applied to the relevance scores (lrp).
-    pub lrp_gamma: f64,
+    /// Exponents tried on the scores (lrp, random).
+    pub lrp_gammas: Vec<f64>,
+    /// The proposal the weight bits come from (`uniform`, `sensitivity`, or allocator and γ;
+    /// equal proposals joined by ` = `, as in `lrp γ=2 = uniform`).
+    pub weights_from: String,
+    /// The proposal the activation bits come from.
+    pub activations_from: String,
     /// Achieved parameter-weighted average weight bits of the body.
     pub achieved_wbits: f64,
     /// Achieved element-weighted average activation bits of the body.
@@ -148,12 +160,33 @@ pub struct MixedReport {
     pub exact: bool,
     /// Body layers in graph order.
     pub layers: Vec<MixedLayer>,
+    /// Output cosine against f32 of every pair of proposals run end to end (empty when only one).
+    pub trials: Vec<Trial>,
+    /// Calibration images the trials ran on.
+    pub selection_images: usize,
+    /// What the trials were judged by: `kl` (classifiers) or `cosine`.
+    pub selection_metric: String,
     /// Seconds in relevance passes.
     pub relevance_seconds: f64,
     /// Seconds measuring sensitivity.
     pub sensitivity_seconds: f64,
     /// Seconds in error models and the knapsacks.
     pub allocation_seconds: f64,
+    /// Seconds running the proposals end to end.
+    pub selection_seconds: f64,
+}
+
+/// One pair of proposals run end to end on calibration images.
+#[derive(Clone, Debug, Serialize)]
+pub struct Trial {
+    /// Where the weight bits come from.
+    pub weights: String,
+    /// Where the activation bits come from.
+    pub activations: String,
+    /// Mean output cosine against f32 (the choice for models without a classifier).
+    pub cosine: f64,
+    /// Mean KL divergence of the output softmax from f32's, nats (the choice for classifiers).
+    pub kl: f64,
 }
 
 /// Bits per layer name, as [`QuantOptions::layer_bits`] takes them.
@@ -213,10 +246,7 @@ pub fn allocate_bits(
             relevance_seconds = t.elapsed().as_secs_f64();
             Some(
                 body.iter()
-                    .map(|b| {
-                        let (a, w) = s.get(&pg.nodes[b.node].name).copied().unwrap_or_default();
-                        (a.powf(m.lrp_gamma), w.powf(m.lrp_gamma))
-                    })
+                    .map(|b| s.get(&pg.nodes[b.node].name).copied().unwrap_or_default())
                     .collect(),
             )
         }
@@ -235,8 +265,10 @@ pub fn allocate_bits(
     };
 
     let t = std::time::Instant::now();
-    let (wpen, apen): Penalties = match (&scores, m.allocator) {
-        (Some(c), _) => {
+    // Penalty tables before the scores weigh them: the error model (lrp, random) or the measured
+    // sensitivity; uniform has none.
+    let tables: Option<Penalties> = match m.allocator {
+        Allocator::Lrp | Allocator::Random(_) => {
             let products: Vec<usize> = body.iter().filter(|b| !b.linear).map(|b| b.node).collect();
             let per_image: usize = (products.iter())
                 .flat_map(|&j| &pg.nodes[j].inputs[..2])
@@ -245,105 +277,237 @@ pub fn allocate_bits(
             let fit = (PROBE_FLOATS / per_image.max(1)).clamp(2, 32);
             let images = &calib[..fit.min(calib.len())];
             let operands = layer_error::record_operands(pg, &products, images)?;
-            let (ew, ea) = error_model(pg, &body, &cal, &operands, base, choices);
-            let scale = |e: &[Vec<f64>], weights: bool| -> Vec<Vec<f64>> {
-                e.iter()
-                    .zip(c)
-                    .map(|(row, &(a, w))| {
-                        let c = if weights { w } else { a };
-                        row.iter().map(|e| c * e).collect()
-                    })
-                    .collect()
-            };
-            (scale(&ew, true), scale(&ea, false))
+            Some(error_model(pg, &body, &cal, &operands, base, choices))
         }
-        (None, Allocator::Sensitivity) => {
+        Allocator::Sensitivity => {
             let n = m.sensitivity_images.clamp(1, calib.len());
             let r = sensitivity(pg, &body, &cal, base, choices, &calib[..n])?;
             sensitivity_seconds = t.elapsed().as_secs_f64();
-            r
+            Some(r)
         }
-        _ => (
-            vec![vec![0.0; choices.len()]; body.len()],
-            vec![vec![0.0; choices.len()]; body.len()],
-        ),
+        Allocator::Uniform => None,
     };
-    let name = |b: &Body| pg.nodes[b.node].name.clone();
-    let witems: Vec<Item> = body
-        .iter()
-        .zip(&wpen)
-        .filter(|(b, _)| b.linear)
-        .map(|(b, p)| Item {
-            name: name(b),
-            cost: b.params as u64,
-            penalty: p.clone(),
-        })
-        .collect();
-    let aitems: Vec<Item> = body
-        .iter()
-        .zip(&apen)
-        .map(|(b, p)| Item {
-            name: name(b),
-            cost: b.elems as u64,
-            penalty: p.clone(),
-        })
-        .collect();
-    let solve = |items: &[Item], budget: f64| match m.allocator {
-        Allocator::Uniform => allocate::uniform(items, choices, budget),
-        _ => allocate::allocate(items, choices, budget),
-    };
-    let wa = solve(&witems, m.budget).context("allocating weight bits")?;
-    let aa = solve(&aitems, m.abudget).context("allocating activation bits")?;
 
-    let has_penalties = m.allocator != Allocator::Uniform;
-    let mut bits = BTreeMap::new();
-    let mut layers = Vec::new();
-    let mut wi = 0;
-    for (k, b) in body.iter().enumerate() {
-        let ab = aa.bits[k];
-        let wb = b.linear.then(|| {
-            wi += 1;
-            wa.bits[wi - 1]
+    // Proposals for each budget: one per γ (the tables as they are without scores), and
+    // uniform when there is nothing else or the candidates are run end to end.
+    let (mut wprops, mut aprops) = (Vec::new(), Vec::new());
+    if let Some((ew, ea)) = &tables {
+        let gammas: Vec<Option<f64>> = match &scores {
+            Some(_) => m.lrp_gammas.iter().copied().map(Some).collect(),
+            None => vec![None],
+        };
+        for gamma in gammas {
+            let weigh = |e: &[Vec<f64>], weights: bool| -> Vec<Vec<f64>> {
+                let c = |k: usize| match (&scores, gamma) {
+                    (Some(s), Some(g)) => (if weights { s[k].1 } else { s[k].0 }).powf(g),
+                    _ => 1.0,
+                };
+                (e.iter().enumerate())
+                    .map(|(k, row)| row.iter().map(|e| c(k) * e).collect())
+                    .collect()
+            };
+            let label = match gamma {
+                Some(g) => format!("{} γ={g}", m.allocator),
+                None => m.allocator.to_string(),
+            };
+            wprops.push(propose(
+                &label,
+                &body,
+                weigh(ew, true),
+                true,
+                choices,
+                m.budget,
+            )?);
+            aprops.push(propose(
+                &label,
+                &body,
+                weigh(ea, false),
+                false,
+                choices,
+                m.abudget,
+            )?);
+        }
+    }
+    if tables.is_none() || m.select_images > 0 {
+        wprops.push(propose_uniform(&body, true, choices, m.budget)?);
+        aprops.push(propose_uniform(&body, false, choices, m.abudget)?);
+    }
+    // Equal proposals run once, under all their labels ("lrp γ=2 = uniform").
+    for props in [&mut wprops, &mut aprops] {
+        let mut kept: Vec<Proposal> = Vec::new();
+        for p in props.drain(..) {
+            match kept.iter_mut().find(|k| k.bits == p.bits) {
+                Some(k) => k.label = format!("{} = {}", k.label, p.label),
+                None => kept.push(p),
+            }
+        }
+        *props = kept;
+    }
+    let allocation_seconds = t.elapsed().as_secs_f64() - sensitivity_seconds;
+
+    let t = std::time::Instant::now();
+    let bitmap = |w: &Proposal, a: &Proposal| -> LayerBits {
+        (body.iter().enumerate())
+            .map(|(k, b)| {
+                (
+                    name(pg, b),
+                    (
+                        w.bits[k].unwrap_or(a.bits[k].unwrap_or(8)),
+                        a.bits[k].unwrap_or(8),
+                    ),
+                )
+            })
+            .collect()
+    };
+    let pairs: Vec<(usize, usize)> = (0..wprops.len())
+        .flat_map(|w| (0..aprops.len()).map(move |a| (w, a)))
+        .collect();
+    let n_select = m.select_images.min(calib.len());
+    let classifier = select::is_classifier(pg);
+    let (mut chosen, mut trials) = (pairs[0], Vec::new());
+    if pairs.len() > 1 && n_select > 0 {
+        let options: Vec<QuantOptions> = (pairs.iter())
+            .map(|&(w, a)| QuantOptions {
+                layer_bits: bitmap(&wprops[w], &aprops[a]),
+                ..base.clone()
+            })
+            .collect();
+        let fid = select::fidelity(pg, &edges, &cal, &options, &calib[..n_select])?;
+        // The first best wins, so ties go to the guided proposals, listed before uniform.
+        let best = (0..pairs.len()).fold(0, |b, i| {
+            if fid[i].better_than(&fid[b], classifier) {
+                i
+            } else {
+                b
+            }
         });
-        bits.insert(name(b), (wb.unwrap_or(ab), ab));
+        chosen = pairs[best];
+        trials = (pairs.iter().zip(&fid))
+            .map(|(&(w, a), f)| Trial {
+                weights: wprops[w].label.clone(),
+                activations: aprops[a].label.clone(),
+                cosine: f.cosine,
+                kl: f.kl,
+            })
+            .collect();
+    }
+    let selection_seconds = t.elapsed().as_secs_f64();
+    let (wp, ap) = (&wprops[chosen.0], &aprops[chosen.1]);
+
+    let mut layers = Vec::new();
+    for (k, b) in body.iter().enumerate() {
         layers.push(MixedLayer {
-            name: name(b),
+            name: name(pg, b),
             params: b.params,
             act_elems: b.elems,
             score: scores.as_ref().map(|s| s[k].0),
             weight_score: scores.as_ref().map(|s| s[k].1),
-            wbits: wb,
-            abits: ab,
-            wpenalty: if b.linear && has_penalties {
-                wpen[k].clone()
-            } else {
-                Vec::new()
-            },
-            apenalty: if has_penalties {
-                apen[k].clone()
-            } else {
-                Vec::new()
-            },
+            wbits: wp.bits[k],
+            abits: ap.bits[k].unwrap_or(8),
+            wpenalty: wp.penalties[k].clone(),
+            apenalty: ap.penalties[k].clone(),
         });
     }
     Ok((
-        bits,
+        bitmap(wp, ap),
         MixedReport {
             allocator: m.allocator.to_string(),
             budget: m.budget,
             abudget: m.abudget,
             choices: choices.clone(),
-            lrp_gamma: m.lrp_gamma,
-            achieved_wbits: wa.avg_bits,
-            achieved_abits: aa.avg_bits,
-            exact: wa.exact && aa.exact,
+            lrp_gammas: m.lrp_gammas.clone(),
+            weights_from: wp.label.clone(),
+            activations_from: ap.label.clone(),
+            achieved_wbits: wp.avg_bits,
+            achieved_abits: ap.avg_bits,
+            exact: wp.exact && ap.exact,
             layers,
+            trials,
+            selection_images: if pairs.len() > 1 { n_select } else { 0 },
+            selection_metric: if classifier { "kl" } else { "cosine" }.into(),
             relevance_seconds,
             sensitivity_seconds,
-            // Error models (lrp, random) and the knapsacks; measured sensitivity is reported apart.
-            allocation_seconds: t.elapsed().as_secs_f64() - sensitivity_seconds,
+            allocation_seconds,
+            selection_seconds,
         },
     ))
+}
+
+/// One allocation of one budget (weights or activations), per body layer.
+struct Proposal {
+    /// Where it comes from: `uniform`, `sensitivity`, or the allocator and γ; equal proposals
+    /// joined by ` = `.
+    label: String,
+    /// Bits per body layer (none for the weights of products of two activations).
+    bits: Vec<Option<u8>>,
+    /// Penalty tables the knapsack saw (empty rows where none applies, and for uniform).
+    penalties: Vec<Vec<f64>>,
+    avg_bits: f64,
+    exact: bool,
+}
+
+fn name(g: &Graph, b: &Body) -> String {
+    g.nodes[b.node].name.clone()
+}
+
+/// The knapsack items of the weights (Linear layers) or the activations (every body layer).
+fn items(body: &[Body], weights: bool, penalties: impl Fn(usize) -> Vec<f64>) -> Vec<Item> {
+    (body.iter().enumerate())
+        .filter(|(_, b)| b.linear || !weights)
+        .map(|(k, b)| Item {
+            name: format!("#{k}"),
+            cost: if weights { b.params } else { b.elems } as u64,
+            penalty: penalties(k),
+        })
+        .collect()
+}
+
+/// Spreads an allocation over the items back over the body (none where a layer has no item).
+fn spread(body: &[Body], weights: bool, bits: &[u8]) -> Vec<Option<u8>> {
+    let mut it = bits.iter();
+    (body.iter())
+        .map(|b| (b.linear || !weights).then(|| *it.next().expect("one bit width per item")))
+        .collect()
+}
+
+fn propose(
+    label: &str,
+    body: &[Body],
+    penalties: Vec<Vec<f64>>,
+    weights: bool,
+    choices: &[u8],
+    budget: f64,
+) -> Result<Proposal> {
+    let what = if weights { "weight" } else { "activation" };
+    let a = allocate::allocate(
+        &items(body, weights, |k| penalties[k].clone()),
+        choices,
+        budget,
+    )
+    .with_context(|| format!("allocating {what} bits ({label})"))?;
+    let penalties = (body.iter().zip(penalties))
+        .map(|(b, p)| if b.linear || !weights { p } else { Vec::new() })
+        .collect();
+    Ok(Proposal {
+        label: label.into(),
+        bits: spread(body, weights, &a.bits),
+        penalties,
+        avg_bits: a.avg_bits,
+        exact: a.exact,
+    })
+}
+
+fn propose_uniform(body: &[Body], weights: bool, choices: &[u8], budget: f64) -> Result<Proposal> {
+    let zero = |_| vec![0.0; choices.len()];
+    let a = allocate::uniform(&items(body, weights, zero), choices, budget)
+        .context("allocating uniform bits")?;
+    Ok(Proposal {
+        label: "uniform".into(),
+        bits: spread(body, weights, &a.bits),
+        penalties: vec![Vec::new(); body.len()],
+        avg_bits: a.avg_bits,
+        exact: a.exact,
+    })
 }
 
 /// Linear layers with constant weights outside `edges`, and activation × activation products
@@ -458,13 +622,7 @@ fn sensitivity(
     choices: &[u8],
     images: &[Tensor],
 ) -> Result<Penalties> {
-    let outputs = |graph: Graph| -> Result<Vec<Vec<f32>>> {
-        let mut ex = Executor::new(graph, KernelSet::detect())?;
-        images
-            .iter()
-            .map(|x| Ok(ex.run(&[x])?.remove(0).data))
-            .collect()
-    };
+    let outputs = |graph: Graph| select::outputs(graph, images);
     let reference = outputs(g.clone())?;
     let power: f64 = reference
         .iter()

@@ -19,6 +19,7 @@ pub mod mixed;
 pub mod patchify;
 pub mod reparam;
 pub mod report;
+pub mod select;
 
 use anyhow::{Result, ensure};
 use calib::calibrate;
@@ -136,6 +137,27 @@ fn layer_bits(g: &Graph, j: usize, opts: &QuantOptions, edges: &[usize]) -> (u8,
     }
 }
 
+/// Quantizes every node of the prepared graph `g` at its bits (`edges` at the edge bits):
+/// the quantized layers' reports and the names of layers left f32.
+pub fn quantize_nodes(
+    g: &mut Graph,
+    edges: &[usize],
+    cal: &calib::Calibration,
+    opts: &QuantOptions,
+) -> (Vec<LayerReport>, Vec<String>) {
+    let mut layers = Vec::new();
+    let mut float_layers = Vec::new();
+    for j in 0..g.nodes.len() {
+        let (wb, ab) = layer_bits(g, j, opts, edges);
+        match quantize_node(g, j, wb, ab, cal, opts) {
+            Some(Converted::Layer(r)) => layers.push(r),
+            Some(Converted::Float) => float_layers.push(g.nodes[j].name.clone()),
+            None => {}
+        }
+    }
+    (layers, float_layers)
+}
+
 /// Linear nodes kept at the edge bits: the patch embedding and the classifier head.
 pub fn edge_linears(prep: &Prepared) -> Vec<usize> {
     let g = &prep.graph;
@@ -207,16 +229,7 @@ pub fn quantize(g: &Graph, calib: &[Tensor], opts: &QuantOptions) -> Result<Quan
         "calibrate (layer inputs)",
     )?;
 
-    let mut layers = Vec::new();
-    let mut float_layers = Vec::new();
-    for j in 0..g.nodes.len() {
-        let (wb, ab) = layer_bits(&g, j, opts, &edges);
-        match quantize_node(&mut g, j, wb, ab, &cal, opts) {
-            Some(Converted::Layer(r)) => layers.push(r),
-            Some(Converted::Float) => float_layers.push(g.nodes[j].name.clone()),
-            None => {}
-        }
-    }
+    let (layers, float_layers) = quantize_nodes(&mut g, &edges, &cal, opts);
     let f16_tensors = if opts.f16_consts {
         round_consts_to_f16(&mut g)
     } else {

@@ -217,7 +217,7 @@ fn mixed_markdown(m: &super::mixed::MixedReport) -> String {
     let mut s = format!(
         "\n## Mixed precision: `{}`\n\nBudget: weights {} bits (achieved {:.3}), activations {} bits \
          (achieved {:.3}); choices {:?}; knapsack {}; relevance {:.1} s, sensitivity {:.1} s, \
-         allocation {:.2} s.\n\n| layer | params | act elements | score | W bits | A bits |\n|---|---:|---:|---:|---:|---:|\n",
+         allocation {:.2} s.\n\n",
         m.allocator,
         m.budget,
         m.achieved_wbits,
@@ -229,6 +229,26 @@ fn mixed_markdown(m: &super::mixed::MixedReport) -> String {
         m.sensitivity_seconds,
         m.allocation_seconds
     );
+    if !m.trials.is_empty() {
+        s += &format!(
+            "Weights from `{}`, activations from `{}`: the best ({}) of {} pairs of proposals run \
+             on {} calibration images ({:.1} s).\n\n| weights | activations | output cosine | KL (nats) |\n|---|---|---:|---:|\n",
+            m.weights_from,
+            m.activations_from,
+            m.selection_metric,
+            m.trials.len(),
+            m.selection_images,
+            m.selection_seconds
+        );
+        for t in &m.trials {
+            s += &format!(
+                "| {} | {} | {:.6} | {:.3e} |\n",
+                t.weights, t.activations, t.cosine, t.kl
+            );
+        }
+        s += "\n";
+    }
+    s += "| layer | params | act elements | score | W bits | A bits |\n|---|---:|---:|---:|---:|---:|\n";
     for l in &m.layers {
         s += &format!(
             "| `{}` | {} | {} | {} | {} | {} |\n",
