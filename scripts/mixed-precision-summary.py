@@ -58,6 +58,7 @@ for work, line in lines.values():
         "activations_from": mixed.get("activations_from"),
         "selection_images": mixed.get("selection_images"),
         "trials": mixed.get("trials"),
+        "advantage": mixed.get("advantage"),
         "bundle_bytes": (rep.get("sizes") or {}).get("bundle", {}).get("total"),
         "wbits_per_layer": {l["name"]: l["wbits"] for l in mixed.get("layers", []) if l["wbits"]},
         "abits_per_layer": {l["name"]: l["abits"] for l in mixed.get("layers", [])},
@@ -118,10 +119,15 @@ for model in ["mnist", "fashion", "dinov2"]:
 md += ["", "Where the bits came from: lrp and random propose one allocation per γ (exponent on their "
        "scores) for weights and for activations; every pair, and uniform, runs end to end on the "
        "calibration images, and the one closest to f32 wins (lowest mean KL divergence of the class "
-       "probabilities for the classifiers, highest mean output cosine for the ViT-S). sensitivity "
+       "probabilities for the classifiers, highest mean output cosine for the ViT-S) if its paired "
+       "per-image edge over uniform exceeds two standard errors, else uniform. sensitivity "
        "proposes its one allocation and uniform.", "",
-       "| model | budget | allocator | weights from | activations from | calibration fidelity: chosen | uniform | trials | selection s |",
-       "|---|---:|---|---|---|---:|---:|---:|---:|"]
+       "| model | budget | allocator | weights from | activations from | calibration fidelity: chosen | uniform | best's edge / s.e. | trials | selection s |",
+       "|---|---:|---|---|---|---:|---:|---:|---:|---:|"]
+def edge(a):
+    return "–" if not a else f"{a['mean'] / max(a['standard_error'], 1e-300):.1f}" + ("" if a["kept"] else " (uniform kept)")
+
+
 for r in sorted(runs, key=lambda r: (["mnist", "fashion", "dinov2"].index(r["model"]) if r["model"] in ["mnist", "fashion", "dinov2"] else 9, -r["budget"], r["allocator"])):
     trials = r.get("trials") or []
     if not trials:
@@ -131,7 +137,7 @@ for r in sorted(runs, key=lambda r: (["mnist", "fashion", "dinov2"].index(r["mod
     chosen = next((t[key] for t in trials if t["weights"] == r["weights_from"] and t["activations"] == r["activations_from"]), None)
     uni = next((t[key] for t in trials if "uniform" in t["weights"].split(" = ") and "uniform" in t["activations"].split(" = ")), None)
     md.append(f"| {r['model']} | {r['budget']:g} | {r['allocator']} | {r['weights_from']} | {r['activations_from']} | "
-              f"{show(chosen)} | {show(uni)} | {len(trials)} | {r.get('selection_seconds') or 0:.1f} |")
+              f"{show(chosen)} | {show(uni)} | {edge(r.get('advantage'))} | {len(trials)} | {r.get('selection_seconds') or 0:.1f} |")
 errors = [r for r in runs if "error" in r]
 if errors:
     md += ["", "Failed runs:"] + [f"- {r['model']} {r['budget']} {r['allocator']}: {r['error'][:200]}" for r in errors]

@@ -99,9 +99,10 @@ pub struct QuantArgs {
     pub lrp_gamma: Vec<f64>,
     /// Calibration images on which every pair of weight and activation proposals (one per γ,
     /// and uniform) runs end to end; the pair closest to f32 wins (lowest KL divergence of the
-    /// class probabilities for a classifier, highest output cosine otherwise), so on
-    /// calibration data the result is never worse than uniform. Costs (γ count + 1)² quantized
-    /// passes over these images. 0: no trials, the first γ's proposal is taken as it is.
+    /// class probabilities for a classifier, highest output cosine otherwise) if its per-image
+    /// edge over uniform exceeds two standard errors, else uniform is kept. Costs
+    /// (γ count + 1)² quantized passes over these images. 0: no trials, the first γ's proposal
+    /// is taken as it is.
     #[arg(long, default_value_t = 128)]
     pub select_images: usize,
     /// Relevance target of --allocate lrp (as `qvit relevance --target`: auto, predicted, a

@@ -15,7 +15,8 @@
 //!
 //! lrp and random propose one allocation per exponent γ on their scores (`--lrp-gamma`), and
 //! sensitivity one; with `select_images > 0` every pair of weight and activation proposals, and
-//! uniform, runs end to end on calibration images and the best output cosine wins ([`select`]).
+//! uniform, runs end to end on calibration images, and the pair closest to f32 wins when its
+//! edge over uniform exceeds the calibration noise ([`select`]).
 
 use super::allocate::{self, Item};
 use super::calib::{Calibration, calibrate};
@@ -166,6 +167,8 @@ pub struct MixedReport {
     pub selection_images: usize,
     /// What the trials were judged by: `kl` (classifiers) or `cosine`.
     pub selection_metric: String,
+    /// The best trial's paired advantage over uniform, and whether it was large enough to keep.
+    pub advantage: Option<select::Advantage>,
     /// Seconds in relevance passes.
     pub relevance_seconds: f64,
     /// Seconds measuring sensitivity.
@@ -364,7 +367,7 @@ pub fn allocate_bits(
         .collect();
     let n_select = m.select_images.min(calib.len());
     let classifier = select::is_classifier(pg);
-    let (mut chosen, mut trials) = (pairs[0], Vec::new());
+    let (mut chosen, mut trials, mut advantage) = (pairs[0], Vec::new(), None);
     if pairs.len() > 1 && n_select > 0 {
         let options: Vec<QuantOptions> = (pairs.iter())
             .map(|&(w, a)| QuantOptions {
@@ -373,21 +376,19 @@ pub fn allocate_bits(
             })
             .collect();
         let fid = select::fidelity(pg, &edges, &cal, &options, &calib[..n_select])?;
-        // The first best wins, so ties go to the guided proposals, listed before uniform.
-        let best = (0..pairs.len()).fold(0, |b, i| {
-            if fid[i].better_than(&fid[b], classifier) {
-                i
-            } else {
-                b
-            }
-        });
+        let is_uniform = |label: &str| label.split(" = ").any(|l| l == "uniform");
+        let uniform = (pairs.iter())
+            .position(|&(w, a)| is_uniform(&wprops[w].label) && is_uniform(&aprops[a].label))
+            .context("uniform is always a proposal when trials run")?;
+        let (best, adv) = select::choose(&fid, uniform, classifier);
         chosen = pairs[best];
+        advantage = Some(adv);
         trials = (pairs.iter().zip(&fid))
             .map(|(&(w, a), f)| Trial {
                 weights: wprops[w].label.clone(),
                 activations: aprops[a].label.clone(),
-                cosine: f.cosine,
-                kl: f.kl,
+                cosine: f.cosine(),
+                kl: f.kl(),
             })
             .collect();
     }
@@ -425,6 +426,7 @@ pub fn allocate_bits(
             trials,
             selection_images: if pairs.len() > 1 { n_select } else { 0 },
             selection_metric: if classifier { "kl" } else { "cosine" }.into(),
+            advantage,
             relevance_seconds,
             sensitivity_seconds,
             allocation_seconds,

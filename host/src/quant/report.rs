@@ -246,6 +246,18 @@ fn mixed_markdown(m: &super::mixed::MixedReport) -> String {
                 t.weights, t.activations, t.cosine, t.kl
             );
         }
+        if let Some(a) = &m.advantage {
+            s += &format!(
+                "\nBest trial's edge over uniform: {:+.3e} ± {:.3e} per image ({}).\n",
+                a.mean,
+                a.standard_error,
+                if a.kept {
+                    "kept"
+                } else {
+                    "within two standard errors: uniform kept"
+                }
+            );
+        }
         s += "\n";
     }
     s += "| layer | params | act elements | score | W bits | A bits |\n|---|---:|---:|---:|---:|---:|\n";

@@ -8,7 +8,9 @@
 //! free parameter, the tempering γ of the relevance. Running the candidates settles what the
 //! proxies cannot: which γ suits this model and budget, and whether the guided bits beat uniform
 //! bits at all. Uniform is always among the candidates, so on the calibration images the chosen
-//! allocation is never worse than uniform.
+//! allocation is never worse than uniform. A guided allocation must also beat uniform by more
+//! than the noise of a finite calibration set ([`choose`]); otherwise uniform is kept, since an
+//! advantage that small does not carry over to other images.
 
 use super::calib::Calibration;
 use super::{QuantOptions, quantize_nodes};
@@ -28,24 +30,74 @@ pub fn outputs(g: Graph, images: &[Tensor]) -> Result<Vec<Vec<f32>>> {
         .collect()
 }
 
-/// How close a quantized model's outputs stay to f32's, as means over images.
-#[derive(Clone, Copy, Debug)]
+/// How close a quantized model's outputs stay to f32's, per image.
+#[derive(Clone, Debug)]
 pub struct Fidelity {
-    /// Output cosine (what `qvit compare` reports as `output_cosine_mean`).
-    pub cosine: f64,
-    /// KL divergence of the softmax of the quantized output from f32's (nats).
-    pub kl: f64,
+    /// Output cosine per image (`qvit compare` reports their mean as `output_cosine_mean`).
+    pub cosines: Vec<f64>,
+    /// KL divergence of the softmax of the quantized output from f32's per image (nats).
+    pub kls: Vec<f64>,
 }
 
 impl Fidelity {
-    /// Whether `self` is closer to f32 than `other`: by KL for a classifier, by cosine otherwise.
-    pub fn better_than(&self, other: &Fidelity, classifier: bool) -> bool {
+    /// Mean output cosine.
+    pub fn cosine(&self) -> f64 {
+        mean(&self.cosines)
+    }
+
+    /// Mean KL divergence.
+    pub fn kl(&self) -> f64 {
+        mean(&self.kls)
+    }
+
+    /// Per image, the higher the closer to f32: −KL for a classifier, the cosine otherwise.
+    pub fn scores(&self, classifier: bool) -> Vec<f64> {
         if classifier {
-            self.kl < other.kl
+            self.kls.iter().map(|k| -k).collect()
         } else {
-            self.cosine > other.cosine
+            self.cosines.clone()
         }
     }
+}
+
+fn mean(x: &[f64]) -> f64 {
+    x.iter().sum::<f64>() / x.len().max(1) as f64
+}
+
+/// Standard errors a trial's mean per-image advantage over uniform must exceed to be kept.
+pub const SIGNIFICANCE: f64 = 2.0;
+
+/// The best trial's advantage over uniform on the calibration images.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct Advantage {
+    /// Mean per-image score difference, best trial minus uniform (score: −KL or cosine).
+    pub mean: f64,
+    /// Its standard error (per-image differences' standard deviation over √images).
+    pub standard_error: f64,
+    /// Whether `mean` exceeds [`SIGNIFICANCE`] standard errors, so the best trial is kept.
+    pub kept: bool,
+}
+
+/// The trial to keep: the best by mean score (the first among equals) when its paired per-image
+/// advantage over trial `uniform` exceeds [`SIGNIFICANCE`] standard errors, else `uniform`.
+pub fn choose(fid: &[Fidelity], uniform: usize, classifier: bool) -> (usize, Advantage) {
+    let scores: Vec<Vec<f64>> = fid.iter().map(|f| f.scores(classifier)).collect();
+    let means: Vec<f64> = scores.iter().map(|s| mean(s)).collect();
+    let best = (0..fid.len()).fold(0, |b, i| if means[i] > means[b] { i } else { b });
+    let d: Vec<f64> = (scores[best].iter().zip(&scores[uniform]))
+        .map(|(a, u)| a - u)
+        .collect();
+    let m = mean(&d);
+    let n = d.len().max(1) as f64;
+    let var = d.iter().map(|x| (x - m).powi(2)).sum::<f64>() / (n - 1.0).max(1.0);
+    let se = (var / n).sqrt();
+    let kept = best != uniform && m > SIGNIFICANCE * se;
+    let advantage = Advantage {
+        mean: m,
+        standard_error: se,
+        kept,
+    };
+    (if kept { best } else { uniform }, advantage)
 }
 
 /// Whether `g`'s first output is a single vector per image (class logits), as opposed to
@@ -89,12 +141,11 @@ pub fn fidelity(
             let mut q = g.clone();
             quantize_nodes(&mut q, edges, cal, opts);
             let ys = outputs(q, images)?;
-            let n = images.len().max(1) as f64;
             let pairs = || ys.iter().zip(&reference);
             bar.inc(1);
             Ok(Fidelity {
-                cosine: pairs().map(|(y, r)| cosine(y, r)).sum::<f64>() / n,
-                kl: pairs().map(|(y, r)| softmax_kl(r, y)).sum::<f64>() / n,
+                cosines: pairs().map(|(y, r)| cosine(y, r)).collect(),
+                kls: pairs().map(|(y, r)| softmax_kl(r, y)).collect(),
             })
         })
         .collect::<Result<Vec<_>>>()?;
