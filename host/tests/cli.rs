@@ -282,7 +282,7 @@ fn quantize_mixed_cli_reports_its_allocation() {
     let bundle = dir.join("mixed.qvit");
     let m = "models/fashion-vit";
     let calib = format!("{m}/calib512-images-idx3-ubyte");
-    let args = |alloc: &'static str, budget: &'static str| {
+    let args = |alloc: &'static str, budget: &'static str, select: &'static str| {
         vec![
             "quantize".to_string(),
             format!("{m}/fashion_vit.onnx"),
@@ -297,17 +297,23 @@ fn quantize_mixed_cli_reports_its_allocation() {
             budget.into(),
             "--allocate".into(),
             alloc.into(),
+            "--select-images".into(),
+            select.into(),
             "-o".into(),
             bundle.to_str().unwrap().into(),
         ]
     };
     let call = |a: Vec<String>| qvit(&a.iter().map(String::as_str).collect::<Vec<_>>());
-    let (ok, _, err) = call(args("lrp", "3.5"));
-    assert!(ok, "{err}");
-    let r: Value =
+    let report = || -> Value {
         serde_json::from_str(&std::fs::read_to_string(dir.join("mixed.report.json")).unwrap())
-            .unwrap();
+            .unwrap()
+    };
+    // Without trials the knapsack's proposal is taken as it is.
+    let (ok, _, err) = call(args("lrp", "3.5", "0"));
+    assert!(ok, "{err}");
+    let r = report();
     let mixed = &r["mixed"];
+    assert_eq!(mixed["trials"].as_array().map(Vec::len), Some(0));
     assert_eq!(mixed["allocator"], "lrp");
     assert!(mixed["achieved_wbits"].as_f64().unwrap() <= 3.5);
     assert!(mixed["achieved_abits"].as_f64().unwrap() <= 3.5);
@@ -321,9 +327,19 @@ fn quantize_mixed_cli_reports_its_allocation() {
     let md = std::fs::read_to_string(dir.join("mixed.report.md")).unwrap();
     assert!(md.contains("Mixed precision: `lrp`"));
 
-    let (ok, _, err) = call(args("random:x", "4"));
+    // With trials: 3 γ and uniform, for weights and activations (fewer where proposals agree).
+    let (ok, _, err) = call(args("lrp", "3.5", "8"));
+    assert!(ok, "{err}");
+    let r = report();
+    let trials = r["mixed"]["trials"].as_array().unwrap().len();
+    assert!((2..=16).contains(&trials), "{trials} trials");
+    assert_eq!(r["mixed"]["selection_images"], 8);
+    let md = std::fs::read_to_string(dir.join("mixed.report.md")).unwrap();
+    assert!(md.contains("Best trial's edge over uniform"), "{md}");
+
+    let (ok, _, err) = call(args("random:x", "4", "0"));
     assert!(!ok && err.contains("seed must be an integer"), "{err}");
-    let (ok, _, err) = call(args("uniform", "1"));
+    let (ok, _, err) = call(args("uniform", "1", "0"));
     assert!(
         !ok && err.contains("below the smallest bit choice"),
         "{err}"
