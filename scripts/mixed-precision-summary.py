@@ -87,8 +87,8 @@ json.dump(out, open("bench-results/mixed-precision.json", "w"), indent=1)
 
 md = ["# Mixed precision: lrp against uniform, random and sensitivity", "",
       f"Commits {', '.join(out['commits'])}, {out['date']}, {out['machine']}. Produced by "
-      "`scripts/mixed-precision.sh`; each run's commit is in the JSON (uniform and sensitivity do "
-      "not use the relevance or error models, so their runs from an earlier commit stand).", "",
+      "`scripts/mixed-precision.sh`; each run's commit is in the JSON. Seconds are wall time on a "
+      "shared 2-core machine.", "",
       "Top-1 % on 10 000 test images (MNIST, Fashion-MNIST) or mean token cosine against f32 on 64 "
       "held-out ImageNet images (ViT-S/14; 64 others calibrate). Budget = average bits of the body layers, weights "
       "(parameter-weighted) and activations (element-weighted); patch embedding and head stay at 8 "
