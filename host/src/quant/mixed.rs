@@ -103,7 +103,8 @@ pub struct MixedOptions {
     /// layer alike, leaving only the quantization-error model; between: tempered).
     pub lrp_gammas: Vec<f64>,
     /// Calibration images on which every pair of weight and activation proposals (uniform
-    /// included) runs end to end, the best output cosine winning; 0 takes the first proposal.
+    /// included) runs end to end; the closest to f32 wins if its edge over uniform exceeds the
+    /// noise ([`select::choose`]). 0 takes the first proposal untried.
     pub select_images: usize,
     /// Calibration images used for relevance.
     pub lrp_images: usize,
@@ -161,7 +162,8 @@ pub struct MixedReport {
     pub exact: bool,
     /// Body layers in graph order.
     pub layers: Vec<MixedLayer>,
-    /// Output cosine against f32 of every pair of proposals run end to end (empty when only one).
+    /// Fidelity (cosine and KL against f32) of every pair of proposals run end to end (empty
+    /// when there was only one pair or trials were off).
     pub trials: Vec<Trial>,
     /// Calibration images the trials ran on.
     pub selection_images: usize,
