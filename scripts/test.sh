@@ -21,7 +21,9 @@ cargo build --target "$AARCH64" -p qvit-device --bin qvit-run
 for cpu in cortex-a53 max,sve=off; do
   step "aarch64 tests under qemu, QEMU_CPU=$cpu"
   # --nocapture shows which kernels report SKIPPED for lack of a CPU feature on this model.
-  QEMU_CPU=$cpu cargo test --target "$AARCH64" -p qvit-kernels -- --nocapture
+  # QVIT_TEST_RUNNER: tests that re-run their own binary (forced tiers) go through qemu too.
+  QEMU_CPU=$cpu QVIT_TEST_RUNNER="qemu-aarch64 -L /usr/aarch64-linux-gnu" \
+    cargo test --target "$AARCH64" -p qvit-kernels -- --nocapture
   # Tests that spawn qvit-run go through qemu too (QVIT_TEST_RUNNER).
   QEMU_CPU=$cpu QVIT_TEST_RUNNER="qemu-aarch64 -L /usr/aarch64-linux-gnu" \
     cargo test --target "$AARCH64" -p qvit-device

@@ -2,7 +2,8 @@
 //! and packing parameters. Dispatch, tests and benches iterate [`INVENTORY`], so no kernel ships
 //! untested.
 
-use crate::set::{Cpu, Tier};
+use crate::cpu::Cpu;
+use crate::tier::Tier;
 use crate::{Error, Result};
 
 /// Largest `mr·nr` of any kernel (size of the driver's stack tile).
@@ -12,7 +13,7 @@ pub const MAX_TILE: usize = 256;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Op {
-    /// int8 activations × int8 weights → i32 (contract in [`crate::gemm`]).
+    /// int8 activations × int8 weights → i32 (contract in the `gemm` module).
     GemmW8A8,
     /// uint4 activations (zero point subtracted at packing) × int4 weights → i32.
     GemmW4A4,
@@ -29,6 +30,10 @@ pub(crate) type W8A8Ukernel = fn(&Cpu, &[i8], &[i8], usize, &mut [i32]) -> Resul
 /// that have one skip the driver's tile write-back (the fold is applied in registers).
 pub(crate) type W8A8Packed =
     fn(&Cpu, &[i8], usize, &[i8], usize, usize, &[i32], &mut [i32]) -> Result<()>;
+
+/// A kernel's own activation packer: `(cpu, out, a, rows, k, flip)` writes the panels of the
+/// `[rows, k]` activations that [`crate::pack`] describes (adding 128 when `flip`) into `out`.
+pub(crate) type PackA = fn(&Cpu, &mut Vec<i8>, &[i8], usize, usize, bool) -> Result<()>;
 
 /// One kernel of the inventory.
 #[derive(Debug)]
@@ -55,6 +60,8 @@ pub struct KernelDesc {
     pub(crate) ukernel: W8A8Ukernel,
     /// The kernel's whole-GEMM loop, when it has one (otherwise the driver tiles `ukernel`).
     pub(crate) packed: Option<W8A8Packed>,
+    /// The kernel's own activation packer, when it has a faster one than the portable copy.
+    pub(crate) pack_a: Option<PackA>,
 }
 
 impl KernelDesc {
@@ -82,6 +89,7 @@ pub static INVENTORY: &[KernelDesc] = &[
         available: |_| true,
         ukernel: |_, a, b, kb, t| crate::reference::gemm_w8a8_ukernel(4, 4, 4, a, b, kb, t),
         packed: None,
+        pack_a: None,
     },
     #[cfg(target_arch = "aarch64")]
     KernelDesc {
@@ -99,6 +107,7 @@ pub static INVENTORY: &[KernelDesc] = &[
             crate::aarch64::neon::gemm_w8a8_4x4c16(tok, a, b, kb, t)
         },
         packed: None,
+        pack_a: None,
     },
     #[cfg(target_arch = "aarch64")]
     KernelDesc {
@@ -116,6 +125,7 @@ pub static INVENTORY: &[KernelDesc] = &[
             crate::aarch64::dotprod::gemm_w8a8_4x4c16(tok, a, b, kb, t)
         },
         packed: None,
+        pack_a: None,
     },
     #[cfg(target_arch = "aarch64")]
     KernelDesc {
@@ -133,6 +143,7 @@ pub static INVENTORY: &[KernelDesc] = &[
             crate::aarch64::i8mm::gemm_w8a8_8x8c8(tok, a, b, kb, t)
         },
         packed: None,
+        pack_a: None,
     },
     #[cfg(target_arch = "x86_64")]
     KernelDesc {
@@ -150,11 +161,12 @@ pub static INVENTORY: &[KernelDesc] = &[
             crate::x86_64::avx2::gemm_w8a8_4x16c2(tok, a, b, kb, t)
         },
         packed: None,
+        pack_a: None,
     },
     #[cfg(target_arch = "x86_64")]
     KernelDesc {
-        name: "x86_64.avx2.gemm_w8a8_6x16c4_vnni",
-        tier: Tier::Avx2,
+        name: "x86_64.avxvnni.gemm_w8a8_6x16c4",
+        tier: Tier::AvxVnni,
         op: Op::GemmW8A8,
         features: &["avx2", "avxvnni"],
         mr: 6,
@@ -164,14 +176,15 @@ pub static INVENTORY: &[KernelDesc] = &[
         available: |cpu| cpu.avxvnni.is_some(),
         ukernel: |cpu, a, b, kb, t| {
             let tok = cpu.avxvnni.ok_or_else(|| unavailable("avxvnni"))?;
-            crate::x86_64::avx2::gemm_w8a8_6x16c4_vnni(tok, a, b, kb, t)
+            crate::x86_64::avxvnni::gemm_w8a8_6x16c4(tok, a, b, kb, t)
         },
         packed: None,
+        pack_a: None,
     },
     #[cfg(target_arch = "x86_64")]
     KernelDesc {
         name: "x86_64.avx512vnni.gemm_w8a8_8x32c4",
-        tier: Tier::Avx2,
+        tier: Tier::Avx512Vnni,
         op: Op::GemmW8A8,
         features: &["avx2", "avx512f", "avx512bw", "avx512vnni"],
         mr: 8,
@@ -187,6 +200,11 @@ pub static INVENTORY: &[KernelDesc] = &[
             let tok = cpu.avx512vnni.ok_or_else(|| unavailable("avx512vnni"))?;
             crate::x86_64::avx512vnni::gemm_w8a8_8x32c4_packed(tok, a, m, b, n, kb, fold, out)
         }),
+        pack_a: Some(|cpu, out, a, rows, k, flip| {
+            let tok = cpu.avx512vnni.ok_or_else(|| unavailable("avx512vnni"))?;
+            crate::x86_64::avx512vnni::pack_a_8x4(tok, out, a, rows, k, flip);
+            Ok(())
+        }),
     },
     KernelDesc {
         name: "reference.gemm_w4a4_4x4c4",
@@ -200,6 +218,7 @@ pub static INVENTORY: &[KernelDesc] = &[
         available: |_| true,
         ukernel: |_, a, b, kb, t| crate::reference::gemm_w8a8_ukernel(4, 4, 4, a, b, kb, t),
         packed: None,
+        pack_a: None,
     },
     #[cfg(target_arch = "aarch64")]
     KernelDesc {
@@ -217,6 +236,7 @@ pub static INVENTORY: &[KernelDesc] = &[
             crate::aarch64::neon::gemm_w4a4_4x4c16(tok, a, b, kb, t)
         },
         packed: None,
+        pack_a: None,
     },
     // On SDOT/SMMLA/AVX2 the W8A8 kernels are already faster than the narrow-product trick, so
     // W4A4 runs them on the (zero-point-free) int4 values.
@@ -236,6 +256,7 @@ pub static INVENTORY: &[KernelDesc] = &[
             crate::aarch64::dotprod::gemm_w8a8_4x4c16(tok, a, b, kb, t)
         },
         packed: None,
+        pack_a: None,
     },
     #[cfg(target_arch = "aarch64")]
     KernelDesc {
@@ -253,6 +274,7 @@ pub static INVENTORY: &[KernelDesc] = &[
             crate::aarch64::i8mm::gemm_w8a8_8x8c8(tok, a, b, kb, t)
         },
         packed: None,
+        pack_a: None,
     },
     #[cfg(target_arch = "x86_64")]
     KernelDesc {
@@ -270,11 +292,12 @@ pub static INVENTORY: &[KernelDesc] = &[
             crate::x86_64::avx2::gemm_w8a8_4x16c2(tok, a, b, kb, t)
         },
         packed: None,
+        pack_a: None,
     },
     #[cfg(target_arch = "x86_64")]
     KernelDesc {
-        name: "x86_64.avx2.gemm_w4a4_6x16c4_vnni",
-        tier: Tier::Avx2,
+        name: "x86_64.avxvnni.gemm_w4a4_6x16c4",
+        tier: Tier::AvxVnni,
         op: Op::GemmW4A4,
         features: &["avx2", "avxvnni"],
         mr: 6,
@@ -284,14 +307,15 @@ pub static INVENTORY: &[KernelDesc] = &[
         available: |cpu| cpu.avxvnni.is_some(),
         ukernel: |cpu, a, b, kb, t| {
             let tok = cpu.avxvnni.ok_or_else(|| unavailable("avxvnni"))?;
-            crate::x86_64::avx2::gemm_w8a8_6x16c4_vnni(tok, a, b, kb, t)
+            crate::x86_64::avxvnni::gemm_w8a8_6x16c4(tok, a, b, kb, t)
         },
         packed: None,
+        pack_a: None,
     },
     #[cfg(target_arch = "x86_64")]
     KernelDesc {
         name: "x86_64.avx512vnni.gemm_w4a4_8x32c4",
-        tier: Tier::Avx2,
+        tier: Tier::Avx512Vnni,
         op: Op::GemmW4A4,
         features: &["avx2", "avx512f", "avx512bw", "avx512vnni"],
         mr: 8,
@@ -307,6 +331,11 @@ pub static INVENTORY: &[KernelDesc] = &[
             let tok = cpu.avx512vnni.ok_or_else(|| unavailable("avx512vnni"))?;
             crate::x86_64::avx512vnni::gemm_w8a8_8x32c4_packed(tok, a, m, b, n, kb, fold, out)
         }),
+        pack_a: Some(|cpu, out, a, rows, k, flip| {
+            let tok = cpu.avx512vnni.ok_or_else(|| unavailable("avx512vnni"))?;
+            crate::x86_64::avx512vnni::pack_a_8x4(tok, out, a, rows, k, flip);
+            Ok(())
+        }),
     },
 ];
 
@@ -314,13 +343,13 @@ fn unavailable(feature: &str) -> Error {
     Error::TierUnavailable(feature.to_string())
 }
 
-/// The fastest `op` kernel of `tier` that `cpu` runs (the inventory lists each tier's kernels
-/// slowest first).
+/// The fastest `op` kernel that a set of `tier` may run ([`Tier::includes`]) on `cpu` (the
+/// inventory lists kernels slowest first).
 pub(crate) fn best_kernel(cpu: &Cpu, op: Op, tier: Tier) -> Option<&'static KernelDesc> {
     INVENTORY
         .iter()
         .rev()
-        .find(|d| d.op == op && d.tier == tier && d.supported_by(cpu))
+        .find(|d| d.op == op && tier.includes(d.tier) && d.supported_by(cpu))
 }
 
 /// The inventory as a Markdown table (name, op, tier, tile, features, whether this CPU runs it):

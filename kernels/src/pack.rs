@@ -54,6 +54,26 @@ pub(crate) fn pack_panels_into(
     kr: usize,
     flip: bool,
 ) {
+    pack_panels_into_with(out, src, rows, k, p, kr, flip, None)
+}
+
+/// A tier's faster copy of the leading columns of one full panel: `(panel bytes, the panel's
+/// `p·k` source bytes, k)` packs some whole blocks and returns how many `kr`-column blocks of
+/// every row it wrote; the portable copy does the rest.
+pub(crate) type FullPanelCopy<'a> = &'a dyn Fn(&mut [i8], &[i8], usize) -> usize;
+
+/// [`pack_panels_into`] with a tier's [`FullPanelCopy`] for full panels.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn pack_panels_into_with(
+    out: &mut Vec<i8>,
+    src: &[i8],
+    rows: usize,
+    k: usize,
+    p: usize,
+    kr: usize,
+    flip: bool,
+    fast: Option<FullPanelCopy>,
+) {
     let kb = k_blocks(k, kr);
     let panels = rows.div_ceil(p);
     out.clear();
@@ -64,10 +84,10 @@ pub(crate) fn pack_panels_into(
     // The kernels' block sizes get a copy of whole `[i8; KR]` blocks (one register move each);
     // any other size takes the byte loop.
     match kr {
-        2 => pack_blocks::<2>(out, &src[..rows * k], k, p, kb),
-        4 => pack_blocks::<4>(out, &src[..rows * k], k, p, kb),
-        8 => pack_blocks::<8>(out, &src[..rows * k], k, p, kb),
-        16 => pack_blocks::<16>(out, &src[..rows * k], k, p, kb),
+        2 => pack_blocks::<2>(out, &src[..rows * k], k, p, kb, fast),
+        4 => pack_blocks::<4>(out, &src[..rows * k], k, p, kb, fast),
+        8 => pack_blocks::<8>(out, &src[..rows * k], k, p, kb, fast),
+        16 => pack_blocks::<16>(out, &src[..rows * k], k, p, kb, fast),
         _ => pack_bytes(out, src, rows, k, p, kr, kb),
     }
     if flip {
@@ -81,20 +101,20 @@ pub(crate) fn pack_panels_into(
 }
 
 /// Packs rows block by block with `KR` known at compile time; `out` is already sized and zeroed.
-fn pack_blocks<const KR: usize>(out: &mut [i8], src: &[i8], k: usize, p: usize, kb: usize) {
+fn pack_blocks<const KR: usize>(
+    out: &mut [i8],
+    src: &[i8],
+    k: usize,
+    p: usize,
+    kb: usize,
+    fast: Option<FullPanelCopy>,
+) {
     let panels = out.chunks_exact_mut(p * kb * KR);
     for (panel, panel_src) in panels.zip(src.chunks(p * k)) {
-        // Full 8-row panels of 4-byte blocks (the x86 VNNI kernels) transpose 16 columns at a
-        // time in registers; the remaining columns go block by block below.
-        #[cfg(target_arch = "x86_64")]
-        let done = if KR == 4 && p == 8 && panel_src.len() == 8 * k {
-            // SAFETY: SSE2 is part of the x86_64 baseline.
-            unsafe { transpose_8x16(panel, panel_src, k) }
-        } else {
-            0
+        let done = match fast {
+            Some(copy) if panel_src.len() == p * k => copy(panel, panel_src, k),
+            _ => 0,
         };
-        #[cfg(not(target_arch = "x86_64"))]
-        let done = 0;
         let (blocks, _) = panel.as_chunks_mut::<KR>();
         let blocks = &mut blocks[done * p..];
         for (pr, row) in panel_src.chunks_exact(k).enumerate() {
@@ -108,53 +128,6 @@ fn pack_blocks<const KR: usize>(out: &mut [i8], src: &[i8], k: usize, p: usize, 
             }
         }
     }
-}
-
-/// Packs the first `16·⌊k/16⌋` columns of one full 8-row panel into 4-byte blocks (`panel` is
-/// the panel's `32·kb` output bytes, `rows` its `8·k` source bytes) and returns the number of
-/// blocks written. Each group of 16 columns is an 8 × 4 matrix of `u32`, transposed with the
-/// SSE2 unpacks (x86_64 baseline): 8 loads, 16 unpacks and 8 stores for 128 bytes, where the
-/// block-by-block copy needs 32 loads and 32 stores.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "sse2")]
-fn transpose_8x16(panel: &mut [i8], rows: &[i8], k: usize) -> usize {
-    use std::arch::x86_64::*;
-    let groups = k / 16;
-    let load = |r: usize, g: usize| -> __m128i {
-        let bytes: [i8; 16] = rows[r * k + 16 * g..][..16].try_into().unwrap();
-        // SAFETY: `[i8; 16]` and `__m128i` have the same size and every bit pattern is valid.
-        unsafe { std::mem::transmute::<[i8; 16], __m128i>(bytes) }
-    };
-    // Lane j (columns 4j..4j+4) of four rows, gathered into one register per j.
-    let transpose4 = |x: [__m128i; 4]| -> [__m128i; 4] {
-        let t0 = _mm_unpacklo_epi32(x[0], x[1]);
-        let t1 = _mm_unpacklo_epi32(x[2], x[3]);
-        let t2 = _mm_unpackhi_epi32(x[0], x[1]);
-        let t3 = _mm_unpackhi_epi32(x[2], x[3]);
-        [
-            _mm_unpacklo_epi64(t0, t1),
-            _mm_unpackhi_epi64(t0, t1),
-            _mm_unpacklo_epi64(t2, t3),
-            _mm_unpackhi_epi64(t2, t3),
-        ]
-    };
-    let (blocks, _) = panel.as_chunks_mut::<32>();
-    for (g, dst) in blocks.chunks_exact_mut(4).take(groups).enumerate() {
-        let lo = transpose4([load(0, g), load(1, g), load(2, g), load(3, g)]);
-        let hi = transpose4([load(4, g), load(5, g), load(6, g), load(7, g)]);
-        for ((d, l), h) in dst.iter_mut().zip(lo).zip(hi) {
-            // SAFETY: as above, `__m128i` and `[i8; 16]` are the same 16 bytes.
-            let (l, h) = unsafe {
-                (
-                    std::mem::transmute::<__m128i, [i8; 16]>(l),
-                    std::mem::transmute::<__m128i, [i8; 16]>(h),
-                )
-            };
-            d[..16].copy_from_slice(&l);
-            d[16..].copy_from_slice(&h);
-        }
-    }
-    4 * groups
 }
 
 /// Packing for block sizes without a specialised copy.

@@ -1,59 +1,24 @@
 //! Runtime kernel selection: detect the CPU once, keep the chosen implementations in a
-//! [`KernelSet`]. `QVIT_FORCE_TIER=reference|neon|dotprod|i8mm|avx2` forces a tier for A/B runs.
-
-use std::str::FromStr;
+//! [`KernelSet`]. This is the only place that chooses code by CPU feature: a set holds only the
+//! capability tokens of its tier ([`Cpu::for_tier`]), and every tier-specific path (GEMM,
+//! packing, epilogues, quantization, float ops) is reached through it. `QVIT_FORCE_TIER` (see
+//! [`FORCE_TIER_ENV`]) forces a tier for A/B runs.
 
 #[cfg(target_arch = "aarch64")]
-use crate::aarch64::{dotprod::DotProd, i8mm::I8mm, neon, neon::Neon};
+use crate::aarch64::neon;
+use crate::cpu::Cpu;
+#[cfg(target_arch = "aarch64")]
+use crate::cpu::Neon;
+#[cfg(target_arch = "x86_64")]
+use crate::cpu::{Avx2Fma, Avx512Vnni};
 use crate::gemm::{self, PackedW8, Scratch};
 use crate::inventory::{self, KernelDesc, Op};
+use crate::tier::{FORCE_TIER_ENV, Tier};
 #[cfg(target_arch = "x86_64")]
-use crate::x86_64::{
-    avx2,
-    avx2::{Avx2Fma, AvxVnni},
-};
+use crate::x86_64::{avx2, avx512vnni};
 use crate::{Error, Result, reference};
 
-/// Environment variable that forces a tier (`reference|neon|dotprod|i8mm|avx2`).
-pub const FORCE_TIER_ENV: &str = "QVIT_FORCE_TIER";
-
-/// An instruction-set tier, from slowest to fastest on its architecture.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-#[non_exhaustive]
-pub enum Tier {
-    /// Portable scalar code: the oracle of the tests.
-    Reference,
-    /// aarch64 ARMv8.0 NEON (Cortex-A53/A57/A72).
-    Neon,
-    /// aarch64 NEON + SDOT (ARMv8.2 dotprod: Cortex-A76/A78).
-    DotProd,
-    /// aarch64 NEON + SDOT + SMMLA (ARMv8.6 i8mm: Neoverse N2/V1).
-    I8mm,
-    /// x86_64 AVX2 + FMA.
-    Avx2,
-}
-
 impl Tier {
-    /// Every tier, in declaration order.
-    pub const ALL: [Tier; 5] = [
-        Tier::Reference,
-        Tier::Neon,
-        Tier::DotProd,
-        Tier::I8mm,
-        Tier::Avx2,
-    ];
-
-    /// The lower-case name used by [`FORCE_TIER_ENV`] and in logs.
-    pub fn name(self) -> &'static str {
-        match self {
-            Tier::Reference => "reference",
-            Tier::Neon => "neon",
-            Tier::DotProd => "dotprod",
-            Tier::I8mm => "i8mm",
-            Tier::Avx2 => "avx2",
-        }
-    }
-
     /// Whether the running CPU can execute this tier.
     pub fn is_supported(self) -> bool {
         Cpu::detect().supports(self)
@@ -66,91 +31,36 @@ impl Tier {
     }
 }
 
-impl std::fmt::Display for Tier {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
-impl FromStr for Tier {
-    type Err = Error;
-
-    fn from_str(s: &str) -> Result<Tier> {
-        Tier::ALL
-            .into_iter()
-            .find(|t| t.name().eq_ignore_ascii_case(s.trim()))
-            .ok_or_else(|| Error::TierUnavailable(s.to_string()))
-    }
-}
-
-/// The capability tokens the running CPU grants.
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct Cpu {
-    #[cfg(target_arch = "x86_64")]
-    pub(crate) avx2: Option<Avx2Fma>,
-    #[cfg(target_arch = "x86_64")]
-    pub(crate) avxvnni: Option<AvxVnni>,
-    #[cfg(target_arch = "x86_64")]
-    pub(crate) avx512vnni: Option<crate::x86_64::avx512vnni::Avx512Vnni>,
-    #[cfg(target_arch = "aarch64")]
-    pub(crate) neon: Option<Neon>,
-    #[cfg(target_arch = "aarch64")]
-    pub(crate) dotprod: Option<DotProd>,
-    #[cfg(target_arch = "aarch64")]
-    pub(crate) i8mm: Option<I8mm>,
-}
-
-impl Cpu {
-    pub(crate) fn detect() -> Cpu {
-        Cpu {
-            #[cfg(target_arch = "x86_64")]
-            avx2: Avx2Fma::detect(),
-            #[cfg(target_arch = "x86_64")]
-            avxvnni: AvxVnni::detect(),
-            #[cfg(target_arch = "x86_64")]
-            avx512vnni: crate::x86_64::avx512vnni::Avx512Vnni::detect(),
-            #[cfg(target_arch = "aarch64")]
-            neon: Neon::detect(),
-            #[cfg(target_arch = "aarch64")]
-            dotprod: DotProd::detect(),
-            #[cfg(target_arch = "aarch64")]
-            i8mm: I8mm::detect(),
-        }
-    }
-
-    pub(crate) fn supports(&self, tier: Tier) -> bool {
-        match tier {
-            Tier::Reference => true,
-            #[cfg(target_arch = "x86_64")]
-            Tier::Avx2 => self.avx2.is_some(),
-            #[cfg(target_arch = "aarch64")]
-            Tier::Neon => self.neon.is_some(),
-            #[cfg(target_arch = "aarch64")]
-            Tier::DotProd => self.neon.is_some() && self.dotprod.is_some(),
-            #[cfg(target_arch = "aarch64")]
-            Tier::I8mm => self.neon.is_some() && self.dotprod.is_some() && self.i8mm.is_some(),
-            #[allow(unreachable_patterns)]
-            _ => false,
-        }
-    }
-
-    fn best(&self) -> Tier {
-        Tier::ALL
-            .into_iter()
-            .rev()
-            .find(|&t| self.supports(t))
-            .unwrap_or(Tier::Reference)
-    }
-}
-
 /// Which implementation of the f32 ops (softmax, LayerNorm, GELU) a set uses.
 #[derive(Clone, Copy, Debug)]
 enum FloatOps {
     Reference,
     #[cfg(target_arch = "x86_64")]
     Avx2(Avx2Fma),
+    /// AVX2's float ops, with the quantization loops compiled for 16 lanes.
+    #[cfg(target_arch = "x86_64")]
+    Avx512(Avx2Fma, Avx512Vnni),
     #[cfg(target_arch = "aarch64")]
     Neon(Neon),
+}
+
+impl FloatOps {
+    fn for_cpu(cpu: &Cpu, tier: Tier) -> FloatOps {
+        match tier {
+            #[cfg(target_arch = "x86_64")]
+            Tier::Avx2 | Tier::AvxVnni => cpu.avx2.map_or(FloatOps::Reference, FloatOps::Avx2),
+            #[cfg(target_arch = "x86_64")]
+            Tier::Avx512Vnni => match (cpu.avx2, cpu.avx512vnni) {
+                (Some(a), Some(b)) => FloatOps::Avx512(a, b),
+                _ => FloatOps::Reference,
+            },
+            #[cfg(target_arch = "aarch64")]
+            Tier::Neon | Tier::DotProd | Tier::I8mm => {
+                cpu.neon.map_or(FloatOps::Reference, FloatOps::Neon)
+            }
+            _ => FloatOps::Reference,
+        }
+    }
 }
 
 /// The kernels chosen for this CPU. Cheap to copy; hold one per loaded model (two models may
@@ -201,16 +111,8 @@ impl KernelSet {
         Ok(KernelSet::build(cpu, tier))
     }
 
-    fn build(cpu: Cpu, tier: Tier) -> KernelSet {
-        let float = match tier {
-            #[cfg(target_arch = "x86_64")]
-            Tier::Avx2 => cpu.avx2.map_or(FloatOps::Reference, FloatOps::Avx2),
-            #[cfg(target_arch = "aarch64")]
-            Tier::Neon | Tier::DotProd | Tier::I8mm => {
-                cpu.neon.map_or(FloatOps::Reference, FloatOps::Neon)
-            }
-            _ => FloatOps::Reference,
-        };
+    fn build(detected: Cpu, tier: Tier) -> KernelSet {
+        let cpu = detected.for_tier(tier);
         let pick = |op| {
             inventory::best_kernel(&cpu, op, tier)
                 .or_else(|| inventory::best_kernel(&cpu, op, Tier::Reference))
@@ -219,7 +121,7 @@ impl KernelSet {
         KernelSet {
             tier,
             cpu,
-            float,
+            float: FloatOps::for_cpu(&cpu, tier),
             w8a8: pick(Op::GemmW8A8),
             w4a4: pick(Op::GemmW4A4),
         }
@@ -324,7 +226,10 @@ impl KernelSet {
         acc.clear();
         acc.resize(out.len(), 0);
         let r = gemm::gemm_w8a8_i32(&self.cpu, scratch, a, m, a_zero, w, &mut acc).and_then(|()| {
-            gemm::epilogue::dequantize_i32_f32(&acc, w.n(), a_scale, w_scales, bias, out)
+            let n = w.n();
+            let scales: Vec<f32> = w_scales.iter().map(|&s| a_scale * s).collect();
+            let zeros = vec![0.0; n];
+            self.dequantize_rows(&acc, n, &scales, bias.unwrap_or(&zeros), out)
         });
         scratch.acc = acc;
         r
@@ -348,6 +253,29 @@ impl KernelSet {
         self.gemm_w8a8_f32_with(scratch, a, m, a_zero, a_scale, w, w_scales, bias, out)
     }
 
+    /// Dequantizing epilogue with precomputed per-channel scales, over `[m, n]` rows:
+    /// `out = acc as f32 · scales[j] + bias[j]`, plain `a * b + c` (never an FMA), so bit-exact with
+    /// [`gemm::epilogue::dequantize_i32_f32`] given `scales[j] = a_scale·w_scales[j]` and a zero
+    /// bias for an absent one. Allocation-free. Errors on mismatched lengths.
+    pub fn dequantize_rows(
+        &self,
+        acc: &[i32],
+        n: usize,
+        scales: &[f32],
+        bias: &[f32],
+        out: &mut [f32],
+    ) -> Result<()> {
+        gemm::epilogue::check_rows("dequantize_rows", acc.len(), n, scales, bias, out.len())?;
+        match self.float {
+            #[cfg(target_arch = "x86_64")]
+            FloatOps::Avx512(_, wide) => {
+                avx512vnni::dequantize_rows(wide, acc, n, scales, bias, out)
+            }
+            _ => crate::generic::quantize::dequantize_rows(acc, n, scales, bias, out),
+        }
+        Ok(())
+    }
+
     /// The chosen tier.
     pub fn tier(&self) -> Tier {
         self.tier
@@ -361,7 +289,7 @@ impl KernelSet {
         match self.float {
             FloatOps::Reference => reference::softmax_f32(x, row_len)?,
             #[cfg(target_arch = "x86_64")]
-            FloatOps::Avx2(cpu) => avx2::softmax_f32(cpu, x, row_len),
+            FloatOps::Avx2(cpu) | FloatOps::Avx512(cpu, _) => avx2::softmax_f32(cpu, x, row_len),
             #[cfg(target_arch = "aarch64")]
             FloatOps::Neon(cpu) => neon::softmax_f32(cpu, x, row_len),
         }
@@ -382,7 +310,9 @@ impl KernelSet {
         match self.float {
             FloatOps::Reference => reference::layer_norm_f32(x, gamma, beta, eps, out)?,
             #[cfg(target_arch = "x86_64")]
-            FloatOps::Avx2(cpu) => avx2::layer_norm_f32(cpu, x, gamma, beta, eps, out),
+            FloatOps::Avx2(cpu) | FloatOps::Avx512(cpu, _) => {
+                avx2::layer_norm_f32(cpu, x, gamma, beta, eps, out)
+            }
             #[cfg(target_arch = "aarch64")]
             FloatOps::Neon(cpu) => neon::layer_norm_f32(cpu, x, gamma, beta, eps, out),
         }
@@ -407,7 +337,9 @@ impl KernelSet {
         }
         match self.float {
             #[cfg(target_arch = "x86_64")]
-            FloatOps::Avx2(cpu) => avx2::matmul_lut_rows(cpu, levels, k, lut, b, n, out),
+            FloatOps::Avx2(cpu) | FloatOps::Avx512(cpu, _) => {
+                avx2::matmul_lut_rows(cpu, levels, k, lut, b, n, out)
+            }
             _ => crate::generic::attn::matmul_lut_rows(levels, k, lut, b, n, out),
         }
         Ok(())
@@ -434,12 +366,11 @@ impl KernelSet {
         let (lo, hi) = (lo as i32, hi as i32);
         match self.float {
             #[cfg(target_arch = "x86_64")]
-            FloatOps::Avx2(cpu) => match self.cpu.avx512vnni {
-                Some(wide) => {
-                    crate::x86_64::avx512vnni::levels_i8(wide, x, inv_scale, zero, lo, hi, out)
-                }
-                None => avx2::levels_i8(cpu, x, inv_scale, zero, lo, hi, out),
-            },
+            FloatOps::Avx2(cpu) => avx2::levels_i8(cpu, x, inv_scale, zero, lo, hi, out),
+            #[cfg(target_arch = "x86_64")]
+            FloatOps::Avx512(_, wide) => {
+                avx512vnni::levels_i8(wide, x, inv_scale, zero, lo, hi, out)
+            }
             _ => crate::generic::quantize::levels_i8(x, inv_scale, zero, lo, hi, out),
         }
         Ok(())
@@ -450,7 +381,7 @@ impl KernelSet {
         match self.float {
             FloatOps::Reference => reference::gelu_erf_f32(x),
             #[cfg(target_arch = "x86_64")]
-            FloatOps::Avx2(cpu) => avx2::gelu_erf_f32(cpu, x),
+            FloatOps::Avx2(cpu) | FloatOps::Avx512(cpu, _) => avx2::gelu_erf_f32(cpu, x),
             #[cfg(target_arch = "aarch64")]
             FloatOps::Neon(cpu) => neon::gelu_erf_f32(cpu, x),
         }
@@ -462,7 +393,7 @@ impl KernelSet {
         match self.float {
             FloatOps::Reference => reference::gelu_tanh_f32(x),
             #[cfg(target_arch = "x86_64")]
-            FloatOps::Avx2(cpu) => avx2::gelu_tanh_f32(cpu, x),
+            FloatOps::Avx2(cpu) | FloatOps::Avx512(cpu, _) => avx2::gelu_tanh_f32(cpu, x),
             #[cfg(target_arch = "aarch64")]
             FloatOps::Neon(cpu) => neon::gelu_tanh_f32(cpu, x),
         }

@@ -32,30 +32,8 @@ pub fn dequantize_i32_f32(
             &zeros
         }
     };
-    #[cfg(target_arch = "x86_64")]
-    if let Some(cpu) = crate::x86_64::avx512vnni::Avx512Vnni::detect() {
-        crate::x86_64::avx512vnni::dequantize_rows(cpu, acc, n, &scales, bias, out);
-        return Ok(());
-    }
-    dequantize_rows(acc, n, &scales, bias, out);
+    crate::generic::quantize::dequantize_rows(acc, n, &scales, bias, out);
     Ok(())
-}
-
-/// `out = acc as f32 · scales[j] + bias[j]` row by row (lengths checked by the caller): the one
-/// loop every build of the dequantizing epilogue compiles.
-#[inline(always)]
-pub(crate) fn dequantize_rows(
-    acc: &[i32],
-    n: usize,
-    scales: &[f32],
-    bias: &[f32],
-    out: &mut [f32],
-) {
-    for (arow, orow) in acc.chunks_exact(n).zip(out.chunks_exact_mut(n)) {
-        for ((o, &a), (&s, &b)) in orow.iter_mut().zip(arow).zip(scales.iter().zip(bias)) {
-            *o = a as f32 * s + b;
-        }
-    }
 }
 
 /// Requantizes `[m, n]` accumulators to int8 for the next layer: `y` as in
@@ -130,6 +108,18 @@ pub fn dequantize_i8_f32(q: &[i8], scale: f32, zero: i8, out: &mut [f32]) -> Res
         *o = (v as i32 - zero as i32) as f32 * scale;
     }
     Ok(())
+}
+
+/// Checks the operands of a dequantizing epilogue with precomputed scales and bias.
+pub(crate) fn check_rows(
+    op: &'static str,
+    acc: usize,
+    n: usize,
+    scales: &[f32],
+    bias: &[f32],
+    out: usize,
+) -> Result<()> {
+    check(op, acc, n, scales, Some(bias), out)
 }
 
 fn check(

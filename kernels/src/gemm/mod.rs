@@ -31,9 +31,9 @@
 
 pub mod epilogue;
 
+use crate::cpu::Cpu;
 use crate::inventory::{KernelDesc, Op};
 use crate::pack::{k_blocks, pack_panels, pack_panels_into};
-use crate::set::Cpu;
 use crate::{Error, Result};
 
 /// Reusable per-call buffers of the GEMM entry points (packed activations, centred int4
@@ -170,7 +170,7 @@ pub(crate) fn gemm_w8a8_i32(
     check_dims("gemm_w8a8", a.len(), m, w, out.len())?;
     let desc = w.kernel;
     let ap = &mut scratch.a;
-    pack_panels_into(ap, a, m, w.k, desc.mr, desc.kr, desc.a_offset != 0);
+    pack_activations(cpu, desc, ap, a, m, w.k)?;
     // The kernel saw `a + a_offset`; one subtraction folds both offsets.
     let za = a_zero as i32 + desc.a_offset;
     run_packed(cpu, ap, m, za, w, &mut scratch.fold, out)
@@ -207,17 +207,29 @@ pub(crate) fn gemm_w4a4_i32(
         .centred
         .extend(a.iter().map(|&v| v as i8 - a_zero as i8));
     let desc = w.kernel;
-    pack_panels_into(
-        &mut scratch.a,
-        &scratch.centred,
-        m,
-        w.k,
-        desc.mr,
-        desc.kr,
-        desc.a_offset != 0,
-    );
+    pack_activations(cpu, desc, &mut scratch.a, &scratch.centred, m, w.k)?;
     // Only a u8×i8 kernel's own offset remains to fold; the zero point is already subtracted.
     run_packed(cpu, &scratch.a, m, desc.a_offset, w, &mut scratch.fold, out)
+}
+
+/// Packs `[m, k]` activations for `desc` with its own packer when it has one (sign-flipped for
+/// u8×i8 kernels).
+fn pack_activations(
+    cpu: &Cpu,
+    desc: &KernelDesc,
+    out: &mut Vec<i8>,
+    a: &[i8],
+    m: usize,
+    k: usize,
+) -> Result<()> {
+    let flip = desc.a_offset != 0;
+    match desc.pack_a {
+        Some(pack) => pack(cpu, out, a, m, k, flip),
+        None => {
+            pack_panels_into(out, a, m, k, desc.mr, desc.kr, flip);
+            Ok(())
+        }
+    }
 }
 
 fn check_dims(

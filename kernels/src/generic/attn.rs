@@ -1,5 +1,5 @@
-//! The table-driven attention product, written once and compiled per tier (see
-//! [`crate::attn`] for the contract). Lengths are checked by the callers.
+//! The table-driven attention product, written once and compiled per tier (the contract is in
+//! the `attn` module). Lengths are checked by the callers.
 
 /// Rows of `out = lut[levels] · b`; `levels` is `[rows, k]`, `b` `[k, n]`, `out` `[rows, n]`,
 /// `k, n > 0`, every level indexes `lut`.

@@ -19,3 +19,20 @@ pub(crate) fn levels_i8(x: &[f32], inv: f32, zero: i32, lo: i32, hi: i32, out: &
         *o = r.wrapping_add(zero).clamp(lo, hi) as i8;
     }
 }
+
+/// `out = acc as f32 · scales[j] + bias[j]` row by row (lengths checked by the caller): the one
+/// loop every build of the dequantizing epilogue (the `gemm::epilogue` module) compiles.
+#[inline(always)]
+pub(crate) fn dequantize_rows(
+    acc: &[i32],
+    n: usize,
+    scales: &[f32],
+    bias: &[f32],
+    out: &mut [f32],
+) {
+    for (arow, orow) in acc.chunks_exact(n).zip(out.chunks_exact_mut(n)) {
+        for ((o, &a), (&s, &b)) in orow.iter_mut().zip(arow).zip(scales.iter().zip(bias)) {
+            *o = a as f32 * s + b;
+        }
+    }
+}

@@ -6,8 +6,8 @@
 //! vector reduced once at the end. Per 16-k block: 8 loads and 16 `sdot` for 1024 MACs.
 //! `vdotq_s32` is not stable on our toolchain, hence the one-instruction `asm!` helper.
 
-use super::DotProd;
 use crate::Result;
+use crate::cpu::DotProd;
 use std::arch::aarch64::*;
 use std::arch::asm;
 
@@ -24,6 +24,7 @@ pub fn gemm_w8a8_4x4c16(
     kb: usize,
     tile: &mut [i32],
 ) -> Result<()> {
+    crate::tier::hit(crate::Tier::DotProd);
     crate::pack::check_ukernel(
         "aarch64.dotprod.gemm_w8a8_4x4c16",
         (MR, NR, KR),

@@ -8,8 +8,8 @@
 //! (4 `smmla` per 2 `ldp`) was load-bound at 66 % of the SMMLA peak in llvm-mca (neoverse-n2). `vmmlaq_s32` is unstable on
 //! our toolchain, hence the one-instruction `asm!` helper.
 
-use super::I8mm;
 use crate::Result;
+use crate::cpu::I8mm;
 use std::arch::aarch64::*;
 use std::arch::asm;
 
@@ -20,6 +20,7 @@ const KR: usize = 8;
 /// Overwrites the row-major 8×8 `tile` with `Σ a·w` of one packed activation panel (`a`,
 /// 64·kb bytes) and one packed weight panel (`b`, 64·kb bytes). Errors on other lengths.
 pub fn gemm_w8a8_8x8c8(_cpu: I8mm, a: &[i8], b: &[i8], kb: usize, tile: &mut [i32]) -> Result<()> {
+    crate::tier::hit(crate::Tier::I8mm);
     crate::pack::check_ukernel("aarch64.i8mm.gemm_w8a8_8x8c8", (MR, NR, KR), a, b, kb, tile)?;
     // SAFETY: the token proves the CPU has i8mm; lengths were checked just above.
     unsafe { kernel(a, b, kb, tile) };

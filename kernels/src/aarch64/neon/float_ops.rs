@@ -2,12 +2,13 @@
 //! `crate::generic`, which LLVM vectorises to 4-lane `fmla` code because NEON and FP are part of
 //! the aarch64 baseline (no `#[target_feature]` needed).
 
-use super::Neon;
+use crate::cpu::Neon;
 use crate::generic::float_ops as g;
 
 /// Softmax over rows of `row_len` (`x.len()` must be a multiple of `row_len > 0`; a ragged tail
 /// is left untouched).
 pub fn softmax_f32(_cpu: Neon, x: &mut [f32], row_len: usize) {
+    crate::tier::hit(crate::Tier::Neon);
     if row_len == 0 {
         return;
     }
@@ -24,6 +25,7 @@ pub fn layer_norm_f32(
     eps: f32,
     out: &mut [f32],
 ) {
+    crate::tier::hit(crate::Tier::Neon);
     if gamma.is_empty() {
         return;
     }
@@ -32,10 +34,12 @@ pub fn layer_norm_f32(
 
 /// Exact-form GELU in place.
 pub fn gelu_erf_f32(_cpu: Neon, x: &mut [f32]) {
+    crate::tier::hit(crate::Tier::Neon);
     g::gelu_erf_f32(x)
 }
 
 /// Tanh-form GELU in place.
 pub fn gelu_tanh_f32(_cpu: Neon, x: &mut [f32]) {
+    crate::tier::hit(crate::Tier::Neon);
     g::gelu_tanh_f32(x)
 }

@@ -8,8 +8,8 @@
 //! the i16 partial sums are folded into i32 (`sadalp` again) every [`FLUSH`] blocks, before they
 //! could reach 2¹⁵. Same packed layout as the W8A8 NEON kernel.
 
-use super::Neon;
 use crate::Result;
+use crate::cpu::Neon;
 use std::arch::aarch64::*;
 
 const MR: usize = 4;
@@ -23,6 +23,7 @@ const FLUSH: usize = 128;
 /// Errors on other lengths; values outside those ranges give wrapped (wrong) sums, which is why
 /// only the W4A4 driver, which checks the ranges, reaches this kernel through the inventory.
 pub fn gemm_w4a4_4x4c16(_cpu: Neon, a: &[i8], b: &[i8], kb: usize, tile: &mut [i32]) -> Result<()> {
+    crate::tier::hit(crate::Tier::Neon);
     crate::pack::check_ukernel(
         "aarch64.neon.gemm_w4a4_4x4c16",
         (MR, NR, KR),

@@ -7,8 +7,8 @@
 //! (row, channel) pair keeps a 4-lane partial-sum vector, reduced once at the end (`addv`).
 //! Per 16-k block: 8 loads, 16×3 arithmetic instructions for 256 MACs.
 
-use super::Neon;
 use crate::Result;
+use crate::cpu::Neon;
 use std::arch::aarch64::*;
 
 const MR: usize = 4;
@@ -18,6 +18,7 @@ const KR: usize = 16;
 /// Overwrites the row-major 4×4 `tile` with `Σ a·w` of one packed activation panel (`a`,
 /// 64·kb bytes) and one packed weight panel (`b`, 64·kb bytes). Errors on other lengths.
 pub fn gemm_w8a8_4x4c16(_cpu: Neon, a: &[i8], b: &[i8], kb: usize, tile: &mut [i32]) -> Result<()> {
+    crate::tier::hit(crate::Tier::Neon);
     crate::pack::check_ukernel(
         "aarch64.neon.gemm_w8a8_4x4c16",
         (MR, NR, KR),

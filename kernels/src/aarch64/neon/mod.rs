@@ -7,15 +7,3 @@ mod gemm_w8a8_4x4c16;
 pub use float_ops::{gelu_erf_f32, gelu_tanh_f32, layer_norm_f32, softmax_f32};
 pub use gemm_w4a4_4x4c16::gemm_w4a4_4x4c16;
 pub use gemm_w8a8_4x4c16::gemm_w8a8_4x4c16;
-
-/// Proof that NEON is available (always true on the aarch64 targets we build, kept as a token so
-/// every tier is reached the same way).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Neon(());
-
-impl Neon {
-    /// `Some` when NEON is available.
-    pub fn detect() -> Option<Neon> {
-        std::arch::is_aarch64_feature_detected!("neon").then_some(Neon(()))
-    }
-}

@@ -3,12 +3,13 @@
 //! (16 partial sums in the reductions). Inputs are checked by `KernelSet`; these functions only
 //! require what the slice types already guarantee.
 
-use super::Avx2Fma;
+use crate::cpu::Avx2Fma;
 use crate::generic::float_ops as g;
 
 /// Softmax over rows of `row_len` (`x.len()` must be a multiple of `row_len > 0`; a ragged tail
 /// is left untouched).
 pub fn softmax_f32(_cpu: Avx2Fma, x: &mut [f32], row_len: usize) {
+    crate::tier::hit(crate::Tier::Avx2);
     if row_len == 0 {
         return;
     }
@@ -31,6 +32,7 @@ pub fn layer_norm_f32(
     eps: f32,
     out: &mut [f32],
 ) {
+    crate::tier::hit(crate::Tier::Avx2);
     if gamma.is_empty() {
         return;
     }
@@ -45,6 +47,7 @@ fn layer_norm_f32_avx2(x: &[f32], gamma: &[f32], beta: &[f32], eps: f32, out: &m
 
 /// Exact-form GELU in place.
 pub fn gelu_erf_f32(_cpu: Avx2Fma, x: &mut [f32]) {
+    crate::tier::hit(crate::Tier::Avx2);
     // SAFETY: the `Avx2Fma` token exists only if AVX2 and FMA were detected on this CPU.
     unsafe { gelu_erf_f32_avx2(x) }
 }
@@ -56,6 +59,7 @@ fn gelu_erf_f32_avx2(x: &mut [f32]) {
 
 /// Tanh-form GELU in place.
 pub fn gelu_tanh_f32(_cpu: Avx2Fma, x: &mut [f32]) {
+    crate::tier::hit(crate::Tier::Avx2);
     // SAFETY: the `Avx2Fma` token exists only if AVX2 and FMA were detected on this CPU.
     unsafe { gelu_tanh_f32_avx2(x) }
 }

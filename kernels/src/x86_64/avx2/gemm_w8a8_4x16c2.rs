@@ -8,8 +8,8 @@
 //! split into two 8-channel i16 vectors, one 8-byte activation load broadcast per row, 8 `vpmaddwd`
 //! + 8 `vpaddd` into 8 accumulators.
 
-use super::Avx2Fma;
 use crate::Result;
+use crate::cpu::Avx2Fma;
 use std::arch::x86_64::*;
 
 const MR: usize = 4;
@@ -25,6 +25,7 @@ pub fn gemm_w8a8_4x16c2(
     kb: usize,
     tile: &mut [i32],
 ) -> Result<()> {
+    crate::tier::hit(crate::Tier::Avx2);
     crate::pack::check_ukernel("x86_64.avx2.gemm_w8a8_4x16c2", (MR, NR, KR), a, b, kb, tile)?;
     // SAFETY: the token proves AVX2.
     unsafe { kernel(a, b, tile) };

@@ -3,40 +3,15 @@
 mod attn_lut;
 mod float_ops;
 mod gemm_w8a8_4x16c2;
-mod gemm_w8a8_6x16c4_vnni;
 
 pub use attn_lut::{levels_i8, matmul_lut_rows};
 pub use float_ops::{gelu_erf_f32, gelu_tanh_f32, layer_norm_f32, softmax_f32};
 pub use gemm_w8a8_4x16c2::gemm_w8a8_4x16c2;
-pub use gemm_w8a8_6x16c4_vnni::gemm_w8a8_6x16c4_vnni;
 
 /// Writes a pair of 8-lane i32 accumulators as one 16-wide row of a kernel's tile.
-fn store_row16(halves: &[std::arch::x86_64::__m256i; 2], row: &mut [i32; 16]) {
+pub(crate) fn store_row16(halves: &[std::arch::x86_64::__m256i; 2], row: &mut [i32; 16]) {
     for (half, dst) in halves.iter().zip(row.as_chunks_mut::<8>().0) {
         // SAFETY: `__m256i` and `[i32; 8]` are the same 32 bytes; every bit pattern is valid.
         *dst = unsafe { std::mem::transmute::<std::arch::x86_64::__m256i, [i32; 8]>(*half) };
-    }
-}
-
-/// Proof that the running CPU has AVX2 and FMA: the only safe route to this module's kernels.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Avx2Fma(());
-
-impl Avx2Fma {
-    /// `Some` when the CPU supports AVX2 and FMA.
-    pub fn detect() -> Option<Avx2Fma> {
-        (is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma")).then_some(Avx2Fma(()))
-    }
-}
-
-/// Proof that the running CPU has AVX2, FMA and AVX-VNNI (`vpdpbusd` on 256-bit registers;
-/// Alder Lake, Zen 5, and every AVX-512 VNNI CPU that also reports it).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct AvxVnni(());
-
-impl AvxVnni {
-    /// `Some` when the CPU supports AVX2, FMA and AVX-VNNI.
-    pub fn detect() -> Option<AvxVnni> {
-        (Avx2Fma::detect().is_some() && is_x86_feature_detected!("avxvnni")).then_some(AvxVnni(()))
     }
 }

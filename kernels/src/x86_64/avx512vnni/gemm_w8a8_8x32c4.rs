@@ -10,7 +10,7 @@
 //! and a whole-GEMM driver that subtracts the zero-point fold in registers and stores straight
 //! into the output rows (masked stores cover ragged N), so no tile round-trips through memory.
 
-use super::Avx512Vnni;
+use crate::cpu::Avx512Vnni;
 use crate::{Error, Result};
 use std::arch::x86_64::*;
 
@@ -28,6 +28,7 @@ pub fn gemm_w8a8_8x32c4(
     kb: usize,
     tile: &mut [i32],
 ) -> Result<()> {
+    crate::tier::hit(crate::Tier::Avx512Vnni);
     crate::pack::check_ukernel(
         "x86_64.avx512vnni.gemm_w8a8_8x32c4",
         (MR, NR, KR),
@@ -56,6 +57,7 @@ pub fn gemm_w8a8_8x32c4_packed(
     fold: &[i32],
     out: &mut [i32],
 ) -> Result<()> {
+    crate::tier::hit(crate::Tier::Avx512Vnni);
     // Bytes of the panels covering `rows` rows, `None` on overflow (an absurd `kb`).
     let panels = |rows: usize, p: usize| rows.div_ceil(p).checked_mul(p * KR)?.checked_mul(kb);
     let a_ok = Some(ap.len()) == panels(m, MR);

@@ -10,8 +10,8 @@
 //! registers: 12 accumulators + 2 weights + 1 broadcast fit, where 8 rows (16 accumulators)
 //! spill to the stack in the inner loop and ran at about half the speed.
 
-use super::AvxVnni;
 use crate::Result;
+use crate::cpu::AvxVnni;
 use std::arch::x86_64::*;
 
 const MR: usize = 6;
@@ -21,15 +21,16 @@ const KR: usize = 4;
 /// Overwrites the row-major 6×16 `tile` with `Σ (a+128)·w` of one packed activation panel (`a`,
 /// sign-flipped, 24·kb bytes) and one packed weight panel (`b`, 64·kb bytes). Errors on other
 /// lengths.
-pub fn gemm_w8a8_6x16c4_vnni(
+pub fn gemm_w8a8_6x16c4(
     _cpu: AvxVnni,
     a: &[i8],
     b: &[i8],
     kb: usize,
     tile: &mut [i32],
 ) -> Result<()> {
+    crate::tier::hit(crate::Tier::AvxVnni);
     crate::pack::check_ukernel(
-        "x86_64.avx2.gemm_w8a8_6x16c4_vnni",
+        "x86_64.avxvnni.gemm_w8a8_6x16c4",
         (MR, NR, KR),
         a,
         b,
@@ -69,6 +70,6 @@ unsafe fn kernel(a: &[i8], b: &[i8], tile: &mut [i32]) {
         }
     }
     for (halves, row) in acc.iter().zip(tile.as_chunks_mut::<NR>().0) {
-        super::store_row16(halves, row);
+        crate::x86_64::avx2::store_row16(halves, row);
     }
 }
