@@ -250,6 +250,53 @@ pub enum Op {
     },
 }
 
+impl Op {
+    /// The op's kind as a short name (`Linear`, `Add`, `QMatMul`, …), for profiles and logs.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Op::Linear => "Linear",
+            Op::MatMul { .. } => "MatMul",
+            Op::Conv2d { .. } => "Conv2d",
+            Op::LayerNorm { .. } => "LayerNorm",
+            Op::Gelu(_) => "Gelu",
+            Op::Relu => "Relu",
+            Op::Softmax { .. } => "Softmax",
+            Op::Binary(b) => match b {
+                BinaryOp::Add => "Add",
+                BinaryOp::Sub => "Sub",
+                BinaryOp::Mul => "Mul",
+                BinaryOp::Div => "Div",
+                BinaryOp::Pow => "Pow",
+                BinaryOp::Max => "Max",
+                BinaryOp::Min => "Min",
+            },
+            Op::Unary(u) => match u {
+                UnaryOp::Sqrt => "Sqrt",
+                UnaryOp::Rsqrt => "Rsqrt",
+                UnaryOp::Recip => "Recip",
+                UnaryOp::Exp => "Exp",
+                UnaryOp::Erf => "Erf",
+                UnaryOp::Tanh => "Tanh",
+                UnaryOp::Sigmoid => "Sigmoid",
+                UnaryOp::Abs => "Abs",
+                UnaryOp::Neg => "Neg",
+                UnaryOp::Square => "Square",
+                UnaryOp::Ln => "Ln",
+            },
+            Op::Reduce { .. } => "Reduce",
+            Op::Reshape => "Reshape",
+            Op::Transpose { .. } => "Transpose",
+            Op::Concat { .. } => "Concat",
+            Op::Slice { .. } => "Slice",
+            Op::Gather { .. } => "Gather",
+            Op::Broadcast => "Broadcast",
+            Op::Pad { .. } => "Pad",
+            Op::QLinear { .. } => "QLinear",
+            Op::QMatMul { .. } => "QMatMul",
+        }
+    }
+}
+
 impl Graph {
     /// Shape of a value.
     pub fn shape(&self, id: ValueId) -> &[usize] {

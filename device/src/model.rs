@@ -66,8 +66,23 @@ impl Model {
         self.run_many(&[input])
     }
 
+    /// [`Model::run_many`] adding the time of every executed step to `profile`.
+    pub fn run_profiled(
+        &mut self,
+        inputs: &[&Tensor],
+        profile: &mut crate::exec::Profile,
+    ) -> Result<Vec<Tensor>> {
+        self.check_inputs(inputs)?;
+        self.executor.run_profiled(inputs, profile)
+    }
+
     /// Runs the model on one tensor per graph input.
     pub fn run_many(&mut self, inputs: &[&Tensor]) -> Result<Vec<Tensor>> {
+        self.check_inputs(inputs)?;
+        self.executor.run(inputs)
+    }
+
+    fn check_inputs(&self, inputs: &[&Tensor]) -> Result<()> {
         let graph = self.executor.graph();
         if inputs.len() != graph.inputs.len() {
             return Err(Error::BadInput(format!(
@@ -85,7 +100,7 @@ impl Model {
                 )));
             }
         }
-        self.executor.run(inputs)
+        Ok(())
     }
 
     /// Class probabilities for one input, every class, most probable first.

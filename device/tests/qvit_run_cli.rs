@@ -389,3 +389,68 @@ fn bench_reports_latency_and_machine() {
     let text = stdout(&qvit_run(&[&"bench", &model, &"--iters", &"3"]));
     assert!(text.contains("p50") && text.contains("peak RSS"), "{text}");
 }
+
+/// `bench --profile`: one step per executed node, each called once per timed run; per-kind
+/// totals are the sums of their steps; and the steps account for the measured runs (they sit
+/// inside them, and nothing but input checks and output copies is left outside: ≥ 95 %).
+#[test]
+fn bench_profile_accounts_for_the_measured_runs() {
+    let dir = Dir::new("profile");
+    let graph = common::mlp(512, 1024, 256);
+    let bundle = Bundle::new("profile-mlp", graph);
+    let model = write_bundle(&dir, "mlp.qvit", &bundle);
+    let iters = 20;
+    let o = qvit_run(&[
+        &"bench",
+        &model,
+        &"--iters",
+        &iters.to_string(),
+        &"--warmup",
+        &"2",
+        &"--profile",
+        &"--json",
+    ]);
+    let json: Json = serde_json::from_str(&stdout(&o)).unwrap();
+    let steps = json["profile"].as_array().unwrap();
+    let names: Vec<_> = steps.iter().map(|s| s["node"].as_str().unwrap()).collect();
+    assert_eq!(names, ["/fc1/Gemm", "/relu/Relu", "/fc2/Gemm"]);
+    let ops: Vec<_> = steps.iter().map(|s| s["op"].as_str().unwrap()).collect();
+    assert_eq!(ops, ["Linear", "Relu", "Linear"]);
+    let measured = json["measured_ms"].as_f64().unwrap();
+    let mut sum = 0.0;
+    for s in steps {
+        assert_eq!(s["calls"], iters, "{s}");
+        let ms = s["ms"].as_f64().unwrap();
+        let pct = s["percent"].as_f64().unwrap();
+        assert!(
+            ms >= 0.0 && (pct - 100.0 * ms / measured).abs() < 1e-9,
+            "{s}"
+        );
+        sum += ms;
+    }
+    assert!((sum - json["profile_ms"].as_f64().unwrap()).abs() < 1e-9);
+    assert!(
+        sum <= measured && sum >= 0.95 * measured,
+        "steps {sum} ms of {measured} ms measured"
+    );
+    let by_op = json["profile_by_op"].as_array().unwrap();
+    let linear = by_op.iter().find(|o| o["op"] == "Linear").unwrap();
+    assert_eq!(linear["calls"], 2 * iters);
+    let linear_ms: f64 = steps
+        .iter()
+        .filter(|s| s["op"] == "Linear")
+        .map(|s| s["ms"].as_f64().unwrap())
+        .sum();
+    assert!((linear["ms"].as_f64().unwrap() - linear_ms).abs() < 1e-9);
+    let text = stdout(&qvit_run(&[
+        &"bench",
+        &model,
+        &"--iters",
+        &"3",
+        &"--profile",
+    ]));
+    assert!(
+        text.contains("/fc2/Gemm") && text.contains("Relu"),
+        "{text}"
+    );
+}

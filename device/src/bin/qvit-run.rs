@@ -4,6 +4,7 @@
 
 use clap::{Args, Parser, Subcommand};
 use qvit_device::bundle::{Bundle, BundleStats};
+use qvit_device::exec::Profile;
 use qvit_device::model::Model;
 use qvit_device::{Error, Result, Tensor, npy, preprocess, sysinfo};
 use serde_json::{Value as Json, json};
@@ -113,6 +114,10 @@ struct BenchArgs {
     /// Print JSON instead of text.
     #[arg(long)]
     json: bool,
+    /// Also time every executed step (a node, or a group of nodes run as one) and print the
+    /// time per step and per op kind: calls, total ms and share of the measured runs.
+    #[arg(long)]
+    profile: bool,
 }
 
 fn main() -> ExitCode {
@@ -320,15 +325,21 @@ fn bench(a: &BenchArgs) -> Result<String> {
         model.run_many(&refs)?;
     }
     let mut times = Vec::with_capacity(a.iters as usize);
+    let mut profile = Profile::default();
     for _ in 0..a.iters {
         let t = Instant::now();
-        std::hint::black_box(model.run_many(&refs)?);
+        if a.profile {
+            std::hint::black_box(model.run_profiled(&refs, &mut profile)?);
+        } else {
+            std::hint::black_box(model.run_many(&refs)?);
+        }
         times.push(ms(t.elapsed()));
     }
+    let measured_ms: f64 = times.iter().sum();
     times.sort_by(f64::total_cmp);
     let pct = |p: f64| times[((p * times.len() as f64).ceil() as usize).clamp(1, times.len()) - 1];
     let mean = times.iter().sum::<f64>() / times.len() as f64;
-    let report = json!({
+    let mut report = json!({
         "model": model.header().model_name,
         "bundle": a.model.display().to_string(),
         "latency_ms": {"min": times[0], "p50": pct(0.5), "p90": pct(0.9), "mean": mean, "max": times[times.len() - 1]},
@@ -343,15 +354,26 @@ fn bench(a: &BenchArgs) -> Result<String> {
         "warmup": a.warmup,
         "timestamp": utc_timestamp(SystemTime::now()),
     });
+    if a.profile {
+        report["profile"] = profile_steps_json(&profile, measured_ms);
+        report["profile_by_op"] = profile_ops_json(&profile, measured_ms);
+        report["profile_ms"] = json!(ms(profile.total()));
+        report["measured_ms"] = json!(measured_ms);
+    }
     if a.json {
         return Ok(pretty(&report));
     }
     let rss = sysinfo::peak_rss_bytes()
         .map(bytes)
         .unwrap_or_else(|| "unknown".into());
+    let table = if a.profile {
+        profile_text(&profile, measured_ms)
+    } else {
+        String::new()
+    };
     Ok(format!(
         "model:       {}\nlatency ms:  min {:.4}  p50 {:.4}  p90 {:.4}  mean {:.4}  ({} iters, {} warm-up, {} threads)\n\
-         load ms:     {load_ms:.1}\npeak RSS:    {rss}\nkernel tier: {}\ncpu:         {}\ncommit:      {}\n",
+         load ms:     {load_ms:.1}\npeak RSS:    {rss}\nkernel tier: {}\ncpu:         {}\ncommit:      {}\n{table}",
         model.header().model_name,
         times[0],
         pct(0.5),
@@ -364,6 +386,76 @@ fn bench(a: &BenchArgs) -> Result<String> {
         sysinfo::cpu_model(),
         sysinfo::GIT_COMMIT,
     ))
+}
+
+/// Share of the measured runs, in percent.
+fn percent(part_ms: f64, measured_ms: f64) -> f64 {
+    if measured_ms > 0.0 {
+        100.0 * part_ms / measured_ms
+    } else {
+        0.0
+    }
+}
+
+fn profile_steps_json(p: &Profile, measured_ms: f64) -> Json {
+    p.steps()
+        .iter()
+        .map(|s| {
+            let t = ms(s.total);
+            json!({"node": s.node, "op": s.op, "calls": s.calls, "ms": t, "percent": percent(t, measured_ms)})
+        })
+        .collect()
+}
+
+fn profile_ops_json(p: &Profile, measured_ms: f64) -> Json {
+    p.by_op()
+        .iter()
+        .map(|o| {
+            let t = ms(o.total);
+            json!({"op": o.op, "calls": o.calls, "ms": t, "percent": percent(t, measured_ms)})
+        })
+        .collect()
+}
+
+/// The profile as text: per op kind, then the steps, most expensive first (ms are totals over
+/// the timed runs; percent of the measured runs, so the rows add up to about 100).
+fn profile_text(p: &Profile, measured_ms: f64) -> String {
+    let mut out = format!(
+        "\nprofile: {:.3} ms in steps of {:.3} ms measured over {} runs ({:.1} %)\n\n",
+        ms(p.total()),
+        measured_ms,
+        p.runs(),
+        percent(ms(p.total()), measured_ms)
+    );
+    out += &format!("{:<28} {:>8} {:>10} {:>7}\n", "op", "calls", "ms", "%");
+    for o in p.by_op() {
+        let t = ms(o.total);
+        out += &format!(
+            "{:<28} {:>8} {:>10.3} {:>7.2}\n",
+            o.op,
+            o.calls,
+            t,
+            percent(t, measured_ms)
+        );
+    }
+    let mut steps: Vec<_> = p.steps().iter().collect();
+    steps.sort_by_key(|s| std::cmp::Reverse(s.total));
+    out += &format!(
+        "\n{:<48} {:<20} {:>8} {:>10} {:>7}\n",
+        "node", "op", "calls", "ms", "%"
+    );
+    for s in steps {
+        let t = ms(s.total);
+        out += &format!(
+            "{:<48} {:<20} {:>8} {:>10.3} {:>7.2}\n",
+            s.node,
+            s.op,
+            s.calls,
+            t,
+            percent(t, measured_ms)
+        );
+    }
+    out
 }
 
 fn ms(d: std::time::Duration) -> f64 {

@@ -12,6 +12,7 @@ mod matmul;
 mod movement;
 mod norm;
 mod plan;
+mod profile;
 mod quantized;
 mod reduce;
 
@@ -20,6 +21,7 @@ use crate::{Error, Graph, Result, Tensor, ValueId};
 /// products backwards.
 pub use matmul::{Strides, gemm_f32};
 use plan::{Kernel, Loc, Plan};
+pub use profile::{OpTime, Profile, StepTime};
 use qvit_kernels::KernelSet;
 
 /// The callback of [`Executor::run_observed`]: a node's output value and its data.
@@ -111,7 +113,16 @@ impl Executor {
 
     /// Runs the graph on `inputs` (one per graph input, matching shapes) and returns the outputs.
     pub fn run(&mut self, inputs: &[&Tensor]) -> Result<Vec<Tensor>> {
-        self.execute(inputs, None)
+        self.execute(inputs, None, None)
+    }
+
+    /// Like [`Executor::run`], and adds the wall time of every step to `profile`.
+    pub fn run_profiled(
+        &mut self,
+        inputs: &[&Tensor],
+        profile: &mut Profile,
+    ) -> Result<Vec<Tensor>> {
+        self.execute(inputs, None, Some(profile))
     }
 
     /// Like [`Executor::run`], and calls `observer` with every node's output value and data
@@ -121,7 +132,7 @@ impl Executor {
         inputs: &[&Tensor],
         observer: &mut dyn FnMut(ValueId, &[f32]),
     ) -> Result<Vec<Tensor>> {
-        self.execute(inputs, Some(observer))
+        self.execute(inputs, Some(observer), None)
     }
 
     fn check_inputs(&self, inputs: &[&Tensor]) -> Result<()> {
@@ -150,8 +161,13 @@ impl Executor {
         &mut self,
         inputs: &[&Tensor],
         mut observer: Option<&mut Observer<'_>>,
+        mut profile: Option<&mut Profile>,
     ) -> Result<Vec<Tensor>> {
         self.check_inputs(inputs)?;
+        if let Some(p) = profile.as_mut() {
+            p.begin_run();
+        }
+        let mut step = 0;
         let ctx = Ctx {
             ks: self.kernels,
             pool: self.pool.as_ref(),
@@ -159,6 +175,7 @@ impl Executor {
         };
         for (i, node) in self.graph.nodes.iter().enumerate() {
             let kernel = &self.plan.kernels[i];
+            let started = std::time::Instant::now();
             let out_id = node.output as usize;
             let len = self.plan.lens[out_id];
             if let Kernel::Alias = kernel {
@@ -255,6 +272,10 @@ impl Executor {
             })?;
             if let Some(obs) = observer.as_mut() {
                 obs(node.output, &self.arena[buf][..len]);
+            }
+            if let Some(p) = profile.as_mut() {
+                p.record(step, &node.name, node.op.kind(), started);
+                step += 1;
             }
         }
         Ok(self
