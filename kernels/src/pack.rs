@@ -22,29 +22,12 @@ pub(crate) fn k_blocks(k: usize, kr: usize) -> usize {
 }
 
 /// Packs row-major `src` (`rows × k`, checked by the caller) into panels of `p` rows and blocks of
-/// `kr` columns, zero-padded. Output length: `⌈rows/p⌉ · p · ⌈k/kr⌉ · kr`.
-pub(crate) fn pack_panels(src: &[i8], rows: usize, k: usize, p: usize, kr: usize) -> Vec<i8> {
-    pack_panels_offset(src, rows, k, p, kr, false)
-}
-
-/// [`pack_panels`], optionally adding 128 to every value (`flip`: the sign-bit flip that turns
-/// an i8 into the u8 `v + 128` for kernels multiplying unsigned by signed bytes). Flipped
-/// padding reads 128 instead of 0; that is harmless because padded columns only meet zero weights
-/// and padded rows are never stored (weights, packed unflipped, keep zero padding).
-pub(crate) fn pack_panels_offset(
-    src: &[i8],
-    rows: usize,
-    k: usize,
-    p: usize,
-    kr: usize,
-    flip: bool,
-) -> Vec<i8> {
-    let mut out = Vec::new();
-    pack_panels_into(&mut out, src, rows, k, p, kr, flip);
-    out
-}
-
-/// [`pack_panels_offset`] into a reused buffer (no allocation once it is large enough).
+/// `kr` columns, zero-padded, into a reused buffer (no allocation once it is large enough).
+/// Output length: `⌈rows/p⌉ · p · ⌈k/kr⌉ · kr`. With `flip`, 128 is added to every value (the
+/// sign-bit flip that turns an i8 into the u8 `v + 128` for kernels multiplying unsigned by
+/// signed bytes); flipped padding reads 128 instead of 0, which is harmless because padded
+/// columns only meet zero weights and padded rows are never stored (weights, packed unflipped,
+/// keep zero padding).
 pub(crate) fn pack_panels_into(
     out: &mut Vec<i8>,
     src: &[i8],

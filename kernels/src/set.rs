@@ -163,6 +163,12 @@ impl KernelSet {
         PackedW8::new(self.w8a8, w, n, k)
     }
 
+    /// Empty packed weights for this set's W8A8 kernel, to fill (and refill, without
+    /// allocating once grown) with [`PackedW8::repack`].
+    pub fn empty_w8a8(&self) -> PackedW8 {
+        PackedW8::empty(self.w8a8)
+    }
+
     /// Packs int4 nibble weights (`[n, k]`, layout in [`crate::nibble`]) for this set's W8A8
     /// kernel (W4A8 contract in [`crate::gemm`]); run them with [`KernelSet::gemm_w8a8_i32`].
     pub fn pack_w4a8(&self, w: &[u8], n: usize, k: usize) -> Result<PackedW8> {

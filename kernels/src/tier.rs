@@ -30,6 +30,7 @@ pub enum Tier {
 }
 
 /// Number of [`Tier`] variants.
+#[cfg(debug_assertions)]
 const COUNT: usize = Tier::ALL.len();
 
 impl Tier {

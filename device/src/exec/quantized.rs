@@ -21,6 +21,11 @@ pub(crate) struct QScratch {
     b: Vec<i8>,
     acc: Vec<i32>,
     gemm: Scratch,
+    /// The right operand of an activation product, packed for the GEMM (refilled every call).
+    packed: Option<PackedW8>,
+    /// Low bytes of log-quantized probabilities and their partial products.
+    lo: Vec<i8>,
+    acc_lo: Vec<i32>,
 }
 
 /// Levels of a uniform or symmetric quantizer plus `offset` (−128 turns uniform levels into the
@@ -209,9 +214,14 @@ pub(crate) struct QMatMulPlan {
     transpose_b: bool,
     a: ActQuant,
     b: ActQuant,
-    /// Fixed-point value of every level of a log-quantized `a` (empty for uniform `a`).
-    lut: Vec<i32>,
+    /// Fixed-point value `P(q)` of every level `q` of a log-quantized `a` as two signed bytes:
+    /// `P = 256·(hi + 64) + (lo + 128)` (empty for uniform `a`). `P ≤ 2¹⁵`, so both fit.
+    split: Vec<(i8, i8)>,
 }
+
+/// Zero points that undo the offsets of [`QMatMulPlan::split`]'s bytes in the GEMM.
+const HI_ZERO: i8 = -64;
+const LO_ZERO: i8 = -128;
 
 impl QMatMulPlan {
     /// Plans `out[..., M, N] = a[..., M, K] · b` (`b` `[..., K, N]`, or `[..., N, K]` when
@@ -239,14 +249,17 @@ impl QMatMulPlan {
         {
             return None;
         }
-        let lut = match a {
+        let split = match a {
             ActQuant::Log2 { bits, .. } => (0..=unsigned_max(bits) as u32)
-                .map(|q| log_level_value(q, log_steps(bits)))
+                .map(|q| {
+                    let p = log_level_value(q, log_steps(bits));
+                    (((p >> 8) - 64) as i8, ((p & 255) - 128) as i8)
+                })
                 .collect(),
             _ => Vec::new(),
         };
         Some(QMatMulPlan {
-            lut,
+            split,
             batches: batch.iter().product(),
             m,
             n,
@@ -258,6 +271,10 @@ impl QMatMulPlan {
     }
 
     /// Runs every batch; errors only on an internal length mismatch.
+    ///
+    /// Both operand kinds run on the W8A8 GEMM with `b` as the packed weight side (`[n, k]`).
+    /// A log-quantized `a` stands for `P(q)` up to 2¹⁵, more than a byte: its high and low
+    /// bytes are multiplied separately and combined, `Σ P·b = 256·Σ hi·b + Σ lo·b` exactly.
     pub fn run(
         &self,
         ctx: &Ctx,
@@ -274,33 +291,47 @@ impl QMatMulPlan {
             self.a.scale() * self.b.scale()
         };
         let ks = &ctx.ks;
-        let one = |s: &mut Scratch,
-                   bq: &mut Vec<i8>,
-                   aq: &mut Vec<i8>,
-                   lv: &mut Vec<u8>,
-                   acc: &mut Vec<i32>,
-                   t: usize,
-                   o: &mut [f32]|
-         -> qvit_kernels::Result<()> {
+        let one = |qs: &mut QScratch, t: usize, o: &mut [f32]| -> qvit_kernels::Result<()> {
             let (ab, bb) = (&a[t * m * k..][..m * k], &b[t * k * n..][..k * n]);
+            let QScratch {
+                a8,
+                a4: lv,
+                b: bq,
+                acc,
+                gemm,
+                packed,
+                lo,
+                acc_lo,
+            } = qs;
+            // The GEMM reads b as [n, k] (its weight layout): quantize in the stored layout,
+            // then transpose the bytes when they differ.
+            if self.transpose_b {
+                int_levels(ks, &self.b, bb, 0, bq)?;
+            } else {
+                int_levels(ks, &self.b, bb, 0, a8)?;
+                transpose_into(a8, k, n, bq);
+            }
+            let packed = packed.get_or_insert_with(|| ks.empty_w8a8());
+            packed.repack(bq, n, k)?;
             acc.clear();
             acc.resize(m * n, 0);
-            // The table kernel reads b as [k, n], the GEMM as [n, k] (its weight layout):
-            // quantize in the stored layout, then transpose the bytes when they differ.
-            if self.transpose_b == log2 {
-                int_levels(ks, &self.b, bb, 0, aq)?;
-                let (rows, cols) = if log2 { (n, k) } else { (k, n) };
-                transpose_into(aq, rows, cols, bq);
-            } else {
-                int_levels(ks, &self.b, bb, 0, bq)?;
-            }
             if log2 {
                 log_levels(&self.a, ab, lv);
-                ks.matmul_lut_i32(lv, m, k, &self.lut, bq, n, acc)?;
+                a8.clear();
+                a8.extend(lv.iter().map(|&q| self.split[q as usize].0));
+                lo.clear();
+                lo.extend(lv.iter().map(|&q| self.split[q as usize].1));
+                acc_lo.clear();
+                acc_lo.resize(m * n, 0);
+                ks.gemm_w8a8_i32_with(gemm, a8, m, HI_ZERO, packed, acc)?;
+                ks.gemm_w8a8_i32_with(gemm, lo, m, LO_ZERO, packed, acc_lo)?;
+                for (h, &l) in acc.iter_mut().zip(acc_lo.iter()) {
+                    let exact = 256 * *h as i64 + l as i64;
+                    *h = exact.clamp(i32::MIN as i64, i32::MAX as i64) as i32;
+                }
             } else {
-                let packed = ks.pack_w8a8(bq, n, k)?;
-                int_levels(ks, &self.a, ab, -128, aq)?;
-                ks.gemm_w8a8_i32_with(s, aq, m, (zero_of(&self.a) - 128) as i8, &packed, acc)?;
+                int_levels(ks, &self.a, ab, -128, a8)?;
+                ks.gemm_w8a8_i32_with(gemm, a8, m, (zero_of(&self.a) - 128) as i8, packed, acc)?;
             }
             for (o, &v) in o.iter_mut().zip(acc.iter()) {
                 *o = v as f32 * deq;
@@ -310,28 +341,13 @@ impl QMatMulPlan {
         let mn = m * n;
         match ctx.pool {
             Some(pool) if self.batches >= ctx.threads => pool.install(|| {
-                out.par_chunks_mut(mn).enumerate().try_for_each(|(t, o)| {
-                    one(
-                        &mut Scratch::default(),
-                        &mut Vec::new(),
-                        &mut Vec::new(),
-                        &mut Vec::new(),
-                        &mut Vec::new(),
-                        t,
-                        o,
-                    )
-                })
+                out.par_chunks_mut(mn)
+                    .enumerate()
+                    .try_for_each(|(t, o)| one(&mut QScratch::default(), t, o))
             }),
             _ => {
-                let QScratch {
-                    a8,
-                    a4,
-                    b,
-                    acc,
-                    gemm,
-                } = qs;
                 for (t, o) in out.chunks_mut(mn).enumerate().take(self.batches) {
-                    one(gemm, b, a8, a4, acc, t, o)?;
+                    one(qs, t, o)?;
                 }
                 Ok(())
             }

@@ -33,7 +33,7 @@ pub mod epilogue;
 
 use crate::cpu::Cpu;
 use crate::inventory::{KernelDesc, Op};
-use crate::pack::{k_blocks, pack_panels, pack_panels_into};
+use crate::pack::{k_blocks, pack_panels_into};
 use crate::{Error, Result};
 
 /// Reusable per-call buffers of the GEMM entry points (packed activations, centred int4
@@ -88,6 +88,27 @@ impl PackedW8 {
     }
 
     fn pack(kernel: &'static KernelDesc, w: &[i8], n: usize, k: usize) -> Result<PackedW8> {
+        let mut p = PackedW8::empty(kernel);
+        p.repack(w, n, k)?;
+        Ok(p)
+    }
+
+    /// No weights yet, for `kernel`: fill it with [`PackedW8::repack`].
+    pub(crate) fn empty(kernel: &'static KernelDesc) -> PackedW8 {
+        PackedW8 {
+            kernel,
+            n: 0,
+            k: 0,
+            data: Vec::new(),
+            col_sums: Vec::new(),
+        }
+    }
+
+    /// Packs canonical `[n, k]` row-major weights (values in [−127, 127]) for the same kernel,
+    /// replacing the current ones and reusing their memory: operands that change every run
+    /// (the right-hand side of an attention product) are packed without allocating once the
+    /// buffers have grown. Errors as [`PackedW8::new`].
+    pub fn repack(&mut self, w: &[i8], n: usize, k: usize) -> Result<()> {
         let op = "pack_w8";
         if n.checked_mul(k) != Some(w.len()) {
             return Err(Error::Shape {
@@ -107,19 +128,24 @@ impl PackedW8 {
                 what: format!("weight {i} is -128; symmetric weights lie in [-127, 127]"),
             });
         }
-        let col_sums = w
-            .chunks(k.max(1))
-            .take(n)
-            .map(|row| row.iter().map(|&v| v as i32).sum())
-            .collect();
-        let data = pack_panels(w, n, k, kernel.nr, kernel.kr);
-        Ok(PackedW8 {
-            kernel,
+        self.col_sums.clear();
+        self.col_sums.extend(
+            w.chunks(k.max(1))
+                .take(n)
+                .map(|row| row.iter().map(|&v| v as i32).sum::<i32>()),
+        );
+        self.col_sums.resize(n, 0);
+        pack_panels_into(
+            &mut self.data,
+            w,
             n,
             k,
-            data,
-            col_sums,
-        })
+            self.kernel.nr,
+            self.kernel.kr,
+            false,
+        );
+        (self.n, self.k) = (n, k);
+        Ok(())
     }
 
     /// Packs int4 weights (`[n, k]` nibble rows, layout in [`crate::nibble`]) for a W8A8 kernel:
