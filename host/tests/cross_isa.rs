@@ -7,7 +7,7 @@
 use qvit_device::Tensor;
 use qvit_device::model::Model;
 use qvit_host::fixtures::SplitMix;
-use qvit_host::prep::{PrepArgs, Preset};
+use qvit_host::prep::{PrepOptions, Preset};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -26,7 +26,7 @@ fn runner() -> Option<String> {
 }
 
 fn default_float_bundle() -> qvit_device::bundle::Bundle {
-    let prep = PrepArgs {
+    let prep = PrepOptions {
         preset: Some(Preset::FashionMnist),
         ..Default::default()
     };
@@ -114,11 +114,9 @@ fn aarch64_quantized_bundles_match_x86() {
     let pre = fb.header.preprocess.clone().unwrap();
     let dir = default_model().parent().unwrap().to_path_buf();
     let calib =
-        qvit_host::quant::command::load_inputs(&dir.join("calib512-images-idx3-ubyte"), &pre, 32)
-            .unwrap();
+        qvit_host::data::load_inputs(&dir.join("calib512-images-idx3-ubyte"), &pre, 32).unwrap();
     let test =
-        qvit_host::quant::command::load_inputs(&dir.join("test1k-images-idx3-ubyte"), &pre, 3)
-            .unwrap();
+        qvit_host::data::load_inputs(&dir.join("test1k-images-idx3-ubyte"), &pre, 3).unwrap();
     for bits in [8u8, 4] {
         let opts = qvit_host::quant::QuantOptions {
             wbits: bits,

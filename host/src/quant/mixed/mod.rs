@@ -368,7 +368,7 @@ pub fn allocate_bits(
         .flat_map(|w| (0..aprops.len()).map(move |a| (w, a)))
         .collect();
     let n_select = m.select_images.min(calib.len());
-    let classifier = select::is_classifier(pg);
+    let classifier = crate::graph::is_classifier(pg);
     let (mut chosen, mut trials, mut advantage) = (pairs[0], Vec::new(), None);
     if pairs.len() > 1 && n_select > 0 {
         let options: Vec<QuantOptions> = (pairs.iter())
@@ -529,7 +529,7 @@ fn body_layers(g: &Graph, edges: &[usize]) -> Vec<Body> {
                     elems: numel(n.inputs[0]),
                 })
             }
-            Op::MatMul { .. } if super::edit::equal_batch(g, n.inputs[0], n.inputs[1]) => body
+            Op::MatMul { .. } if crate::graph::equal_batch(g, n.inputs[0], n.inputs[1]) => body
                 .push(Body {
                     node: j,
                     linear: false,
@@ -548,7 +548,7 @@ fn relevance(
     images: &[Tensor],
     m: &MixedOptions,
 ) -> Result<BTreeMap<String, (f64, f64)>> {
-    let seed = crate::lrp::command::parse_seed(&m.target, g)?;
+    let seed = crate::lrp::parse_seed(&m.target, g)?;
     let s = scores_with_progress(g.clone(), images, seed, m.lrp, m.statistic)?;
     Ok(s.layers
         .into_iter()
@@ -577,7 +577,7 @@ fn error_model(
             let sa = &cal.tensors[&n.inputs[0]];
             if !b.linear {
                 // Products: one call measures every choice, so the exact product is computed once.
-                let probs = super::edit::is_softmax_output(g, n.inputs[0]);
+                let probs = crate::graph::is_softmax_output(g, n.inputs[0]);
                 let quantizers: Vec<_> = (choices.iter())
                     .map(|&bits| {
                         let qa = if probs && opts.log2_softmax {
@@ -638,7 +638,7 @@ fn sensitivity(
         .flat_map(|k| (0..choices.len()).flat_map(move |c| [(k, c, true), (k, c, false)]))
         .filter(|&(k, _, w)| !w || body[k].linear)
         .collect();
-    let bar = crate::eval::progress(jobs.len(), "sensitivity (one layer quantized at a time)");
+    let bar = crate::progress::bar(jobs.len(), "sensitivity (one layer quantized at a time)");
     let errs: Vec<f64> = jobs
         .par_iter()
         .map(|&(k, c, weights)| {
