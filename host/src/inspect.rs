@@ -61,17 +61,23 @@ pub fn op_name(op: &Op) -> String {
         Op::Slice { .. } => "Slice".into(),
         Op::Gather { .. } => "Gather".into(),
         Op::Pad { .. } => "Pad".into(),
-        other => format!("{other:?}"),
+        Op::Linear => "Linear".into(),
+        Op::Relu => "Relu".into(),
+        Op::Reshape => "Reshape".into(),
+        Op::Broadcast => "Broadcast".into(),
+        Op::QLinear { .. } => "QLinear".into(),
+        Op::QMatMul { .. } => "QMatMul".into(),
     }
 }
 
-/// Multiply-accumulates of node `i`.
+/// Multiply-accumulates of node `i`: those of the matrix products; every other op counts none.
+/// The match names every op, so a new op cannot be counted as zero by accident.
 pub fn node_macs(g: &Graph, i: usize) -> u64 {
     let n = &g.nodes[i];
     let out: u64 = g.shape(n.output).iter().product::<usize>() as u64;
     match &n.op {
-        Op::Linear => out * *g.shape(n.inputs[0]).last().unwrap_or(&0) as u64,
-        Op::MatMul { transpose_b } => {
+        Op::Linear | Op::QLinear { .. } => out * *g.shape(n.inputs[0]).last().unwrap_or(&0) as u64,
+        Op::MatMul { transpose_b } | Op::QMatMul { transpose_b, .. } => {
             let s = g.shape(n.inputs[1]);
             let k = if *transpose_b {
                 s[s.len() - 1]
@@ -80,12 +86,25 @@ pub fn node_macs(g: &Graph, i: usize) -> u64 {
             };
             out * k as u64
         }
-        Op::Conv2d { group, .. } => {
+        Op::Conv2d { .. } => {
+            // Weights are [O, C/group, KH, KW]: each output element reads one group's channels.
             let w = g.shape(n.inputs[1]);
-            let _ = group;
             out * (w[1] * w[2] * w[3]) as u64
         }
-        _ => 0,
+        Op::LayerNorm { .. }
+        | Op::Gelu(_)
+        | Op::Relu
+        | Op::Softmax { .. }
+        | Op::Binary(_)
+        | Op::Unary(_)
+        | Op::Reduce { .. }
+        | Op::Reshape
+        | Op::Transpose { .. }
+        | Op::Concat { .. }
+        | Op::Slice { .. }
+        | Op::Gather { .. }
+        | Op::Broadcast
+        | Op::Pad { .. } => 0,
     }
 }
 
