@@ -15,6 +15,9 @@ step() { printf '\n=== %s\n' "$*"; }
 step "native tests (x86_64)"
 cargo test --workspace
 
+step "API docs (the workspace's rustdoc lints are errors)"
+cargo doc --workspace --no-deps
+
 step "aarch64 build of the device runtime (plain cargo, no target-cpu flags)"
 cargo build --target "$AARCH64" -p qvit-device --bin qvit-run
 
