@@ -23,7 +23,7 @@ pub enum Preset {
 pub struct PrepOptions {
     /// Preprocessing preset.
     pub preset: Option<Preset>,
-    /// Per-channel mean on pixels scaled to [0,1].
+    /// Per-channel mean on pixels scaled to [0, 1].
     pub mean: Option<Vec<f32>>,
     /// Per-channel standard deviation.
     pub std: Option<Vec<f32>>,

@@ -24,6 +24,7 @@ pub struct PrepArgs {
     pub preset: Option<PresetArg>,
     /// Per-channel mean on pixels scaled to [0,1], e.g. 0.485,0.456,0.406.
     #[arg(long, value_delimiter = ',')]
+    #[allow(rustdoc::broken_intra_doc_links)] // "[0,1]" is help text, not a link
     pub mean: Option<Vec<f32>>,
     /// Per-channel standard deviation, e.g. 0.229,0.224,0.225.
     #[arg(long, value_delimiter = ',')]
