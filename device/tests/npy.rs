@@ -52,17 +52,27 @@ fn huge_shape_header_switches_to_v2() {
     }
 }
 
-fn python_with_numpy() -> Option<PathBuf> {
-    let candidates = [
-        PathBuf::from("/work/venv/bin/python"),
-        PathBuf::from("python3"),
-    ];
-    candidates.into_iter().find(|py| {
+/// A python that has numpy: `QVIT_PYTHON` when set, else `python3` on PATH, else Debian's
+/// `/usr/bin/python3` (where the python3-numpy package that scripts/setup.sh installs puts it;
+/// the first `python3` on PATH may be another CPython, without numpy). None is a failure, not a
+/// skip: the interop test must run.
+fn python_with_numpy() -> PathBuf {
+    let candidates: Vec<PathBuf> = (std::env::var_os("QVIT_PYTHON").map(PathBuf::from))
+        .into_iter()
+        .chain(["python3", "/usr/bin/python3"].map(PathBuf::from))
+        .collect();
+    let found = candidates.iter().find(|py| {
         Command::new(py)
             .args(["-c", "import numpy"])
             .output()
             .map(|o| o.status.success())
             .unwrap_or(false)
+    });
+    found.cloned().unwrap_or_else(|| {
+        panic!(
+            "no python with numpy among {candidates:?}: apt-get install python3-numpy \
+             (scripts/setup.sh does), or set QVIT_PYTHON to a python that has numpy"
+        )
     })
 }
 
@@ -77,10 +87,7 @@ fn numpy(py: &Path, script: &str) {
 
 #[test]
 fn reads_files_written_by_numpy_and_numpy_reads_ours() {
-    let Some(py) = python_with_numpy() else {
-        println!("SKIPPED: no python with numpy available");
-        return;
-    };
+    let py = python_with_numpy();
     let dir = temp_dir("numpy");
     let d = dir.display();
     // Values exactly representable in every dtype, so the f32 conversion is exact.

@@ -66,7 +66,7 @@ fn pairs(q: &Graph, f: &Graph) -> Vec<(usize, ValueId, ValueId)> {
         .enumerate()
         .map(|(i, v)| (v.name.as_str(), i as ValueId))
         .collect();
-    let cons = crate::quant::edit::consumers(q);
+    let cons = crate::graph::consumers(q);
     let mut out = Vec::new();
     for (i, n) in q.nodes.iter().enumerate() {
         if !matches!(n.op, Op::QLinear { .. } | Op::QMatMul { .. }) {
@@ -131,7 +131,7 @@ pub fn compare(
     let mut layer_cos = vec![0f64; pairs.len()];
     let (mut agree, mut cos_sum, mut cos_min) = (0usize, 0f64, f64::INFINITY);
     let (mut right_q, mut right_f, mut labelled) = (0usize, 0usize, 0usize);
-    let bar = crate::eval::progress(n, "compare");
+    let bar = crate::progress::bar(n, "compare");
     for i in 0..n {
         let s = data.sample(i, pre)?;
         let mut qv: Vec<Vec<f32>> = vec![Vec::new(); pairs.len()];
@@ -188,30 +188,4 @@ pub fn compare(
             })
             .collect(),
     })
-}
-
-/// Text rendering: summary line plus one line per layer.
-pub fn render(c: &Comparison) -> String {
-    let mut s = format!(
-        "{} images: top-1 agreement {:.2} %, output cosine mean {:.6} (min {:.6})",
-        c.n,
-        100.0 * c.top1_agreement,
-        c.output_cosine_mean,
-        c.output_cosine_min
-    );
-    if let (Some(q), Some(f)) = (c.top1_quantized, c.top1_float) {
-        s += &format!(
-            "; top-1 {:.2} % quantized vs {:.2} % f32",
-            100.0 * q,
-            100.0 * f
-        );
-    }
-    if c.layers.is_empty() {
-        return s + "\n(no quantized layers: the bundle is f32)\n";
-    }
-    s += "\n\nlayer                                              op        cosine\n";
-    for l in &c.layers {
-        s += &format!("{:<50} {:<8} {:.6}\n", l.name, l.op, l.cosine);
-    }
-    s
 }

@@ -279,3 +279,19 @@ fn open_idx(path: &Path) -> Result<Dataset> {
         description,
     })
 }
+
+/// The first `limit` samples of `path`, preprocessed with `pre`.
+pub fn load_inputs(path: &Path, pre: &Preprocess, limit: usize) -> Result<Vec<Tensor>> {
+    let ds = Dataset::open(path)?;
+    let n = limit.min(ds.len());
+    ensure!(n > 0, "{} holds no images", path.display());
+    let bar = crate::progress::bar(n, "load calibration images");
+    let v = (0..n)
+        .map(|i| {
+            bar.inc(1);
+            ds.sample(i, pre).map(|s| s.input)
+        })
+        .collect();
+    bar.finish_and_clear();
+    v
+}

@@ -2,7 +2,6 @@
 
 use crate::data::Dataset;
 use anyhow::{Context, Result, ensure};
-use indicatif::{ProgressBar, ProgressStyle};
 use qvit_device::Preprocess;
 use qvit_device::model::Model;
 use serde::Serialize;
@@ -22,18 +21,6 @@ pub struct EvalReport {
     pub tier: String,
 }
 
-/// A progress bar on stderr (hidden when stderr is not a terminal).
-pub fn progress(len: usize, what: &str) -> ProgressBar {
-    let bar = ProgressBar::new(len as u64);
-    bar.set_style(
-        ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} ({per_sec}, eta {eta})")
-            .expect("static template")
-            .progress_chars("=> "),
-    );
-    bar.set_message(what.to_string());
-    bar
-}
-
 /// Runs `model` over the first `limit` samples of `data`.
 pub fn evaluate(
     model: &mut Model,
@@ -48,7 +35,7 @@ pub fn evaluate(
     );
     let n = limit.unwrap_or(usize::MAX).min(data.len());
     ensure!(n > 0, "no samples to evaluate");
-    let bar = progress(n, "eval");
+    let bar = crate::progress::bar(n, "eval");
     let start = std::time::Instant::now();
     let (mut top1, mut top5) = (0usize, 0usize);
     for i in 0..n {

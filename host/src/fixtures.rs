@@ -1,7 +1,7 @@
 //! Test and benchmark fixtures: seeded random data and "weightless" ONNX files.
 //!
 //! Large random-weight exports (e.g. DeiT-Tiny, 23 MB) are committed without their weights: each
-//! big initializer points at external data that is never shipped. [`fill_external`] gives those
+//! big initializer points at external data that is never shipped. `fill_external` gives those
 //! initializers seeded random values in memory, so tract and qvit see the same model.
 
 use anyhow::{Context, Result};

@@ -61,17 +61,23 @@ pub fn op_name(op: &Op) -> String {
         Op::Slice { .. } => "Slice".into(),
         Op::Gather { .. } => "Gather".into(),
         Op::Pad { .. } => "Pad".into(),
-        other => format!("{other:?}"),
+        Op::Linear => "Linear".into(),
+        Op::Relu => "Relu".into(),
+        Op::Reshape => "Reshape".into(),
+        Op::Broadcast => "Broadcast".into(),
+        Op::QLinear { .. } => "QLinear".into(),
+        Op::QMatMul { .. } => "QMatMul".into(),
     }
 }
 
-/// Multiply-accumulates of node `i`.
+/// Multiply-accumulates of node `i`: those of the matrix products; every other op counts none.
+/// The match names every op, so a new op cannot be counted as zero by accident.
 pub fn node_macs(g: &Graph, i: usize) -> u64 {
     let n = &g.nodes[i];
     let out: u64 = g.shape(n.output).iter().product::<usize>() as u64;
     match &n.op {
-        Op::Linear => out * *g.shape(n.inputs[0]).last().unwrap_or(&0) as u64,
-        Op::MatMul { transpose_b } => {
+        Op::Linear | Op::QLinear { .. } => out * *g.shape(n.inputs[0]).last().unwrap_or(&0) as u64,
+        Op::MatMul { transpose_b } | Op::QMatMul { transpose_b, .. } => {
             let s = g.shape(n.inputs[1]);
             let k = if *transpose_b {
                 s[s.len() - 1]
@@ -80,12 +86,25 @@ pub fn node_macs(g: &Graph, i: usize) -> u64 {
             };
             out * k as u64
         }
-        Op::Conv2d { group, .. } => {
+        Op::Conv2d { .. } => {
+            // Weights are [O, C/group, KH, KW]: each output element reads one group's channels.
             let w = g.shape(n.inputs[1]);
-            let _ = group;
             out * (w[1] * w[2] * w[3]) as u64
         }
-        _ => 0,
+        Op::LayerNorm { .. }
+        | Op::Gelu(_)
+        | Op::Relu
+        | Op::Softmax { .. }
+        | Op::Binary(_)
+        | Op::Unary(_)
+        | Op::Reduce { .. }
+        | Op::Reshape
+        | Op::Transpose { .. }
+        | Op::Concat { .. }
+        | Op::Slice { .. }
+        | Op::Gather { .. }
+        | Op::Broadcast
+        | Op::Pad { .. } => 0,
     }
 }
 
@@ -138,124 +157,4 @@ pub fn model_info(model: &str, opset: i64, input_shape: &[usize], g: &Graph) -> 
         layers,
         op_counts,
     }
-}
-
-fn shape_str(s: &[usize]) -> String {
-    format!(
-        "[{}]",
-        s.iter()
-            .map(|d| d.to_string())
-            .collect::<Vec<_>>()
-            .join("×")
-    )
-}
-
-/// Human-readable count: 1234567 → "1.23 M".
-pub fn si(n: f64) -> String {
-    match n {
-        n if n >= 1e9 => format!("{:.2} G", n / 1e9),
-        n if n >= 1e6 => format!("{:.2} M", n / 1e6),
-        n if n >= 1e3 => format!("{:.1} k", n / 1e3),
-        n => format!("{n}"),
-    }
-}
-
-/// Renders the aligned table. `all` includes layout and element-wise nodes too.
-pub fn render_table(info: &ModelInfo, all: bool) -> String {
-    let rows: Vec<[String; 6]> = info
-        .layers
-        .iter()
-        .filter(|l| {
-            all || l.params > 0
-                || l.macs > 0
-                || matches!(l.op.as_str(), "Softmax" | "GeluErf" | "GeluTanh" | "Relu")
-        })
-        .map(|l| {
-            let ins = l
-                .input_shapes
-                .iter()
-                .map(|s| shape_str(s))
-                .collect::<Vec<_>>()
-                .join(", ");
-            [
-                l.name.clone(),
-                l.op.clone(),
-                format!("{ins} → {}", shape_str(&l.output_shape)),
-                if l.params > 0 {
-                    si(l.params as f64)
-                } else {
-                    "-".into()
-                },
-                if l.macs > 0 {
-                    si(l.macs as f64)
-                } else {
-                    "-".into()
-                },
-                if l.quantizable {
-                    "yes".into()
-                } else {
-                    "no".into()
-                },
-            ]
-        })
-        .collect();
-    let header = ["layer", "op", "shapes", "params", "MACs", "quant"];
-    let mut w: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
-    for r in &rows {
-        for (i, c) in r.iter().enumerate() {
-            w[i] = w[i].max(c.chars().count());
-        }
-    }
-    let line = |cells: &[String]| -> String {
-        let mut s = String::new();
-        for (i, c) in cells.iter().enumerate() {
-            let pad = w[i] - c.chars().count();
-            if i == 3 || i == 4 {
-                s.push_str(&" ".repeat(pad));
-                s.push_str(c);
-            } else {
-                s.push_str(c);
-                s.push_str(&" ".repeat(pad));
-            }
-            s.push_str("  ");
-        }
-        s.trim_end().to_string() + "\n"
-    };
-    let mut out = format!(
-        "{}  opset {}  input {}  →  {}\n\n",
-        info.model,
-        info.opset,
-        shape_str(&info.input_shape),
-        info.output_shapes
-            .iter()
-            .map(|s| shape_str(s))
-            .collect::<Vec<_>>()
-            .join(", ")
-    );
-    out += &line(&header.map(String::from));
-    out += &line(&w.iter().map(|&n| "-".repeat(n)).collect::<Vec<_>>());
-    for r in &rows {
-        out += &line(r);
-    }
-    let hidden = info.layers.len() - rows.len();
-    out += &format!(
-        "\n{} nodes ({} layout/element-wise nodes not shown{}), {} parameters ({} in quantizable layers), {} MACs per inference\n",
-        info.layers.len(),
-        hidden,
-        if all || hidden == 0 {
-            ""
-        } else {
-            "; --all shows them"
-        },
-        si(info.total_params as f64),
-        si(info.quantizable_params as f64),
-        si(info.total_macs as f64),
-    );
-    let counts: Vec<String> = info
-        .op_counts
-        .iter()
-        .map(|(k, v)| format!("{k} {v}"))
-        .collect();
-    out += &format!("ops: {}\n", counts.join(", "));
-    out
 }

@@ -1,13 +1,13 @@
-//! Preprocessing options shared by `quantize` and `eval`: a named preset or explicit flags.
+//! Preprocessing options shared by every command that reads images: a named preset, fields that
+//! override it, and their resolution against the model's input shape.
 
 use anyhow::{Result, bail, ensure};
-use clap::{Args, ValueEnum};
 use qvit_device::{Layout, Preprocess};
 
 /// Named preprocessing presets.
-#[derive(Clone, Copy, Debug, ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Preset {
-    /// ImageNet: resize shorter side to 256/224 of the crop, centre crop, mean (0.485, 0.456, 0.406), std (0.229, 0.224, 0.225).
+    /// ImageNet: resize the shorter side to 256/224 of the crop, centre crop, ImageNet mean and std.
     Imagenet,
     /// MNIST: 28×28 grayscale, mean 0.1307, std 0.3081.
     Mnist,
@@ -17,30 +17,25 @@ pub enum Preset {
     Unit,
 }
 
-/// How images become the model's input (torchvision order: resize, centre crop, scale to [0, 1], normalise).
-#[derive(Args, Clone, Debug, Default)]
-pub struct PrepArgs {
-    /// Preprocessing preset; flags below override its fields.
-    #[arg(long, value_enum)]
+/// How images become the model's input (torchvision order: resize, centre crop, scale to [0, 1],
+/// normalise): a preset whose fields the others override.
+#[derive(Clone, Debug, Default)]
+pub struct PrepOptions {
+    /// Preprocessing preset.
     pub preset: Option<Preset>,
-    /// Per-channel mean on pixels scaled to [0,1], e.g. 0.485,0.456,0.406.
-    #[arg(long, value_delimiter = ',')]
+    /// Per-channel mean on pixels scaled to [0, 1].
     pub mean: Option<Vec<f32>>,
-    /// Per-channel standard deviation, e.g. 0.229,0.224,0.225.
-    #[arg(long, value_delimiter = ',')]
+    /// Per-channel standard deviation.
     pub std: Option<Vec<f32>>,
-    /// Resize the shorter image side to this many pixels before cropping.
-    #[arg(long)]
+    /// Shorter image side after resizing, before cropping.
     pub resize: Option<u32>,
-    /// Centre crop size, HEIGHT or HEIGHT,WIDTH (default: the model's input size).
-    #[arg(long, value_delimiter = ',')]
+    /// Centre crop size: one value (square) or height and width.
     pub crop: Option<Vec<u32>>,
     /// Convert images to one gray channel.
-    #[arg(long)]
     pub grayscale: bool,
 }
 
-impl PrepArgs {
+impl PrepOptions {
     /// Whether any option was given.
     pub fn given(&self) -> bool {
         self.preset.is_some()

@@ -1,7 +1,7 @@
 //! Opening what the user points at: an ONNX model (imported on the fly) or a `.qvit` bundle.
 
 use crate::import;
-use crate::prep::PrepArgs;
+use crate::prep::PrepOptions;
 use anyhow::{Context, Result};
 use qvit_device::bundle::{Bundle, Header};
 use std::path::Path;
@@ -33,7 +33,7 @@ pub fn labels(explicit: Option<&Path>, model: &Path) -> Result<Vec<String>> {
 pub fn float_bundle(
     model: &Path,
     input_shape: Option<&[usize]>,
-    prep: &PrepArgs,
+    prep: &PrepOptions,
     labels_file: Option<&Path>,
 ) -> Result<Bundle> {
     let imp = import::import_path(model, input_shape)?;
@@ -74,7 +74,7 @@ pub fn float_bundle(
 }
 
 /// A bundle from a `.qvit` file, or from an ONNX model imported with `prep`.
-pub fn open(model: &Path, input_shape: Option<&[usize]>, prep: &PrepArgs) -> Result<Bundle> {
+pub fn open(model: &Path, input_shape: Option<&[usize]>, prep: &PrepOptions) -> Result<Bundle> {
     if is_bundle(model) {
         let mut b = Bundle::read_file(model)
             .with_context(|| format!("loading bundle {}", model.display()))?;

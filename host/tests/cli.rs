@@ -63,10 +63,12 @@ fn float_bundle_of_default_model_matches_onnxruntime_accuracy() {
 #[test]
 fn mnist_vit_matches_onnxruntime_on_10k_test_images() {
     let shared = repo().join("../shared");
-    if !shared.exists() {
-        eprintln!("SKIPPED: ../shared not found");
-        return;
-    }
+    assert!(
+        shared.is_dir(),
+        "{} not found: this test needs the project's shared models and data in ../shared, \
+         beside the repository",
+        shared.display()
+    );
     let (ok, out, err) = qvit(&[
         "eval",
         "../shared/models/vit-mnist/vit_mnist.onnx",

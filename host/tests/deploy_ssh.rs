@@ -8,175 +8,17 @@
 //!
 //! Needs /usr/sbin/sshd (Debian openssh-server; scripts/setup.sh installs it) and
 //! target/debug/qvit-run (built by `cargo test --workspace` or
-//! `cargo build -p qvit-device --bin qvit-run`); without them the tests print SKIPPED.
+//! `cargo build -p qvit-device --bin qvit-run`); without them the tests fail, naming the fix.
+
+mod sshd;
 
 use serde_json::Value;
-use std::net::{TcpListener, TcpStream};
+use sshd::{ALIAS, DEAD_ALIAS, Sshd, TempDir, start_sshd};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::sync::OnceLock;
-use std::sync::atomic::{AtomicU32, Ordering};
-use std::time::Duration;
 
 const QVIT: &str = env!("CARGO_BIN_EXE_qvit");
-const ALIAS: &str = "testbox";
-const DEAD_ALIAS: &str = "deadbox";
-
-/// A fresh directory under the cargo target's tmp dir, removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(tag: &str) -> TempDir {
-        static N: AtomicU32 = AtomicU32::new(0);
-        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!(
-            "deploy-{tag}-{}-{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed)
-        ));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        TempDir(dir)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-/// An sshd on 127.0.0.1 plus a client config reaching it as `testbox` (and `deadbox`, a closed
-/// port). Killed on drop.
-struct Sshd {
-    child: Child,
-    port: u16,
-    client_config: PathBuf,
-    log: PathBuf,
-    _dir: TempDir,
-}
-
-impl Drop for Sshd {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap().port()
-}
-
-fn keygen(path: &Path) -> Result<(), String> {
-    let out = Command::new("ssh-keygen")
-        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
-        .arg(path)
-        .output()
-        .map_err(|e| format!("ssh-keygen: {e}"))?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(format!(
-            "ssh-keygen: {}",
-            String::from_utf8_lossy(&out.stderr)
-        ))
-    }
-}
-
-/// Starts sshd, or says why it cannot (the caller prints SKIPPED).
-fn start_sshd() -> Result<Sshd, String> {
-    let sshd = ["/usr/sbin/sshd", "/usr/local/sbin/sshd"]
-        .into_iter()
-        .find(|p| Path::new(p).exists())
-        .ok_or("no sshd (apt-get install openssh-server; scripts/setup.sh does)")?;
-    let user = String::from_utf8(
-        Command::new("id")
-            .arg("-un")
-            .output()
-            .map_err(|e| e.to_string())?
-            .stdout,
-    )
-    .map_err(|e| e.to_string())?
-    .trim()
-    .to_string();
-    let dir = TempDir::new("sshd");
-    let d = &dir.0;
-    keygen(&d.join("host_key"))?;
-    keygen(&d.join("user_key"))?;
-    std::fs::copy(d.join("user_key.pub"), d.join("authorized_keys")).map_err(|e| e.to_string())?;
-    // sshd refuses to start without its privilege-separation directory.
-    std::fs::create_dir_all("/run/sshd").map_err(|e| format!("creating /run/sshd: {e}"))?;
-    let log = d.join("sshd.log");
-    for _attempt in 0..3 {
-        let port = free_port();
-        let config = d.join("sshd_config");
-        std::fs::write(
-            &config,
-            format!(
-                "ListenAddress 127.0.0.1\nPort {port}\nHostKey {hk}\nAuthorizedKeysFile {ak}\n\
-                 PidFile {pid}\nStrictModes no\nUsePAM no\nPermitRootLogin yes\n\
-                 PasswordAuthentication no\nKbdInteractiveAuthentication no\n\
-                 PubkeyAuthentication yes\nAllowUsers {user}\nSubsystem sftp internal-sftp\n",
-                hk = d.join("host_key").display(),
-                ak = d.join("authorized_keys").display(),
-                pid = d.join("sshd.pid").display(),
-            ),
-        )
-        .map_err(|e| e.to_string())?;
-        let mut child = Command::new(sshd)
-            .arg("-D")
-            .arg("-f")
-            .arg(&config)
-            .arg("-E")
-            .arg(&log)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .map_err(|e| format!("starting {sshd}: {e}"))?;
-        let mut up = false;
-        for _ in 0..100 {
-            if let Ok(Some(_)) = child.try_wait() {
-                break;
-            }
-            if TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                up = true;
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        if !up {
-            let _ = child.kill();
-            let _ = child.wait();
-            continue;
-        }
-        let client_config = d.join("ssh_config");
-        std::fs::write(
-            &client_config,
-            format!(
-                "Host {ALIAS}\n  HostName 127.0.0.1\n  Port {port}\n\
-                 Host {DEAD_ALIAS}\n  HostName 127.0.0.1\n  Port {dead}\n\
-                 Host *\n  User {user}\n  IdentityFile {key}\n  IdentitiesOnly yes\n\
-                 StrictHostKeyChecking no\n  UserKnownHostsFile /dev/null\n  BatchMode yes\n\
-                 LogLevel ERROR\n",
-                dead = free_port(),
-                key = d.join("user_key").display(),
-            ),
-        )
-        .map_err(|e| e.to_string())?;
-        return Ok(Sshd {
-            child,
-            port,
-            client_config,
-            log,
-            _dir: dir,
-        });
-    }
-    Err(format!(
-        "sshd did not start; its log: {}",
-        std::fs::read_to_string(&log).unwrap_or_default()
-    ))
-}
 
 fn qvit_run() -> Option<PathBuf> {
     let p = Path::new(QVIT).with_file_name("qvit-run");
@@ -205,21 +47,18 @@ fn bundle() -> &'static Path {
     })
 }
 
-/// Everything a test needs, or None after printing why the test is skipped.
-fn setup(test: &str) -> Option<(Sshd, PathBuf)> {
-    let Some(runner) = qvit_run() else {
-        eprintln!(
-            "SKIPPED {test}: no qvit-run beside qvit (cargo build -p qvit-device --bin qvit-run)"
-        );
-        return None;
-    };
-    match start_sshd() {
-        Ok(s) => Some((s, runner)),
-        Err(why) => {
-            eprintln!("SKIPPED {test}: {why}");
-            None
-        }
-    }
+/// Everything a test needs: a running sshd and the qvit-run to deploy. A missing prerequisite
+/// fails the test with the command that provides it (a skipped deploy test would pass unrun).
+fn setup() -> (Sshd, PathBuf) {
+    let runner = qvit_run().unwrap_or_else(|| {
+        panic!(
+            "no qvit-run beside qvit ({}): run `cargo build -p qvit-device --bin qvit-run` \
+             (`cargo test --workspace` builds it)",
+            Path::new(QVIT).with_file_name("qvit-run").display()
+        )
+    });
+    let sshd = start_sshd().unwrap_or_else(|why| panic!("cannot start the test sshd: {why}"));
+    (sshd, runner)
 }
 
 /// A deploy directory on the "box" and a copy of the bundle named `m.qvit`.
@@ -306,9 +145,7 @@ fn read(p: &Path) -> Vec<u8> {
 
 #[test]
 fn deploys_verifies_and_benchmarks_many_boxes() {
-    let Some((sshd, runner)) = setup("deploys_verifies_and_benchmarks_many_boxes") else {
-        return;
-    };
+    let (sshd, runner) = setup();
     let work = Work::new("many");
     // Three spellings of a box (alias, user@host:port from an @FILE) and one that is down.
     let list = work.tmp.0.join("fleet.txt");
@@ -389,9 +226,7 @@ fn deploys_verifies_and_benchmarks_many_boxes() {
 
 #[test]
 fn all_boxes_ok_exits_zero_with_a_table() {
-    let Some((sshd, _runner)) = setup("all_boxes_ok_exits_zero_with_a_table") else {
-        return;
-    };
+    let (sshd, _runner) = setup();
     let work = Work::new("table");
     let out = deploy(&sshd, &work, &[ALIAS], &[]);
     assert!(out.status.success());
@@ -440,10 +275,8 @@ fn all_boxes_ok_exits_zero_with_a_table() {
 
 /// Deploys once, then a second deploy with a different runner through a broken `scp`; checks
 /// that the second one fails and changes nothing, then that a clean retry does replace both.
-fn old_deployment_survives(test: &str, mode: &str, expect_in_error: &str) {
-    let Some((sshd, runner)) = setup(test) else {
-        return;
-    };
+fn old_deployment_survives(mode: &str, expect_in_error: &str) {
+    let (sshd, runner) = setup();
     let work = Work::new(mode);
     let first = deploy(&sshd, &work, &[ALIAS], &[]);
     assert!(first.status.success());
@@ -499,29 +332,17 @@ fn old_deployment_survives(test: &str, mode: &str, expect_in_error: &str) {
 
 #[test]
 fn interrupted_transfer_keeps_the_old_bundle() {
-    old_deployment_survives(
-        "interrupted_transfer_keeps_the_old_bundle",
-        "truncate",
-        "copying",
-    );
+    old_deployment_survives("truncate", "copying");
 }
 
 #[test]
 fn short_transfer_is_caught_before_the_rename() {
-    old_deployment_survives(
-        "short_transfer_is_caught_before_the_rename",
-        "short",
-        "bytes",
-    );
+    old_deployment_survives("short", "bytes");
 }
 
 #[test]
 fn corrupted_transfer_fails_verification_and_keeps_the_old_bundle() {
-    old_deployment_survives(
-        "corrupted_transfer_fails_verification_and_keeps_the_old_bundle",
-        "corrupt",
-        "verifying",
-    );
+    old_deployment_survives("corrupt", "verifying");
 }
 
 /// A runner whose ELF header says aarch64 is refused on this x86_64 box before anything is
@@ -530,9 +351,7 @@ fn corrupted_transfer_fails_verification_and_keeps_the_old_bundle() {
 /// tried as well when one exists.
 #[test]
 fn runner_for_another_architecture_is_refused() {
-    let Some((sshd, runner)) = setup("runner_for_another_architecture_is_refused") else {
-        return;
-    };
+    let (sshd, runner) = setup();
     assert_eq!(std::env::consts::ARCH, "x86_64", "the test box is x86_64");
     let work = Work::new("arch");
     let fake = work.tmp.0.join("qvit-run-aarch64");

@@ -215,7 +215,7 @@ fn op_without_a_rule_is_an_error() {
 
 fn fashion_inputs(n: usize) -> (Graph, Vec<Tensor>) {
     let dir = repo().join("models/fashion-vit");
-    let prep = qvit_host::prep::PrepArgs {
+    let prep = qvit_host::prep::PrepOptions {
         preset: Some(qvit_host::prep::Preset::FashionMnist),
         ..Default::default()
     };
@@ -366,7 +366,7 @@ fn gradient_mode_matches_finite_differences() {
 /// projection set, both attention products, one output projection, fc1 and fc2.
 #[test]
 fn every_block_has_each_layer_kind_once() {
-    use qvit_host::lrp::scores::{block_of, kind};
+    use qvit_host::graph::kinds::{block_of, kind};
     let deit = repo().join("models/fixtures/deit_tiny_op17.onnx");
     let graphs = [
         import_proto(&load_weightless(&deit, 17).unwrap(), None)
@@ -480,13 +480,13 @@ fn every_attention_logit_product_leads_to_its_attention() {
     ];
     for (g, x) in models {
         let qk: Vec<usize> = (0..g.nodes.len())
-            .filter(|&j| qvit_host::lrp::scores::kind(&g, j) == "qk")
+            .filter(|&j| qvit_host::graph::kinds::kind(&g, j) == "qk")
             .collect();
         assert!(!qk.is_empty());
         for j in qk {
             let name = &g.nodes[j].name;
             let (c, av) = logits_path(&g, j).unwrap_or_else(|| panic!("{name}: no attention"));
-            assert_eq!(qvit_host::lrp::scores::kind(&g, av), "av", "{name}");
+            assert_eq!(qvit_host::graph::kinds::kind(&g, av), "av", "{name}");
             let ops = record_operands(&g, &[j, av], std::slice::from_ref(&x)).unwrap();
             let ((q, k), (probs, _)) = (&ops[&j][0], &ops[&av][0]);
             let (qs, ks) = (g.shape(g.nodes[j].inputs[0]), g.shape(g.nodes[j].inputs[1]));

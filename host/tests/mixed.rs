@@ -5,7 +5,7 @@
 use qvit_device::{Graph, Op, Tensor};
 use qvit_host::data::Dataset;
 use qvit_host::lrp::scores::Statistic;
-use qvit_host::prep::{PrepArgs, Preset};
+use qvit_host::prep::{PrepOptions, Preset};
 use qvit_host::quant::mixed::{Allocator, MixedOptions, MixedReport, allocate_bits};
 use qvit_host::quant::select::softmax_kl;
 use qvit_host::quant::{QuantOptions, quantize};
@@ -13,7 +13,7 @@ use std::path::Path;
 
 fn model_and_calib(n: usize) -> (Graph, Vec<Tensor>) {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/fashion-vit");
-    let prep = PrepArgs {
+    let prep = PrepOptions {
         preset: Some(Preset::FashionMnist),
         ..Default::default()
     };

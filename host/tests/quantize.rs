@@ -9,8 +9,8 @@ use qvit_host::compare::cosine;
 use qvit_host::data::Dataset;
 use qvit_host::fixtures::{SplitMix, load_weightless};
 use qvit_host::import::{import_path, import_proto};
-use qvit_host::prep::{PrepArgs, Preset};
-use qvit_host::quant::{QuantOptions, command, prepare, quantize};
+use qvit_host::prep::{PrepOptions, Preset};
+use qvit_host::quant::{QuantOptions, prepare, quantize};
 use qvit_kernels::KernelSet;
 use std::path::{Path, PathBuf};
 
@@ -36,7 +36,7 @@ fn rel_err(a: &[f32], b: &[f32]) -> f32 {
 }
 
 fn default_bundle() -> Bundle {
-    let prep = PrepArgs {
+    let prep = PrepOptions {
         preset: Some(Preset::FashionMnist),
         ..Default::default()
     };
@@ -138,7 +138,7 @@ fn quantized_default_model_tracks_f32_and_fits_the_size_bound() {
             graph: q.graph.clone(),
         };
         let (bytes, stats) = bundle.encode_with_stats().unwrap();
-        let size = command::size_report(&q.graph, bits, stats);
+        let size = qvit_host::quant::report::size_report(&q.graph, bits, stats);
         assert!(
             size.within_bound,
             "W{bits}: {} bytes > bound {}",

@@ -16,70 +16,39 @@ mod target;
 pub use steps::BoxReport;
 
 use anyhow::{Context, Result, bail};
-use clap::Args;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-/// Arguments of `qvit deploy`.
-#[derive(Args, Debug, Clone)]
-#[command(after_help = "\
-Each box gets DIR/qvit-run and DIR/<bundle name>. Both are uploaded under temporary names,
-checked on the box (qvit-run --version, qvit-run info --verify), and only then renamed over the
-old files, so a broken or interrupted transfer never replaces a working bundle.
-
-ssh runs with your ~/.ssh/config, keys and agent (or --ssh-config), in BatchMode: set up key
-login first (ssh-copy-id pi@raspberrypi.local). qvit stores no passwords.
-
-Examples:
-  qvit deploy vit.qvit pi@raspberrypi.local
-  qvit deploy vit.qvit pi@10.0.0.7:2222 jetson --dir /opt/qvit --runner target/aarch64-unknown-linux-gnu/release/qvit-run
-  qvit deploy vit.qvit @fleet.txt --bench --threads 4 --iters 100     # fleet.txt: one host per line, # comments
-  qvit deploy vit.qvit @fleet.txt --bench --json --results lab-results > summary.json
-
-With --bench, each box's `qvit-run bench --json` result (latency, peak RSS, tier, CPU, board) is
-stored as RESULTS/<host>__<bundle>.json. The exit status is 0 only if every box succeeded.")]
-pub struct DeployArgs {
+/// What `qvit deploy` does (the command line's flags of the same names).
+#[derive(Debug, Clone)]
+pub struct DeployOptions {
     /// Bundle to deploy (.qvit).
     pub bundle: PathBuf,
     /// Boxes: `user@host[:port]`, a Host alias from the ssh config, or `@FILE` listing them.
-    #[arg(required = true, value_name = "HOST")]
     pub hosts: Vec<String>,
     /// Directory on the box; relative paths (and ~/…) are under the login's home.
-    #[arg(long, value_name = "PATH", default_value = "qvit")]
     pub dir: String,
-    /// qvit-run binary to install; must be built for the box's architecture
-    /// [default: the qvit-run beside this qvit].
-    #[arg(long, value_name = "PATH")]
+    /// qvit-run binary to install (default: the qvit-run beside this qvit).
     pub runner: Option<PathBuf>,
     /// Run `qvit-run bench --json` on each box and store the results.
-    #[arg(long)]
     pub bench: bool,
     /// Threads for the benchmark.
-    #[arg(long, value_name = "N", default_value_t = 1, requires = "bench",
-          value_parser = clap::value_parser!(u32).range(1..=1024))]
     pub threads: u32,
     /// Timed iterations for the benchmark.
-    #[arg(long, value_name = "N", default_value_t = 50, requires = "bench",
-          value_parser = clap::value_parser!(u32).range(1..))]
     pub iters: u32,
     /// Where benchmark results go, one JSON per box and bundle.
-    #[arg(long, value_name = "DIR", default_value = "bench-results")]
     pub results: PathBuf,
     /// ssh config file, passed to ssh and scp as `-F FILE`.
-    #[arg(long, value_name = "FILE")]
     pub ssh_config: Option<PathBuf>,
-    /// Print `{"boxes": [{"host", "ok", "error", "bench", …}]}` instead of a table.
-    #[arg(long)]
+    /// Print JSON instead of a table.
     pub json: bool,
-    /// Boxes handled at once (each holds at most one ssh connection at a time).
-    #[arg(long, value_name = "N", default_value_t = 8,
-          value_parser = clap::value_parser!(u32).range(1..=256))]
+    /// Boxes handled at once.
     pub jobs: u32,
 }
 
 /// Runs `qvit deploy`: fails (after printing the summary) unless every box succeeded.
-pub fn run(args: DeployArgs) -> Result<()> {
+pub fn run(args: DeployOptions) -> Result<()> {
     let plan = plan(&args)?;
     let targets = target::expand(&args.hosts)?;
     let reports = run_all(&targets, args.jobs as usize, |t| {
@@ -101,7 +70,7 @@ pub fn run(args: DeployArgs) -> Result<()> {
 }
 
 /// Checks everything local before any connection: the bundle loads, the runner is an ELF file.
-fn plan(args: &DeployArgs) -> Result<steps::Plan> {
+fn plan(args: &DeployOptions) -> Result<steps::Plan> {
     qvit_device::bundle::Bundle::read_file(&args.bundle).with_context(|| {
         format!(
             "{} is not a valid bundle; not deploying it",

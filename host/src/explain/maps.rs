@@ -1,6 +1,8 @@
-//! Relevance maps of one image: pixel relevance (summed over colour channels), the patch-level
-//! map, and what the model saw, as an RGB image to draw them over.
+//! Relevance maps of one image: pixel relevance (summed over colour channels), its Salient
+//! Relevance map, the patch-level map, and what the model saw, as an RGB image to draw them over.
 
+use super::saliency::{SaliencyParams, salient_relevance};
+use crate::lrp::{Lrp, Relevance, Seed};
 use anyhow::{Result, ensure};
 use image::RgbImage;
 use qvit_device::{Graph, Layout, Op, Preprocess, Tensor};
@@ -144,4 +146,45 @@ pub fn upscale(img: &RgbImage, s: u32) -> RgbImage {
         img.height() * s,
         image::imageops::FilterType::Nearest,
     )
+}
+
+/// Relevance maps of one input.
+pub struct Maps {
+    /// The relevance pass.
+    pub relevance: Relevance,
+    /// Pixel relevance.
+    pub pixel: Map,
+    /// Salient Relevance (when asked for).
+    pub sr: Option<Map>,
+}
+
+/// Relevance (and SR) maps of `x`.
+pub fn maps(
+    lrp: &mut Lrp,
+    x: &Tensor,
+    seed: Seed,
+    pre: &Preprocess,
+    sr: Option<&SaliencyParams>,
+) -> Result<Maps> {
+    let relevance = lrp.run(x, seed)?;
+    let pixel = pixel_map(&relevance.input, pre.layout)?;
+    // SR runs on the positive evidence: the SR authors' z⁺ rule gives (almost) only positive
+    // relevance, and negative relevance marks what speaks *against* the target, which is not
+    // where the model's attention for it lies.
+    let sr = match sr {
+        Some(p) => {
+            let positive: Vec<f32> = pixel.data.iter().map(|v| v.max(0.0)).collect();
+            Some(Map {
+                w: pixel.w,
+                h: pixel.h,
+                data: salient_relevance(&positive, pixel.w, pixel.h, p)?,
+            })
+        }
+        None => None,
+    };
+    Ok(Maps {
+        relevance,
+        pixel,
+        sr,
+    })
 }

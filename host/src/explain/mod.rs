@@ -1,5 +1,4 @@
 //! Explanations: relevance maps, Salient Relevance maps, faithfulness.
-pub mod command;
 pub mod faithfulness;
 pub mod maps;
 pub mod saliency;

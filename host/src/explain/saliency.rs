@@ -6,7 +6,7 @@
 //! turns it into *areas* around the foci of attention.
 //!
 //! Steps of [`salient_relevance`]:
-//! 1. `|relevance|`, min-max normalised to [0,1].
+//! 1. `|relevance|`, min-max normalised to [0, 1].
 //! 2. Per scale `r`: area-resample to `round(r·w)×round(r·h)` (scales smaller than the patch are
 //!    skipped), take `patch×patch` patches on a grid with 50 % overlap, and give each patch
 //!    `S_i = 1 − exp(−(1/K)·Σ_k d(p_i, q_k))` over its K most similar patches, where
@@ -59,7 +59,7 @@ impl Default for SaliencyParams {
 }
 
 /// SR map of a relevance map `map` (row-major, `w×h`, any finite real values); the output has
-/// `w·h` values in [0,1].
+/// `w·h` values in [0, 1].
 ///
 /// The map's absolute value is used, as in the SR authors' code (which saves `abs(R)` before the
 /// saliency step): negative relevance is evidence the model weighed *against* the class, and
@@ -130,7 +130,7 @@ fn validate(map: &[f32], w: usize, h: usize, p: &SaliencyParams) -> Result<()> {
     Ok(())
 }
 
-/// Min-max normalisation to [0,1]; a constant input becomes all zeros (nothing stands out).
+/// Min-max normalisation to [0, 1]; a constant input becomes all zeros (nothing stands out).
 fn normalise(v: &mut [f32]) {
     let (lo, hi) = v
         .iter()
@@ -232,7 +232,7 @@ fn squared_distance(a: &[f32], b: &[f32]) -> f32 {
     acc.iter().sum()
 }
 
-/// Single-scale saliency of an `sw×sh` map with values in [0,1], as a per-pixel map.
+/// Single-scale saliency of an `sw×sh` map with values in [0, 1], as a per-pixel map.
 fn single_scale(img: &[f32], sw: usize, sh: usize, p: &SaliencyParams) -> Vec<f32> {
     let side = p.patch;
     let stride = (side / 2).max(1);

@@ -1,23 +1,15 @@
 //! tract's Conv → device Conv2d (NCHW, OIHW weights), the ViT patch embedding.
 
 use super::builder::Builder;
-use super::convert::{Mapped, value_of};
-use anyhow::{Context, Result, bail};
-use qvit_device::graph::{Op, ValueId};
-use std::collections::HashMap;
+use super::context::{Mapped, NodeCx, Translated};
+use anyhow::{Context, bail};
+use qvit_device::graph::Op;
 use tract_core::ops::cnn::{Conv, KernelFormat, PaddingSpec};
 use tract_core::ops::nn::DataFormat;
-use tract_onnx::prelude::*;
 
-pub fn convert_conv(
-    model: &TypedModel,
-    node: &TypedNode,
-    conv: &Conv,
-    map: &HashMap<OutletId, Mapped>,
-    b: &mut Builder,
-    out_shape: Vec<usize>,
-) -> Result<ValueId> {
-    let name = node.name.as_str();
+pub(crate) fn convert_conv(conv: &Conv, cx: &NodeCx, b: &mut Builder) -> Translated {
+    let name = cx.name;
+    let out_shape = cx.out_shape.clone();
     let spec = &conv.pool_spec;
     if spec.kernel_shape.len() != 2 {
         bail!(
@@ -28,8 +20,8 @@ pub fn convert_conv(
     if conv.q_params.is_some() {
         bail!("quantized Conv is not supported");
     }
-    let x = value_of(map, node.inputs[0], b, model)?;
-    let w = value_of(map, node.inputs[1], b, model)?;
+    let x = cx.input(0, b)?;
+    let w = cx.input(1, b)?;
     if b.graph.const_data(w).is_none() {
         bail!("convolution kernel must be a constant");
     }
@@ -58,8 +50,8 @@ pub fn convert_conv(
     };
     inputs.push(x4);
     inputs.push(w);
-    if let Some(&bias_outlet) = node.inputs.get(2) {
-        let bias = value_of(map, bias_outlet, b, model)?;
+    if cx.node.inputs.len() > 2 {
+        let bias = cx.input(2, b)?;
         let data = b
             .graph
             .const_data(bias)
@@ -112,11 +104,12 @@ pub fn convert_conv(
         group: conv.group,
     };
     let y = b.node(name, op, inputs, y_shape);
-    Ok(match spec.data_format {
+    let out = match spec.data_format {
         DataFormat::NCHW | DataFormat::CHW => b.reshape(&format!("{name}.out"), y, out_shape),
         DataFormat::NHWC | DataFormat::HWC => {
             let t = b.transpose(&format!("{name}.nhwc"), y, vec![0, 2, 3, 1]);
             b.reshape(&format!("{name}.out"), t, out_shape)
         }
-    })
+    };
+    Ok(vec![Mapped::Value(out)])
 }

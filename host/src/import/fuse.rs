@@ -4,6 +4,8 @@
 //! Fused ops matter beyond speed: quantization and relevance propagation need to see a
 //! LayerNorm and a Linear as such, not as a dozen anonymous element-wise nodes.
 
+use crate::graph::edit::add_const;
+use crate::graph::{consumers, producer};
 use qvit_device::graph::{
     BinaryOp, GeluKind, Graph, Op, ReduceOp, Source, UnaryOp, Value, ValueId,
 };
@@ -117,26 +119,6 @@ fn collapse_reshapes(g: &mut Graph) {
     }
 }
 
-fn consumers(g: &Graph) -> Vec<Vec<usize>> {
-    let mut c = vec![vec![]; g.values.len()];
-    for (i, n) in g.nodes.iter().enumerate() {
-        for &v in &n.inputs {
-            c[v as usize].push(i);
-        }
-    }
-    for &o in &g.outputs {
-        c[o as usize].push(usize::MAX);
-    }
-    c
-}
-
-fn producer(g: &Graph, v: ValueId) -> Option<usize> {
-    match g.values[v as usize].source {
-        Source::Node(i) => Some(i),
-        _ => None,
-    }
-}
-
 /// The scalar value of a constant with a single element.
 fn scalar(g: &Graph, v: ValueId) -> Option<f32> {
     match g.const_data(v) {
@@ -245,9 +227,12 @@ fn fuse_layer_norms(g: &mut Graph) {
         let mut gamma = vec![1.0; c];
         let mut beta = vec![0.0; c];
         // Absorb `· gamma` and `+ beta` when they are the sole consumers.
-        let single_next = |end: usize| match cons[g.nodes[end].output as usize].as_slice() {
-            [n] if *n != usize::MAX => Some(*n),
-            _ => None,
+        let single_next = |end: usize| {
+            let out = g.nodes[end].output;
+            match cons[out as usize].as_slice() {
+                [(n, _)] if !g.outputs.contains(&out) => Some(*n),
+                _ => None,
+            }
         };
         if let Some(n) = single_next(end)
             && is_binary(g, n, BinaryOp::Mul)
@@ -264,8 +249,8 @@ fn fuse_layer_norms(g: &mut Graph) {
             end = n;
         }
         let name = layer_norm_name(&g.nodes[end].name);
-        let gv = push_const(g, &format!("{name}.gamma"), vec![c], gamma);
-        let bv = push_const(g, &format!("{name}.beta"), vec![c], beta);
+        let gv = add_const(g, format!("{name}.gamma"), vec![c], Source::Const(gamma));
+        let bv = add_const(g, format!("{name}.beta"), vec![c], Source::Const(beta));
         let node = &mut g.nodes[end];
         node.op = Op::LayerNorm { eps };
         node.inputs = vec![x, gv, bv];
@@ -281,15 +266,6 @@ fn layer_norm_name(n: &str) -> String {
     }
 }
 
-fn push_const(g: &mut Graph, name: &str, shape: Vec<usize>, data: Vec<f32>) -> ValueId {
-    g.values.push(Value {
-        name: name.to_string(),
-        shape,
-        source: Source::Const(data),
-    });
-    (g.values.len() - 1) as ValueId
-}
-
 fn fuse_linear_bias(g: &mut Graph) {
     for i in 0..g.nodes.len() {
         if g.nodes[i].op != Op::Linear || g.nodes[i].inputs.len() != 2 {
@@ -298,10 +274,10 @@ fn fuse_linear_bias(g: &mut Graph) {
         let y = g.nodes[i].output;
         let n = g.shape(y).last().copied().unwrap_or(0);
         let cons = consumers(g);
-        let [next] = cons[y as usize][..] else {
+        let [(next, _)] = cons[y as usize][..] else {
             continue;
         };
-        if next == usize::MAX {
+        if g.outputs.contains(&y) {
             continue;
         }
         // A reshape that keeps the channel axis may sit between the Linear and its bias.
@@ -309,10 +285,10 @@ fn fuse_linear_bias(g: &mut Graph) {
             g.nodes[next].op == Op::Reshape && g.shape(g.nodes[next].output).last() == Some(&n);
         if through {
             let r = g.nodes[next].output;
-            let [add] = cons[r as usize][..] else {
+            let [(add, _)] = cons[r as usize][..] else {
                 continue;
             };
-            if add == usize::MAX
+            if g.outputs.contains(&r)
                 || !is_binary(g, add, BinaryOp::Add)
                 || g.shape(g.nodes[add].output) != g.shape(r)
             {
@@ -321,7 +297,12 @@ fn fuse_linear_bias(g: &mut Graph) {
             let Some(bias) = other(g, add, r).and_then(|k| channel_vector(g, k, n)) else {
                 continue;
             };
-            let bv = push_const(g, &format!("{}.bias", g.nodes[i].name), vec![n], bias);
+            let bv = add_const(
+                g,
+                format!("{}.bias", g.nodes[i].name),
+                vec![n],
+                Source::Const(bias),
+            );
             g.nodes[i].inputs.push(bv);
             // The Add becomes a same-shape reshape of the (now biased) reshape output.
             g.nodes[add].op = Op::Reshape;
@@ -335,7 +316,12 @@ fn fuse_linear_bias(g: &mut Graph) {
         let Some(bias) = other(g, add, y).and_then(|k| channel_vector(g, k, n)) else {
             continue;
         };
-        let bv = push_const(g, &format!("{}.bias", g.nodes[i].name), vec![n], bias);
+        let bv = add_const(
+            g,
+            format!("{}.bias", g.nodes[i].name),
+            vec![n],
+            Source::Const(bias),
+        );
         let out = g.nodes[add].output;
         g.nodes[i].inputs.push(bv);
         g.nodes[i].output = out;

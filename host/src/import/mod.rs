@@ -1,12 +1,17 @@
-//! ONNX → device graph: tract loads, types and declutters the model at a fixed input shape;
-//! each tract node is translated into the device op set; LayerNorm and Linear+bias are fused.
+//! ONNX → device graph: tract loads, types and declutters the model at a fixed input shape
+//! (`load.rs`); each tract node is translated into the device op set by the translator the op
+//! registry names for it (`registry.rs`, `ops.rs`, `conv.rs`, `einsum.rs`); LayerNorm, GELU,
+//! ReLU and Linear+bias are fused back out of their primitives ([`fuse`]).
 
 mod builder;
+mod context;
 mod conv;
 mod convert;
 mod einsum;
 pub mod fuse;
 mod load;
+mod ops;
+mod registry;
 
 pub use builder::permute;
 pub use convert::Unsupported;

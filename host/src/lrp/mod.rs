@@ -10,7 +10,6 @@
 //! LayerNorm with σ held constant, AttnLRP's softmax rule and uniform rule on products of two
 //! activations (or CP-LRP, which stops relevance at the attention probabilities).
 
-pub mod command;
 pub mod derivative;
 pub mod index;
 pub mod rules;
@@ -67,6 +66,26 @@ pub enum Seed {
     /// Every output token (row of the last axis) alike: `R_t = y_t²/‖y_t‖²`, one unit of
     /// relevance per token, so high-norm tokens do not dominate (as a mean token cosine does not).
     Tokens,
+}
+
+/// A relevance target by name: `auto` is the predicted class when the output is one vector of
+/// logits, else the output norm.
+pub fn parse_seed(target: &str, graph: &Graph) -> Result<Seed> {
+    Ok(match target {
+        "norm" => Seed::Norm,
+        "tokens" => Seed::Tokens,
+        "predicted" => Seed::Logit(None),
+        "auto" => {
+            if crate::graph::is_classifier(graph) {
+                Seed::Logit(None)
+            } else {
+                Seed::Norm
+            }
+        }
+        t => Seed::Logit(Some(t.parse().with_context(|| {
+            format!("--target {t:?}: expected a class index, `predicted`, `norm` or `tokens`")
+        })?)),
+    })
 }
 
 /// Relevance a layer node passes to its activation input(s), and what it received.
@@ -154,7 +173,7 @@ impl Lrp {
             .iter()
             .map(|n| {
                 matches!(n.op, Op::MatMul { .. } | Op::QMatMul { .. })
-                    && crate::quant::edit::is_softmax_output(&graph, n.inputs[0])
+                    && crate::graph::is_softmax_output(&graph, n.inputs[0])
             })
             .collect();
         let cut_after = cut_values(&graph, &live);

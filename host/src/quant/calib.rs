@@ -90,7 +90,7 @@ pub fn calibrate(
         );
     }
     let mut ex = Executor::new(g.clone(), KernelSet::detect()).context("planning the f32 graph")?;
-    let bar = crate::eval::progress(n, what);
+    let bar = crate::progress::bar(n, what);
     for (img, x) in inputs.iter().enumerate() {
         let mut record = |v: ValueId, data: &[f32]| {
             if let Some(s) = cal.tensors.get_mut(&v) {

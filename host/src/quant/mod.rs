@@ -12,8 +12,6 @@
 pub mod allocate;
 pub mod calib;
 pub mod clip;
-pub mod command;
-pub mod edit;
 pub mod layer_error;
 pub mod mixed;
 pub mod patchify;
@@ -21,10 +19,11 @@ pub mod reparam;
 pub mod report;
 pub mod select;
 
+use crate::graph::consumers;
+use crate::graph::edit::add_const;
 use anyhow::{Result, ensure};
 use calib::calibrate;
 use clip::ClipMethod;
-use edit::{add_const, consumers};
 use qvit_device::Tensor;
 use qvit_device::graph::{Graph, Op, Source, ValueId};
 use qvit_device::quant::ActQuant;
@@ -322,10 +321,10 @@ pub fn quantize_node(
         }
         Op::MatMul { transpose_b } => {
             let (a, b) = (node.inputs[0], node.inputs[1]);
-            if !edit::equal_batch(g, a, b) {
+            if !crate::graph::equal_batch(g, a, b) {
                 return Some(Converted::Float);
             }
-            let softmax_in = edit::is_softmax_output(g, a);
+            let softmax_in = crate::graph::is_softmax_output(g, a);
             let (sa_stats, sb_stats) = (&cal.tensors[&a], &cal.tensors[&b]);
             let qa = if softmax_in && opts.log2_softmax {
                 clip::log2_for(sa_stats, ab)

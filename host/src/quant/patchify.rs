@@ -2,7 +2,7 @@
 //! `Reshape → Transpose → Reshape → Linear → Reshape → Transpose`, so the quantized Linear and
 //! its integer kernels serve the patch embedding too. Exact in f32 up to summation order.
 
-use super::edit::{Input, Step, splice};
+use crate::graph::edit::{Input, Step, splice};
 use qvit_device::graph::{Graph, Op};
 
 /// Rewrites every patchifying Conv2d; returns the names of the Linear nodes created.

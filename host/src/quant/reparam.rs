@@ -12,7 +12,8 @@
 //! ratio, so its outliers are clipped by the per-tensor quantizer instead of widening the
 //! weight columns `W·r` that the next layer's (low-bit) weight quantizer has to cover.
 
-use super::edit::{add_const, consumers};
+use crate::graph::consumers;
+use crate::graph::edit::add_const;
 use qvit_device::graph::{Graph, Op, Source, ValueId};
 use serde::Serialize;
 

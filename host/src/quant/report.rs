@@ -4,6 +4,7 @@ use super::calib::TensorStats;
 use super::describe;
 use super::reparam::ReparamReport;
 use qvit_device::bundle::BundleStats;
+use qvit_device::graph::{Graph, Source};
 use qvit_device::quant::ActQuant;
 use serde::Serialize;
 
@@ -277,4 +278,25 @@ fn mixed_markdown(m: &super::mixed::MixedReport) -> String {
 
 fn on(b: bool) -> &'static str {
     if b { "on" } else { "off" }
+}
+
+/// The size bound: `Σ params × bits / 8` (integer weights at their bits, every other
+/// constant at the body's weight bits), times 1.05, plus 64 KiB.
+pub fn size_report(g: &Graph, wbits: u8, stats: BundleStats) -> SizeReport {
+    let ideal: f64 = g
+        .values
+        .iter()
+        .map(|v| match &v.source {
+            Source::Int(q) => q.data.len() as f64 * q.bits as f64 / 8.0,
+            Source::Const(d) => d.len() as f64 * wbits as f64 / 8.0,
+            _ => 0.0,
+        })
+        .sum();
+    let bound = 1.05 * ideal + 65536.0;
+    SizeReport {
+        bundle: stats,
+        ideal_bytes: ideal,
+        bound_bytes: bound,
+        within_bound: (stats.total as f64) <= bound,
+    }
 }

@@ -100,16 +100,6 @@ pub fn choose(fid: &[Fidelity], uniform: usize, classifier: bool) -> (usize, Adv
     (if kept { best } else { uniform }, advantage)
 }
 
-/// Whether `g`'s first output is a single vector per image (class logits), as opposed to
-/// tokens or feature maps.
-pub fn is_classifier(g: &Graph) -> bool {
-    let shape = g.outputs.first().map(|&o| g.shape(o)).unwrap_or(&[]);
-    shape[..shape.len().saturating_sub(1)]
-        .iter()
-        .product::<usize>()
-        == 1
-}
-
 /// `KL(softmax(p) ‖ softmax(q))` in nats.
 pub fn softmax_kl(p: &[f32], q: &[f32]) -> f64 {
     let log_softmax = |x: &[f32]| -> Vec<f64> {
@@ -131,7 +121,7 @@ pub fn fidelity(
     images: &[Tensor],
 ) -> Result<Vec<Fidelity>> {
     let reference = outputs(g.clone(), images)?;
-    let bar = crate::eval::progress(
+    let bar = crate::progress::bar(
         options.len(),
         "select (each candidate allocation run end to end)",
     );

@@ -1,12 +1,12 @@
 //! `qvit relevance`: per-layer relevance scores of a model on images, as a table, JSON and a
 //! bar chart.
 
-use super::scores::{Scores, Statistic, scores_with_progress};
-use super::{AttnRule, LrpOptions, Seed};
-use crate::quant::command::load_inputs;
 use anyhow::{Context, Result, bail};
 use clap::{Args, ValueEnum};
 use qvit_device::{Graph, Tensor};
+use qvit_host::data::load_inputs;
+use qvit_host::lrp::scores::{Scores, Statistic, scores_with_progress};
+use qvit_host::lrp::{AttnRule, LrpOptions, Seed, parse_seed};
 use std::fmt::Write;
 use std::path::{Path, PathBuf};
 
@@ -35,6 +35,39 @@ pub struct LrpArgs {
     pub attn_rule: AttnArg,
 }
 
+/// Which per-layer relevance sum a score is built from (`--statistic`, `--lrp-statistic`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum StatisticArg {
+    /// `Σ|x ⊙ g_x|` at the layer's activation input(s): how much relevance flows through the
+    /// values it quantizes, whatever its sign.
+    AbsIn,
+    /// `|Σ x ⊙ g_x|` at the input(s): net relevance, where positive and negative evidence cancel.
+    SignedIn,
+    /// `|Σ y ⊙ g_y|` at the layer's output.
+    AbsOut,
+    /// abs-in, except that the layers making attention logits (q, k, QKᵀ) are scored by the
+    /// relevance of the attention probabilities they produce: AttnLRP's softmax rule leaves
+    /// little relevance on the logits, yet an error in them moves every probability.
+    AbsInAttn,
+    /// First-order variance of the explained output under quantization noise, with LRP's
+    /// modified gradient: `mean(x²)·Σ g_x²` for activations, `mean(W²)·‖g_yᵀx‖²` for weights.
+    /// It weighs concentrated relevance above diffuse relevance of the same total, as noise does.
+    Noise,
+}
+
+impl StatisticArg {
+    /// The statistic.
+    pub fn statistic(self) -> Statistic {
+        match self {
+            StatisticArg::AbsIn => Statistic::AbsIn,
+            StatisticArg::SignedIn => Statistic::SignedIn,
+            StatisticArg::AbsOut => Statistic::AbsOut,
+            StatisticArg::AbsInAttn => Statistic::AbsInAttn,
+            StatisticArg::Noise => Statistic::Noise,
+        }
+    }
+}
+
 impl AttnArg {
     /// The rule.
     pub fn rule(self) -> AttnRule {
@@ -56,30 +89,10 @@ impl LrpArgs {
         }
     }
 
-    /// The seed for `graph` (see [`parse_seed`]).
+    /// The seed for `graph` (see [`qvit_host::lrp::parse_seed`]).
     pub fn seed(&self, graph: &Graph) -> Result<Seed> {
         parse_seed(&self.target, graph)
     }
-}
-
-/// A relevance target by name: `auto` is the predicted class when the output is one vector of
-/// logits, else the output norm.
-pub fn parse_seed(target: &str, graph: &Graph) -> Result<Seed> {
-    Ok(match target {
-        "norm" => Seed::Norm,
-        "tokens" => Seed::Tokens,
-        "predicted" => Seed::Logit(None),
-        "auto" => {
-            if crate::quant::select::is_classifier(graph) {
-                Seed::Logit(None)
-            } else {
-                Seed::Norm
-            }
-        }
-        t => Seed::Logit(Some(t.parse().with_context(|| {
-            format!("--target {t:?}: expected a class index, `predicted`, `norm` or `tokens`")
-        })?)),
-    })
 }
 
 /// Scores of `graph` on the first `limit` images of `data`, with a progress bar.
@@ -159,17 +172,17 @@ pub fn render(s: &Scores) -> String {
 /// Bar chart of the scores, one bar per layer coloured by kind.
 pub fn plot(s: &Scores, path: &Path) -> Result<()> {
     let kinds: Vec<String> = s.by_kind.keys().cloned().collect();
-    let bars: Vec<crate::plot::Bar> = s
+    let bars: Vec<qvit_host::plot::Bar> = s
         .layers
         .iter()
-        .map(|l| crate::plot::Bar {
+        .map(|l| qvit_host::plot::Bar {
             label: short_name(&l.name),
             value: l.score,
             group: kinds.iter().position(|k| *k == l.kind).unwrap_or(0),
         })
         .collect();
     let title = format!("relevance per layer ({} images)", s.images);
-    crate::plot::bar_chart(path, &title, &bars, &kinds)
+    qvit_host::plot::bar_chart(path, &title, &bars, &kinds)
         .with_context(|| format!("writing {}", path.display()))
 }
 

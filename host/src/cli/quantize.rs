@@ -1,16 +1,14 @@
 //! `qvit quantize` with calibration: options, the run, and the files it writes.
 
-use super::clip::ClipMethod;
-use super::mixed::{MixedOptions, allocate_bits};
-use super::report::SizeReport;
-use super::{QuantOptions, Quantized, quantize};
-use crate::data::Dataset;
-use crate::lrp::command::AttnArg;
-use crate::lrp::scores::Statistic;
+use super::relevance::{AttnArg, StatisticArg};
 use anyhow::{Context, Result, bail, ensure};
 use clap::{Args, ValueEnum};
-use qvit_device::bundle::{Bundle, BundleStats};
-use qvit_device::{Graph, Preprocess, Source, Tensor};
+use qvit_device::bundle::Bundle;
+use qvit_host::data::load_inputs;
+use qvit_host::quant::clip::ClipMethod;
+use qvit_host::quant::mixed::{MixedOptions, allocate_bits};
+use qvit_host::quant::report::size_report;
+use qvit_host::quant::{QuantOptions, Quantized, quantize};
 use std::path::{Path, PathBuf};
 
 /// Activation range selection on the command line.
@@ -90,8 +88,8 @@ pub struct QuantArgs {
     #[arg(long, default_value_t = 8)]
     pub sensitivity_images: usize,
     /// Relevance statistic of --allocate lrp (see `qvit relevance --help`).
-    #[arg(long, value_enum, default_value_t = Statistic::AbsIn)]
-    pub lrp_statistic: Statistic,
+    #[arg(long, value_enum, default_value_t = StatisticArg::AbsIn)]
+    pub lrp_statistic: StatisticArg,
     /// Exponents on the relevance scores of --allocate lrp (and the draws of random), one
     /// proposal each: 1 uses them as measured, 0 ignores them (only the quantization-error model
     /// remains), values between temper them, above sharpen them.
@@ -180,12 +178,12 @@ impl QuantArgs {
             abudget: self.abudget.unwrap_or(budget),
             choices,
             allocator: self.allocate.parse()?,
-            lrp: crate::lrp::LrpOptions {
+            lrp: qvit_host::lrp::LrpOptions {
                 attn: self.lrp_attn_rule.rule(),
                 ..Default::default()
             },
             target: self.lrp_target.clone(),
-            statistic: self.lrp_statistic,
+            statistic: self.lrp_statistic.statistic(),
             lrp_gammas: self.lrp_gamma.clone(),
             select_images: self.select_images,
             lrp_images: self.lrp_images.max(1),
@@ -202,43 +200,6 @@ fn uniform_bits(choices: &[u8], budget: f64) -> u8 {
         .filter(|&b| b as f64 <= budget)
         .max()
         .unwrap_or(choices[0])
-}
-
-/// The first `limit` samples of `path`, preprocessed with `pre`.
-pub fn load_inputs(path: &Path, pre: &Preprocess, limit: usize) -> Result<Vec<Tensor>> {
-    let ds = Dataset::open(path)?;
-    let n = limit.min(ds.len());
-    ensure!(n > 0, "{} holds no images", path.display());
-    let bar = crate::eval::progress(n, "load calibration images");
-    let v = (0..n)
-        .map(|i| {
-            bar.inc(1);
-            ds.sample(i, pre).map(|s| s.input)
-        })
-        .collect();
-    bar.finish_and_clear();
-    v
-}
-
-/// The size bound: `Σ params × bits / 8` (integer weights at their bits, every other
-/// constant at the body's weight bits), times 1.05, plus 64 KiB.
-pub fn size_report(g: &Graph, wbits: u8, stats: BundleStats) -> SizeReport {
-    let ideal: f64 = g
-        .values
-        .iter()
-        .map(|v| match &v.source {
-            Source::Int(q) => q.data.len() as f64 * q.bits as f64 / 8.0,
-            Source::Const(d) => d.len() as f64 * wbits as f64 / 8.0,
-            _ => 0.0,
-        })
-        .sum();
-    let bound = 1.05 * ideal + 65536.0;
-    SizeReport {
-        bundle: stats,
-        ideal_bytes: ideal,
-        bound_bytes: bound,
-        within_bound: (stats.total as f64) <= bound,
-    }
 }
 
 /// Quantizes `float` (a float bundle with preprocessing) and writes the bundle plus

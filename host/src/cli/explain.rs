@@ -1,15 +1,17 @@
 //! `qvit explain`: relevance heatmaps and Salient Relevance maps of images as PNG overlays and
 //! raw `.npy` maps, and with `--eval` the deletion/insertion faithfulness of each method.
 
-use super::faithfulness::{Curves, Score, curves, order, patch_order};
-use super::maps::{Map, display_image, patch_map, patch_size, pixel_map, spearman, upscale};
-use super::saliency::{SaliencyParams, salient_relevance};
-use crate::lrp::command::LrpArgs;
-use crate::lrp::{Lrp, LrpOptions, Relevance, Seed};
+use super::relevance::LrpArgs;
 use anyhow::{Context, Result, bail, ensure};
 use clap::{Args, ValueEnum};
 use qvit_device::exec::Executor;
 use qvit_device::{Graph, Preprocess, Tensor};
+use qvit_host::explain::faithfulness::{Curves, Score, curves, order, patch_order};
+use qvit_host::explain::maps::{
+    Map, display_image, maps, patch_map, patch_size, pixel_map, spearman, upscale,
+};
+use qvit_host::explain::saliency::SaliencyParams;
+use qvit_host::lrp::{Lrp, LrpOptions, Seed};
 use qvit_kernels::KernelSet;
 use serde::Serialize;
 use serde_json::json;
@@ -123,47 +125,6 @@ impl SrArgs {
     }
 }
 
-/// Relevance maps of one input.
-pub struct Maps {
-    /// The relevance pass.
-    pub relevance: Relevance,
-    /// Pixel relevance.
-    pub pixel: Map,
-    /// Salient Relevance (when asked for).
-    pub sr: Option<Map>,
-}
-
-/// Relevance (and SR) maps of `x`.
-pub fn maps(
-    lrp: &mut Lrp,
-    x: &Tensor,
-    seed: Seed,
-    pre: &Preprocess,
-    sr: Option<&SaliencyParams>,
-) -> Result<Maps> {
-    let relevance = lrp.run(x, seed)?;
-    let pixel = pixel_map(&relevance.input, pre.layout)?;
-    // SR runs on the positive evidence: the SR authors' z⁺ rule gives (almost) only positive
-    // relevance, and negative relevance marks what speaks *against* the target, which is not
-    // where the model's attention for it lies.
-    let sr = match sr {
-        Some(p) => {
-            let positive: Vec<f32> = pixel.data.iter().map(|v| v.max(0.0)).collect();
-            Some(Map {
-                w: pixel.w,
-                h: pixel.h,
-                data: salient_relevance(&positive, pixel.w, pixel.h, p)?,
-            })
-        }
-        None => None,
-    };
-    Ok(Maps {
-        relevance,
-        pixel,
-        sr,
-    })
-}
-
 /// Runs `qvit explain` on an opened model (`graph` with preprocessing `pre`).
 pub fn run(graph: Graph, pre: &Preprocess, labels: &[String], args: &ExplainArgs) -> Result<()> {
     ensure!(
@@ -184,7 +145,7 @@ pub fn run(graph: Graph, pre: &Preprocess, labels: &[String], args: &ExplainArgs
     let mut reference = match &args.reference {
         Some(p) => {
             let shape = graph.shape(graph.inputs[0]).to_vec();
-            let imp = crate::import::import_path(p, Some(&shape))?;
+            let imp = qvit_host::import::import_path(p, Some(&shape))?;
             Some(Lrp::new(imp.graph, args.lrp.options())?)
         }
         None => None,
@@ -213,7 +174,7 @@ pub fn run(graph: Graph, pre: &Preprocess, labels: &[String], args: &ExplainArgs
         let mut files = Vec::new();
         let mut save = |name: String, map: &Map, signed: bool| -> Result<()> {
             let png = args.output.join(format!("{stem}.{name}.png"));
-            crate::plot::overlay(
+            qvit_host::plot::overlay(
                 &shown,
                 &display_range(&map.data),
                 map.w,
@@ -320,7 +281,7 @@ struct MethodResult {
 const METHODS: [&str; 4] = ["lrp", "sr", "gradxinput", "random"];
 
 fn evaluate(graph: Graph, pre: &Preprocess, data: &Path, args: &ExplainArgs) -> Result<()> {
-    let ds = crate::data::Dataset::open(data)?;
+    let ds = qvit_host::data::Dataset::open(data)?;
     let n = args.limit.min(ds.len());
     ensure!(n > 0, "{} holds no images", data.display());
     ensure!(args.steps >= 1, "--steps must be at least 1");
@@ -344,7 +305,7 @@ fn evaluate(graph: Graph, pre: &Preprocess, data: &Path, args: &ExplainArgs) -> 
     let mut ex = Executor::new(graph, KernelSet::detect())?;
     let params = args.sr.params(pre.crop[0].max(pre.crop[1]) as usize);
     let mut sums: BTreeMap<&str, Curves> = BTreeMap::new();
-    let bar = crate::eval::progress(n, "faithfulness");
+    let bar = qvit_host::progress::bar(n, "faithfulness");
     let start = std::time::Instant::now();
     for i in 0..n {
         let x = ds.sample(i, pre)?.input;
@@ -358,7 +319,7 @@ fn evaluate(graph: Graph, pre: &Preprocess, data: &Path, args: &ExplainArgs) -> 
             .target
             .map_or(Seed::Norm, |t| Seed::Logit(Some(t)));
         let g = pixel_map(&grad.run(&x, gseed)?.input, pre.layout)?;
-        let mut rng = crate::fixtures::SplitMix(i as u64 + 1);
+        let mut rng = qvit_host::fixtures::SplitMix(i as u64 + 1);
         let random: Vec<f32> = (0..m.pixel.data.len()).map(|_| rng.uniform()).collect();
         let sr = m.sr.as_ref().context("SR map")?;
         for (name, map) in METHODS
@@ -440,7 +401,7 @@ fn plot(methods: &BTreeMap<&str, MethodResult>, steps: usize, path: &Path) -> Re
             ("deletion", &r.deletion_curve),
             ("insertion", &r.insertion_curve),
         ] {
-            series.push(crate::plot::Series {
+            series.push(qvit_host::plot::Series {
                 name: format!("{k} {what}"),
                 points: xs.iter().copied().zip(c.iter().copied()).collect(),
             });
@@ -449,7 +410,7 @@ fn plot(methods: &BTreeMap<&str, MethodResult>, steps: usize, path: &Path) -> Re
     if series.is_empty() {
         bail!("no curves to plot");
     }
-    crate::plot::line_chart(
+    qvit_host::plot::line_chart(
         path,
         "deletion and insertion curves",
         "fraction of pixels removed / inserted",

@@ -1,4 +1,16 @@
 //! `qvit`: the host tool. Thin: parsing and printing; the work is in the library.
+//!
+//! Every clap type and every command function lives here in `cli/`; the library (`qvit_host`)
+//! takes plain option structs and knows nothing of flags.
+#![forbid(unsafe_code)]
+
+mod compare;
+mod deploy;
+mod explain;
+mod inspect;
+mod prep;
+mod quantize;
+mod relevance;
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
@@ -48,7 +60,7 @@ Ablations: --no-channel-clip, --no-reparam, --no-log2-softmax, --clip percentile
         #[arg(long, conflicts_with_all = ["wbits", "calib"])]
         float: bool,
         #[command(flatten)]
-        quant: qvit_host::quant::command::QuantArgs,
+        quant: quantize::QuantArgs,
         /// Output bundle path.
         #[arg(short, long)]
         output: PathBuf,
@@ -59,7 +71,7 @@ Ablations: --no-channel-clip, --no-reparam, --no-log2-softmax, --clip percentile
         #[arg(long)]
         labels: Option<PathBuf>,
         #[command(flatten)]
-        prep: qvit_host::prep::PrepArgs,
+        prep: prep::PrepArgs,
     },
     /// Top-1/top-5 accuracy of an ONNX model or a bundle on labelled data, run by the device runtime.
     #[command(
@@ -85,7 +97,7 @@ Example:\n  qvit eval vit_mnist.onnx --preset mnist --data ../shared/data/mnist/
         #[arg(long, default_value_t = 1)]
         threads: usize,
         #[command(flatten)]
-        prep: qvit_host::prep::PrepArgs,
+        prep: prep::PrepArgs,
     },
     /// Compare a quantized bundle with its f32 ONNX model: top-1 agreement, output cosine and per-layer cosine.
     #[command(
@@ -130,15 +142,15 @@ Example:\n  qvit relevance vit_mnist.onnx --preset mnist --data t10k-images-idx3
         #[arg(long)]
         plot: Option<PathBuf>,
         #[command(flatten)]
-        lrp: qvit_host::lrp::command::LrpArgs,
+        lrp: relevance::LrpArgs,
         /// Per-layer statistic (see the values below).
-        #[arg(long, value_enum, default_value_t = qvit_host::lrp::scores::Statistic::AbsIn)]
-        statistic: qvit_host::lrp::scores::Statistic,
+        #[arg(long, value_enum, default_value_t = relevance::StatisticArg::AbsIn)]
+        statistic: relevance::StatisticArg,
         /// Input shape for ONNX models.
         #[arg(long, value_parser = parse_shape)]
         input_shape: Option<Shape>,
         #[command(flatten)]
-        prep: qvit_host::prep::PrepArgs,
+        prep: prep::PrepArgs,
     },
     /// Explain predictions: pixel relevance heatmaps and Salient Relevance maps as PNG overlays (or, with --eval, their faithfulness).
     #[command(
@@ -153,15 +165,15 @@ qvit explain vit_mnist.onnx --preset mnist --eval --data t10k-images-idx3-ubyte 
         /// ONNX model or .qvit bundle.
         model: PathBuf,
         #[command(flatten)]
-        args: qvit_host::explain::command::ExplainArgs,
+        args: explain::ExplainArgs,
         /// Input shape for ONNX models.
         #[arg(long, value_parser = parse_shape)]
         input_shape: Option<Shape>,
         #[command(flatten)]
-        prep: qvit_host::prep::PrepArgs,
+        prep: prep::PrepArgs,
     },
     /// Copy a bundle and qvit-run to boards over SSH, verify them, optionally benchmark.
-    Deploy(qvit_host::deploy::DeployArgs),
+    Deploy(deploy::DeployArgs),
 }
 
 /// A tensor shape given on the command line as `1,3,224,224`.
@@ -187,9 +199,10 @@ fn parse_shape(s: &str) -> Result<Shape, String> {
 fn open_for_images(
     model: &std::path::Path,
     input_shape: Option<&Shape>,
-    prep: &qvit_host::prep::PrepArgs,
+    prep: &prep::PrepArgs,
 ) -> Result<(qvit_device::bundle::Bundle, qvit_device::Preprocess)> {
-    let bundle = qvit_host::source::open(model, input_shape.map(|s| s.0.as_slice()), prep)?;
+    let bundle =
+        qvit_host::source::open(model, input_shape.map(|s| s.0.as_slice()), &prep.options())?;
     let pre = bundle
         .header
         .preprocess
@@ -248,7 +261,7 @@ fn run(cli: Cli) -> Result<()> {
                     serde_json::to_string_pretty(&info).context("serialising")?
                 );
             } else {
-                print!("{}", qvit_host::inspect::render_table(&info, all));
+                print!("{}", inspect::render_table(&info, all));
             }
         }
         Cmd::Quantize {
@@ -264,12 +277,12 @@ fn run(cli: Cli) -> Result<()> {
                 let fb = qvit_host::source::float_bundle(
                     &model,
                     input_shape.as_ref().map(|s| s.0.as_slice()),
-                    &prep,
+                    &prep.options(),
                     labels.as_deref(),
                 )?;
-                let q = qvit_host::quant::command::run(fb, &quant, &output)?;
+                let q = quantize::run(fb, &quant, &output)?;
                 let r = &q.report;
-                let (json, md) = qvit_host::quant::command::report_paths(&output);
+                let (json, md) = quantize::report_paths(&output);
                 if let Some(z) = &r.sizes {
                     eprintln!(
                         "wrote {} ({} bytes: int weights {}, scales {}, float {}, graph {}; bound {:.0}: {}); {} layers quantized, {} left f32; calibration {} images, {:.1} s\nreports: {}, {}",
@@ -294,13 +307,13 @@ fn run(cli: Cli) -> Result<()> {
             let bundle = qvit_host::source::float_bundle(
                 &model,
                 input_shape.as_ref().map(|s| s.0.as_slice()),
-                &prep,
+                &prep.options(),
                 labels.as_deref(),
             )?;
             let stats = bundle
                 .write_file(&output)
                 .with_context(|| format!("writing {}", output.display()))?;
-            let si = qvit_host::inspect::si;
+            let si = inspect::si;
             eprintln!(
                 "wrote {} ({} bytes: weights {}, graph {}, header {}); {} parameters, {} labels",
                 output.display(),
@@ -367,7 +380,7 @@ fn run(cli: Cli) -> Result<()> {
             if json {
                 println!("{}", serde_json::to_string_pretty(&c)?);
             } else {
-                print!("{}", qvit_host::compare::render(&c));
+                print!("{}", compare::render(&c));
             }
         }
         Cmd::Relevance {
@@ -381,10 +394,17 @@ fn run(cli: Cli) -> Result<()> {
             input_shape,
             prep,
         } => {
-            use qvit_host::lrp::command as rel;
+            use relevance as rel;
             rel::check_plot_path(&plot)?;
             let (bundle, pre) = open_for_images(&model, input_shape.as_ref(), &prep)?;
-            let s = rel::scores_on(bundle.graph, &pre, &data, limit, &lrp, statistic)?;
+            let s = rel::scores_on(
+                bundle.graph,
+                &pre,
+                &data,
+                limit,
+                &lrp,
+                statistic.statistic(),
+            )?;
             if let Some(p) = &plot {
                 rel::plot(&s, p)?;
             }
@@ -404,9 +424,9 @@ fn run(cli: Cli) -> Result<()> {
             prep,
         } => {
             let (bundle, pre) = open_for_images(&model, input_shape.as_ref(), &prep)?;
-            qvit_host::explain::command::run(bundle.graph, &pre, &bundle.header.labels, &args)?;
+            explain::run(bundle.graph, &pre, &bundle.header.labels, &args)?;
         }
-        Cmd::Deploy(args) => qvit_host::deploy::run(args)?,
+        Cmd::Deploy(args) => qvit_host::deploy::run(args.options())?,
     }
     Ok(())
 }

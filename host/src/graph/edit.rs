@@ -1,18 +1,7 @@
-//! Graph surgery shared by the quantization passes: consumers, splicing nodes in place, and
-//! appending constants.
+//! Graph surgery shared by import and the quantization passes: appending constants and
+//! splicing node sequences in place.
 
 use qvit_device::graph::{Graph, Node, Op, Source, Value, ValueId};
-
-/// For every value, the (node, input position) pairs that read it.
-pub fn consumers(g: &Graph) -> Vec<Vec<(usize, usize)>> {
-    let mut c = vec![Vec::new(); g.values.len()];
-    for (i, n) in g.nodes.iter().enumerate() {
-        for (pos, &v) in n.inputs.iter().enumerate() {
-            c[v as usize].push((i, pos));
-        }
-    }
-    c
-}
 
 /// Appends a constant value and returns its id.
 pub fn add_const(g: &mut Graph, name: String, shape: Vec<usize>, source: Source) -> ValueId {
@@ -97,28 +86,4 @@ pub fn splice(g: &mut Graph, i: usize, steps: Vec<Step>) {
     }
     g.values[final_out as usize].source = Source::Node(i + last);
     g.nodes.splice(i..=i, new_nodes);
-}
-
-/// Whether `v` is attention probabilities: a Softmax output, seen through Reshape aliases.
-pub fn is_softmax_output(g: &Graph, v: ValueId) -> bool {
-    producer_through_reshapes(g, v).is_some_and(|p| matches!(g.nodes[p].op, Op::Softmax { .. }))
-}
-
-/// Whether a MatMul's operands `a`, `b` have equal batch axes (what QMatMul supports).
-pub fn equal_batch(g: &Graph, a: ValueId, b: ValueId) -> bool {
-    let (sa, sb) = (g.shape(a), g.shape(b));
-    sa.len() == sb.len() && sa.len() >= 2 && sa[..sa.len() - 2] == sb[..sb.len() - 2]
-}
-
-/// The node producing `v`, looking through Reshape aliases.
-pub fn producer_through_reshapes(g: &Graph, mut v: ValueId) -> Option<usize> {
-    loop {
-        let Source::Node(i) = g.values[v as usize].source else {
-            return None;
-        };
-        match g.nodes[i].op {
-            Op::Reshape => v = g.nodes[i].inputs[0],
-            _ => return Some(i),
-        }
-    }
 }
