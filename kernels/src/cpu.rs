@@ -1,7 +1,7 @@
 //! What the running CPU can do, as capability tokens: zero-sized proofs that a feature was
 //! detected. A tier's kernels take its token, so they cannot be reached on a CPU without the
-//! feature. Tokens are created only by [`Cpu::detect`], and a kernel set keeps only the tokens
-//! of its own tier ([`Cpu::for_tier`]), so a forced tier cannot run another tier's code.
+//! feature. Tokens are created only by `Cpu::detect`, and a kernel set keeps only the tokens
+//! of its own tier (`Cpu::for_tier`), so a forced tier cannot run another tier's code.
 
 use crate::tier::Tier;
 
