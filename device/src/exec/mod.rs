@@ -1,12 +1,20 @@
-//! The f32 graph executor: the reference engine of calibration, relevance and evaluation.
+//! The graph executor: the engine of inference, and of calibration, relevance and evaluation
+//! on the host.
 //!
 //! [`Executor::new`] plans once (shape checks, per-node kernel plans with precomputed strides,
 //! and a liveness-based buffer arena); every [`Executor::run`] after that reuses the same
-//! buffers, so inference allocates only the returned output tensors. Matrix products go through
-//! the `gemm` crate; LayerNorm, softmax and GELU through the [`KernelSet`].
+//! buffers, so inference allocates only the returned output tensors. f32 matrix products go
+//! through the `gemm` crate; quantized ones, LayerNorm, softmax and GELU through the
+//! [`KernelSet`].
+//!
+//! Runs use the integer dataflow (module `fuse`): quantized layers hand each other integers and
+//! the attention core is one step. [`Executor::run_observed`], which must see every node's f32
+//! output, runs a second, node-by-node plan of the same graph (made on first use, sharing the
+//! packed weights). Both compute the same operations in the same order: the same bits.
 
 mod conv;
 mod elementwise;
+mod fuse;
 mod layout;
 mod matmul;
 mod movement;
@@ -15,26 +23,55 @@ mod plan;
 mod profile;
 mod quantized;
 mod reduce;
+mod step;
 
 use crate::{Error, Graph, Result, Tensor, ValueId};
 /// The f32 matrix product the executor runs on, for host passes (relevance) that need the same
 /// products backwards.
 pub use matmul::{Strides, gemm_f32};
-use plan::{Kernel, Loc, Plan};
+use plan::{Loc, Plan};
 pub use profile::{OpTime, Profile, StepTime};
 use qvit_kernels::KernelSet;
 
 /// The callback of [`Executor::run_observed`]: a node's output value and its data.
 type Observer<'a> = dyn FnMut(ValueId, &[f32]) + 'a;
 
+/// A plan with its buffers.
+struct Program {
+    plan: Plan,
+    arena: Vec<Vec<f32>>,
+    ints: Vec<Vec<i8>>,
+    scratch: Vec<f32>,
+    qscratch: quantized::QScratch,
+    attention: Vec<fuse::AttnState>,
+    /// The integer buffers a step writes, reused by every step.
+    sinks: Vec<fuse::Shared<i8>>,
+}
+
+impl Program {
+    fn new(plan: Plan) -> Program {
+        Program {
+            arena: plan.buffers.iter().map(|&n| vec![0.0; n]).collect(),
+            ints: plan.int_buffers.iter().map(|&n| vec![0; n]).collect(),
+            scratch: vec![0.0; plan.scratch],
+            qscratch: Default::default(),
+            attention: (0..plan.attention_cores)
+                .map(|_| Default::default())
+                .collect(),
+            sinks: Vec::new(),
+            plan,
+        }
+    }
+}
+
 /// A graph planned for execution: buffers allocated once, reused by every run.
 pub struct Executor {
     graph: Graph,
     kernels: KernelSet,
-    plan: Plan,
-    arena: Vec<Vec<f32>>,
-    scratch: Vec<f32>,
-    qscratch: quantized::QScratch,
+    fused: Program,
+    /// The node-by-node plan of observed runs, made on first use.
+    observed: Option<Program>,
+    scratches: fuse::Scratches,
     threads: usize,
     pool: Option<rayon::ThreadPool>,
 }
@@ -60,16 +97,13 @@ impl Executor {
     /// Plans `graph` with the given kernels. Fails with [`Error::InvalidGraph`] when a node's
     /// shapes do not fit its op or a value is used before it is produced.
     pub fn new(graph: Graph, kernels: KernelSet) -> Result<Self> {
-        let plan = plan::plan(&graph, &kernels)?;
-        let arena = plan.buffers.iter().map(|&n| vec![0.0; n]).collect();
-        let scratch = vec![0.0; plan.scratch];
+        let plan = plan::plan(&graph, &kernels, true, &[])?;
         Ok(Executor {
             graph,
             kernels,
-            plan,
-            arena,
-            scratch,
-            qscratch: Default::default(),
+            fused: Program::new(plan),
+            observed: None,
+            scratches: fuse::Scratches::new(1),
             threads: 1,
             pool: None,
         })
@@ -85,9 +119,9 @@ impl Executor {
         self.kernels
     }
 
-    /// Threads used by later runs: 1 runs everything on the calling thread; more runs GEMMs,
-    /// batched matrix products and large row ops on a private pool of that many threads.
-    /// 0 counts as 1. If the pool cannot be created the executor stays single-threaded.
+    /// Threads used by later runs: 1 runs everything on the calling thread; more splits rows,
+    /// heads and batched products over a private pool of that many threads. 0 counts as 1. If
+    /// the pool cannot be created the executor stays single-threaded.
     pub fn set_threads(&mut self, n: usize) {
         let n = n.max(1);
         if n == self.threads {
@@ -99,6 +133,7 @@ impl Executor {
             None
         };
         self.threads = if self.pool.is_some() { n } else { 1 };
+        self.scratches = fuse::Scratches::new(self.threads);
     }
 
     /// Threads in use (see [`Executor::set_threads`]).
@@ -106,9 +141,10 @@ impl Executor {
         self.threads
     }
 
-    /// Total f32 elements held by the buffer arena (activations only, weights excluded).
+    /// Total f32 elements held by the buffer arena of runs (activations only, weights
+    /// excluded).
     pub fn arena_len(&self) -> usize {
-        self.plan.buffers.iter().sum()
+        self.fused.plan.buffers.iter().sum()
     }
 
     /// Runs the graph on `inputs` (one per graph input, matching shapes) and returns the outputs.
@@ -127,6 +163,8 @@ impl Executor {
 
     /// Like [`Executor::run`], and calls `observer` with every node's output value and data
     /// right after the node is computed (Reshape outputs included, seen through their alias).
+    /// Runs node by node, so every value exists; the outputs are the same bits as
+    /// [`Executor::run`]'s.
     pub fn run_observed(
         &mut self,
         inputs: &[&Tensor],
@@ -145,7 +183,7 @@ impl Executor {
         }
         for (n, (t, &id)) in inputs.iter().zip(&self.graph.inputs).enumerate() {
             let want = self.graph.shape(id);
-            if t.shape != want || t.data.len() != self.plan.lens[id as usize] {
+            if t.shape != want || t.data.len() != self.fused.plan.lens[id as usize] {
                 return Err(Error::BadInput(format!(
                     "input {n} ({}) must have shape {want:?}, got {:?} with {} elements",
                     self.graph.values[id as usize].name,
@@ -160,133 +198,35 @@ impl Executor {
     fn execute(
         &mut self,
         inputs: &[&Tensor],
-        mut observer: Option<&mut Observer<'_>>,
-        mut profile: Option<&mut Profile>,
+        observer: Option<&mut Observer<'_>>,
+        profile: Option<&mut Profile>,
     ) -> Result<Vec<Tensor>> {
         self.check_inputs(inputs)?;
-        if let Some(p) = profile.as_mut() {
-            p.begin_run();
-        }
-        let mut step = 0;
+        let program = if observer.is_some() {
+            if self.observed.is_none() {
+                let plan = plan::plan(&self.graph, &self.kernels, false, &self.fused.plan.kernels)?;
+                self.observed = Some(Program::new(plan));
+            }
+            self.observed
+                .as_mut()
+                .ok_or(Error::BadInput("no plan".into()))?
+        } else {
+            &mut self.fused
+        };
         let ctx = Ctx {
             ks: self.kernels,
             pool: self.pool.as_ref(),
             threads: self.threads,
         };
-        for (i, node) in self.graph.nodes.iter().enumerate() {
-            let kernel = &self.plan.kernels[i];
-            let started = std::time::Instant::now();
-            let out_id = node.output as usize;
-            let len = self.plan.lens[out_id];
-            if let Kernel::Alias = kernel {
-                if let Some(obs) = observer.as_mut() {
-                    obs(
-                        node.output,
-                        view(&self.graph, &self.plan, inputs, &self.arena, node.output),
-                    );
-                }
-                continue;
-            }
-            let Loc::Arena(buf) = self.plan.locs[out_id] else {
-                return Err(Error::InvalidGraph {
-                    node: i,
-                    name: node.name.clone(),
-                    reason: "output has no buffer".into(),
-                });
-            };
-            // The output buffer is moved out so inputs (other buffers, by planning) stay readable.
-            let mut out_buf = std::mem::take(&mut self.arena[buf]);
-            let out = &mut out_buf[..len];
-            let arena = &self.arena;
-            let inp = |k: usize| view(&self.graph, &self.plan, inputs, arena, node.inputs[k]);
-            let opt = |k: usize| {
-                node.inputs
-                    .get(k)
-                    .map(|&v| view(&self.graph, &self.plan, inputs, arena, v))
-            };
-            let res = match kernel {
-                Kernel::Alias => Ok(()),
-                Kernel::Linear(p) => {
-                    p.run(&ctx, inp(0), inp(1), opt(2), out);
-                    Ok(())
-                }
-                Kernel::MatMul(p) => {
-                    p.run(&ctx, inp(0), inp(1), out);
-                    Ok(())
-                }
-                Kernel::Conv(p) => {
-                    p.run(&ctx, inp(0), inp(1), opt(2), out, &mut self.scratch);
-                    Ok(())
-                }
-                Kernel::LayerNorm(eps) => norm::layer_norm(&ctx, inp(0), inp(1), inp(2), *eps, out),
-                Kernel::Gelu(kind) => {
-                    out.copy_from_slice(inp(0));
-                    norm::gelu(&ctx, *kind, out);
-                    Ok(())
-                }
-                Kernel::Relu => {
-                    out.copy_from_slice(inp(0));
-                    elementwise::relu_in_place(out);
-                    Ok(())
-                }
-                Kernel::Softmax(p) => p.run(&ctx, inp(0), out, &mut self.scratch),
-                Kernel::Binary(p) => {
-                    p.run(inp(0), inp(1), out);
-                    Ok(())
-                }
-                Kernel::Unary(op) => {
-                    out.copy_from_slice(inp(0));
-                    elementwise::unary_in_place(*op, out);
-                    Ok(())
-                }
-                Kernel::Reduce(p) => {
-                    p.run(inp(0), out);
-                    Ok(())
-                }
-                Kernel::Copy(c) => {
-                    c.run(inp(0), out);
-                    Ok(())
-                }
-                Kernel::Concat(copies) => {
-                    for (k, c) in copies.iter().enumerate() {
-                        c.run(inp(k), out);
-                    }
-                    Ok(())
-                }
-                Kernel::Gather(p) => {
-                    p.run(inp(0), out);
-                    Ok(())
-                }
-                Kernel::Pad(p) => {
-                    p.run(inp(0), out);
-                    Ok(())
-                }
-                Kernel::QLinear(p) => p.run(&ctx, &mut self.qscratch, inp(0), opt(3), out),
-                Kernel::QMatMul(p) => p.run(&ctx, &mut self.qscratch, inp(0), inp(1), out),
-            };
-            self.arena[buf] = out_buf;
-            res.map_err(|e| Error::InvalidGraph {
-                node: i,
-                name: node.name.clone(),
-                reason: e.to_string(),
-            })?;
-            if let Some(obs) = observer.as_mut() {
-                obs(node.output, &self.arena[buf][..len]);
-            }
-            if let Some(p) = profile.as_mut() {
-                p.record(step, &node.name, node.op.kind(), started);
-                step += 1;
-            }
-        }
-        Ok(self
-            .graph
-            .outputs
-            .iter()
-            .map(|&id| Tensor {
-                shape: self.graph.shape(id).to_vec(),
-                data: view(&self.graph, &self.plan, inputs, &self.arena, id).to_vec(),
-            })
-            .collect())
+        step::run(
+            &self.graph,
+            program,
+            &ctx,
+            &self.scratches,
+            inputs,
+            observer,
+            profile,
+        )
     }
 }
 
@@ -303,5 +243,6 @@ fn view<'a>(
         Loc::Const(c) => &graph.const_data(c).unwrap_or(&[])[..len],
         Loc::Input(n) => &inputs[n].data[..len],
         Loc::Arena(b) => &arena[b][..len],
+        Loc::Unset => &[],
     }
 }

@@ -8,6 +8,7 @@
 
 use super::conv::ConvPlan;
 use super::elementwise::BinaryPlan;
+use super::fuse::{self, AttentionPlan, FusedQLinear, LayerNormSinks};
 use super::layout::StridedCopy;
 use super::matmul::{LinearPlan, MatMulPlan};
 use super::movement::{self, GatherPlan, PadPlan};
@@ -18,6 +19,7 @@ use crate::graph::{GeluKind, Op, Source, UnaryOp};
 use crate::tensor::checked_len;
 use crate::{Error, Graph, Result, ValueId};
 use qvit_kernels::KernelSet;
+use std::sync::Arc;
 
 /// Where a value's elements live during a run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -28,6 +30,8 @@ pub(crate) enum Loc {
     Input(usize),
     /// In the n-th arena buffer.
     Arena(usize),
+    /// Nowhere: the fused plan computes it inside another step and nothing reads it.
+    Unset,
 }
 
 /// The planned computation of one node.
@@ -50,8 +54,14 @@ pub(crate) enum Kernel {
     Concat(Vec<StridedCopy>),
     Gather(GatherPlan),
     Pad(PadPlan),
-    QLinear(Box<QLinearPlan>),
+    /// Weights shared between the fused and the node-by-node plan.
+    QLinear(Arc<QLinearPlan>),
     QMatMul(QMatMulPlan),
+    /// Fused plan only: another node does this node's work.
+    Skip,
+    FusedQLinear(Box<FusedQLinear>),
+    LayerNormSinks(Box<LayerNormSinks>),
+    Attention(Box<AttentionPlan>),
 }
 
 /// The whole execution plan.
@@ -67,6 +77,13 @@ pub(crate) struct Plan {
     pub buffers: Vec<usize>,
     /// Elements of scratch space the largest im2col or strided softmax needs.
     pub scratch: usize,
+    /// The f32 value each node writes (none for skipped and sink-only steps).
+    pub writes: Vec<Option<ValueId>>,
+    /// Arena index of every integer buffer of the fused plan, and the arena's buffer sizes.
+    pub int_locs: Vec<usize>,
+    pub int_buffers: Vec<usize>,
+    /// Attention cores of the fused plan.
+    pub attention_cores: usize,
 }
 
 fn invalid(graph: &Graph, node: usize, reason: impl Into<String>) -> Error {
@@ -82,8 +99,10 @@ fn invalid(graph: &Graph, node: usize, reason: impl Into<String>) -> Error {
     }
 }
 
-/// Plans `graph`: checks it as far as execution needs and lays out storage.
-pub(crate) fn plan(graph: &Graph, ks: &KernelSet) -> Result<Plan> {
+/// Plans `graph`: checks it as far as execution needs and lays out storage. With `fused`, the
+/// integer dataflow of [`fuse`] replaces node-by-node execution where it applies; `shared`
+/// holds the packed weights of a plan made before, reused instead of packed again.
+pub(crate) fn plan(graph: &Graph, ks: &KernelSet, fused: bool, shared: &[Kernel]) -> Result<Plan> {
     let nv = graph.values.len();
     let lens = graph
         .values
@@ -189,7 +208,11 @@ pub(crate) fn plan(graph: &Graph, ks: &KernelSet) -> Result<Plan> {
                 ));
             }
         }
-        let kernel = kernel_for(graph, ks, i).map_err(|reason| invalid(graph, i, reason))?;
+        let kernel = match shared.get(i) {
+            Some(Kernel::QLinear(p)) => Kernel::QLinear(Arc::clone(p)),
+            Some(Kernel::FusedQLinear(f)) => Kernel::QLinear(Arc::clone(&f.plan)),
+            _ => kernel_for(graph, ks, i).map_err(|reason| invalid(graph, i, reason))?,
+        };
         match &kernel {
             Kernel::Alias => {
                 let src = node.inputs[0] as usize;
@@ -203,10 +226,19 @@ pub(crate) fn plan(graph: &Graph, ks: &KernelSet) -> Result<Plan> {
         kernels.push(kernel);
     }
 
+    let (kernels, reads, writes, int_bufs, attention_cores) = if fused {
+        let f = fuse::fuse(graph, &kernels);
+        (f.kernels, f.reads, f.writes, f.int_bufs, f.attention_cores)
+    } else {
+        let reads = graph.nodes.iter().map(|n| n.inputs.clone()).collect();
+        let writes = graph.nodes.iter().map(|n| Some(n.output)).collect();
+        (kernels, reads, writes, Vec::new(), 0)
+    };
+
     // Last node reading each storage root; graph outputs stay live to the end.
     let mut last_use = vec![None::<usize>; nv];
-    for (i, node) in graph.nodes.iter().enumerate() {
-        for &id in &node.inputs {
+    for (i, r) in reads.iter().enumerate() {
+        for &id in r {
             last_use[root[id as usize]] = Some(i);
         }
     }
@@ -221,14 +253,15 @@ pub(crate) fn plan(graph: &Graph, ks: &KernelSet) -> Result<Plan> {
         if matches!(kernels[i], Kernel::Alias) {
             // The source's location is only known once its producer has been placed.
             locs[out] = locs[node.inputs[0] as usize];
-        } else {
-            locs[out] = Some(Loc::Arena(take_buffer(&mut buffers, &mut free, lens[out])));
+        } else if let Some(w) = writes[i] {
+            let w = w as usize;
+            locs[w] = Some(Loc::Arena(take_buffer(&mut buffers, &mut free, lens[w])));
         }
         // Release every root whose last reader is this node (and outputs nobody reads).
         let mut release = |r: usize| {
             let dead = match last_use[r] {
                 Some(l) => l == i,
-                None => r == out,
+                None => writes[i].is_some_and(|w| root[w as usize] == r),
             };
             if let (true, Some(Loc::Arena(b))) = (dead, locs[r])
                 && !free.contains(&b)
@@ -236,31 +269,57 @@ pub(crate) fn plan(graph: &Graph, ks: &KernelSet) -> Result<Plan> {
                 free.push(b);
             }
         };
-        for &id in &node.inputs {
+        for &id in &reads[i] {
             release(root[id as usize]);
         }
-        release(root[out]);
+        if let Some(w) = writes[i] {
+            release(root[w as usize]);
+        }
     }
 
-    let locs = locs
-        .into_iter()
-        .enumerate()
-        .map(|(i, l)| {
-            l.ok_or_else(|| {
-                invalid(
-                    graph,
-                    usize::MAX,
-                    format!("value {} is never produced", graph.values[i].name),
-                )
-            })
-        })
-        .collect::<Result<Vec<_>>>()?;
+    // Integer buffers: taken when their writer runs, free after their reader.
+    let mut int_buffers: Vec<usize> = Vec::new();
+    let mut int_free: Vec<usize> = Vec::new();
+    let mut int_locs = vec![0; int_bufs.len()];
+    for i in 0..graph.nodes.len() {
+        for (b, ib) in int_bufs.iter().enumerate().filter(|(_, ib)| ib.writer == i) {
+            int_locs[b] = take_buffer(&mut int_buffers, &mut int_free, ib.len);
+        }
+        for (b, _) in int_bufs.iter().enumerate().filter(|(_, ib)| ib.reader == i) {
+            int_free.push(int_locs[b]);
+        }
+    }
+
+    // Every value something reads must have storage; values of fused steps need none.
+    let needed: Vec<ValueId> = reads
+        .iter()
+        .flatten()
+        .chain(&graph.outputs)
+        .copied()
+        .collect();
+    for id in needed {
+        if locs[id as usize].is_none() {
+            return Err(invalid(
+                graph,
+                usize::MAX,
+                format!(
+                    "value {} is read but never produced",
+                    graph.values[id as usize].name
+                ),
+            ));
+        }
+    }
+    let locs = locs.into_iter().map(|l| l.unwrap_or(Loc::Unset)).collect();
     Ok(Plan {
         kernels,
         locs,
         lens,
         buffers,
         scratch,
+        writes,
+        int_locs,
+        int_buffers,
+        attention_cores,
     })
 }
 
@@ -467,7 +526,7 @@ fn kernel_for(graph: &Graph, ks: &KernelSet, i: usize) -> std::result::Result<Ke
             // Value ranges are Graph::validate's (run on every decoded bundle); packing rejects
             // anything the kernels cannot take, so a second scan here would only cost load time.
             let m = shape(0).iter().product::<usize>() / k.max(1);
-            QLinearPlan::new(ks, m, (n, k), *act, w, scales).map(|p| Kernel::QLinear(Box::new(p)))
+            QLinearPlan::new(ks, m, (n, k), *act, w, scales).map(|p| Kernel::QLinear(Arc::new(p)))
         }
         Op::QMatMul { transpose_b, a, b } => {
             arity(2, 2)?;

@@ -10,7 +10,7 @@ use crate::quant::{
     unsigned_max,
 };
 use qvit_kernels::KernelSet;
-use qvit_kernels::gemm::{PackedW8, Scratch, epilogue};
+use qvit_kernels::gemm::{PackedW8, Scratch};
 use rayon::prelude::*;
 
 /// Reusable integer buffers of the quantized kernels.
@@ -98,7 +98,19 @@ pub(crate) struct QLinearPlan {
     /// W4A4 kernel (both sides ≤ 4 bits) instead of W8A8.
     w4a4: bool,
     packed: PackedW8,
-    w_scales: Vec<f32>,
+    /// `act.scale·w_scale[n]`: the dequantizing epilogue's factor per output channel.
+    scales: Vec<f32>,
+    /// The bias of a layer without one (an absent bias adds +0.0, like a zero bias).
+    zeros: Vec<f32>,
+}
+
+/// Integer activations of a quantized Linear, as its kernel takes them.
+#[derive(Clone, Copy)]
+pub(crate) enum Levels<'a> {
+    /// W8A8: levels − 128.
+    I8(&'a [i8]),
+    /// W4A4: levels 0..=15.
+    U4(&'a [u8]),
 }
 
 impl QLinearPlan {
@@ -126,8 +138,74 @@ impl QLinearPlan {
             act,
             w4a4,
             packed,
-            w_scales: w_scales.to_vec(),
+            scales: w_scales.iter().map(|&s| act.scale() * s).collect(),
+            zeros: vec![0.0; n],
         })
+    }
+
+    /// Rows of the input (tokens).
+    pub fn m(&self) -> usize {
+        self.m
+    }
+
+    /// Output channels.
+    pub fn n(&self) -> usize {
+        self.n
+    }
+
+    /// Input channels.
+    pub fn k(&self) -> usize {
+        self.packed.k()
+    }
+
+    /// The input quantizer.
+    pub fn act(&self) -> ActQuant {
+        self.act
+    }
+
+    /// Whether the layer runs the W4A4 kernel (activations as levels 0..=15) rather than W8A8
+    /// (levels − 128).
+    pub fn w4a4(&self) -> bool {
+        self.w4a4
+    }
+
+    /// The offset this layer's kernel expects on its activation levels.
+    pub fn level_offset(&self) -> i32 {
+        if self.w4a4 { 0 } else { -128 }
+    }
+
+    /// Rows of the kernel's row tile (row blocks for threads are multiples of it).
+    pub fn row_tile(&self) -> usize {
+        self.packed.kernel().mr
+    }
+
+    /// `acc = Σ (a − zero)·w` for `rows` rows of integer activations (`acc`: `rows × n`).
+    pub fn gemm(
+        &self,
+        ks: &KernelSet,
+        s: &mut Scratch,
+        a: Levels,
+        rows: usize,
+        acc: &mut [i32],
+    ) -> qvit_kernels::Result<()> {
+        let zero = zero_of(&self.act);
+        match a {
+            Levels::U4(a4) => ks.gemm_w4a4_i32_with(s, a4, rows, zero as u8, &self.packed, acc),
+            Levels::I8(a8) => {
+                ks.gemm_w8a8_i32_with(s, a8, rows, (zero - 128) as i8, &self.packed, acc)
+            }
+        }
+    }
+
+    /// The dequantizing epilogue: `out = acc·scales + bias`.
+    pub fn dequantize(
+        &self,
+        ks: &KernelSet,
+        acc: &[i32],
+        bias: Option<&[f32]>,
+        out: &mut [f32],
+    ) -> qvit_kernels::Result<()> {
+        ks.dequantize_rows(acc, self.n, &self.scales, bias.unwrap_or(&self.zeros), out)
     }
 
     /// Runs the layer on `x` (`[m, k]`); errors only on an internal length mismatch.
@@ -139,8 +217,7 @@ impl QLinearPlan {
         bias: Option<&[f32]>,
         out: &mut [f32],
     ) -> qvit_kernels::Result<()> {
-        let (k, n) = (self.packed.k(), self.n);
-        let zero = zero_of(&self.act);
+        let (k, n) = (self.k(), self.n);
         let one = |ks: &KernelSet,
                    s: &mut Scratch,
                    acc: &mut Vec<i32>,
@@ -148,24 +225,22 @@ impl QLinearPlan {
                    a8: &[i8],
                    a4: &[u8],
                    o: &mut [f32]| {
-            acc.clear();
-            acc.resize(rows * n, 0);
-            if self.w4a4 {
-                ks.gemm_w4a4_i32_with(s, a4, rows, zero as u8, &self.packed, acc)?;
+            let a = if self.w4a4 {
+                Levels::U4(a4)
             } else {
-                ks.gemm_w8a8_i32_with(s, a8, rows, (zero - 128) as i8, &self.packed, acc)?;
-            }
-            epilogue::dequantize_i32_f32(acc, n, self.act.scale(), &self.w_scales, bias, o)
+                Levels::I8(a8)
+            };
+            let acc = super::fuse::sized(acc, rows * n);
+            self.gemm(ks, s, a, rows, acc)?;
+            self.dequantize(ks, acc, bias, o)
         };
+        int_levels(&ctx.ks, &self.act, x, self.level_offset(), &mut qs.a8)?;
         if self.w4a4 {
             // Levels 0..=15 are the uint4 activations of the W4A4 GEMM.
-            int_levels(&ctx.ks, &self.act, x, 0, &mut qs.a8)?;
             qs.a4.clear();
             qs.a4.extend(qs.a8.iter().map(|&v| v as u8));
-        } else {
-            int_levels(&ctx.ks, &self.act, x, -128, &mut qs.a8)?;
         }
-        let mr = self.packed.kernel().mr;
+        let mr = self.row_tile();
         match ctx.pool {
             Some(pool) if self.m >= 2 * mr * ctx.threads => {
                 // Row blocks per thread, each a multiple of the kernel's row tile.

@@ -1,0 +1,270 @@
+//! The attention core as one step: `softmax(c·Q̂K̂ᵀ)·V̂` on the integer GEMM, per head and
+//! block of query rows, with the scores, probabilities and their levels kept in the block's
+//! scratch instead of whole f32 tensors between nodes.
+//!
+//! It computes exactly what the three nodes it replaces compute (the QKᵀ product dequantized,
+//! the constant factors between it and the softmax, the set's softmax, the log levels of the
+//! probabilities, their product with V̂ dequantized), in the same order of operations, so the
+//! fused and node-by-node executors give the same bits.
+
+use super::sink::{Shared, Sink, levels_into};
+use super::{RowBlocks, Scratches, TaskScratch, sized};
+use crate::exec::Ctx;
+use crate::quant::{ActQuant, LOG2_FRAC_BITS, LogLevels, log_level_value, log_steps, unsigned_max};
+use qvit_kernels::KernelSet;
+use qvit_kernels::gemm::PackedW8;
+use rayon::prelude::*;
+
+/// Zero points that undo the offsets of the probabilities' byte split (see
+/// `QMatMulPlan::split`).
+const HI_ZERO: i8 = -64;
+const LO_ZERO: i8 = -128;
+
+/// Where an operand of the attention core comes from.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) enum Operand {
+    /// The f32 input of the replaced node at this position (quantized here).
+    F32,
+    /// Integer levels a producer wrote, already in the layout the GEMM reads, in this buffer.
+    Int(usize),
+}
+
+/// Shapes and quantizers of one attention core.
+#[derive(Clone, Debug)]
+pub(crate) struct AttentionPlan {
+    pub heads: usize,
+    /// Query rows, key/value rows, key width, value width.
+    pub m: usize,
+    pub n: usize,
+    pub dk: usize,
+    pub dv: usize,
+    pub q: (Operand, ActQuant),
+    pub k: (Operand, ActQuant),
+    pub v: (Operand, ActQuant),
+    /// Whether the graph stores K as `[n, dk]` (else `[dk, n]`) and V as `[dv, n]` (else
+    /// `[n, dv]`).
+    pub k_nk: bool,
+    pub v_vn: bool,
+    /// Constant factors applied to the dequantized scores before the softmax, in order.
+    pub factors: Vec<f32>,
+    /// The probabilities' log quantizer.
+    pub p: ActQuant,
+    /// Its level table and every level's value as two signed bytes (see [`split_levels`]).
+    pub levels: LogLevels,
+    pub split: Vec<(i8, i8)>,
+    /// Sinks of the output (`[heads, m, dv]` as `heads` batches of `m × dv`), if quantized
+    /// readers take it; else the f32 output is written.
+    pub sinks: Vec<Sink>,
+    /// Index of this core's packed K and V in the executor's attention state.
+    pub state: usize,
+    /// The graph values of Q, K and V (read when an operand is f32).
+    pub values: [crate::ValueId; 3],
+}
+
+/// Per-head packed K and V, refilled every run (memory reused).
+#[derive(Debug, Default)]
+pub(crate) struct AttnState {
+    heads: Vec<(Option<PackedW8>, Option<PackedW8>)>,
+}
+
+/// The inputs of one run.
+pub(crate) struct AttnArgs<'a> {
+    pub q: &'a [f32],
+    pub k: &'a [f32],
+    pub v: &'a [f32],
+    pub q_int: &'a [i8],
+    pub k_int: &'a [i8],
+    pub v_int: &'a [i8],
+    pub out: &'a mut [f32],
+    pub sinks: &'a [Shared<i8>],
+}
+
+/// `dst[c][r] = src[r][c]` for a `[rows, cols]` byte matrix.
+fn transpose(src: &[i8], rows: usize, cols: usize, dst: &mut Vec<i8>) {
+    dst.resize(rows * cols, 0);
+    for (r, row) in src.chunks_exact(cols).enumerate() {
+        for (c, &v) in row.iter().enumerate() {
+            dst[c * rows + r] = v;
+        }
+    }
+}
+
+/// The level table of a log quantizer and the value `P(q) ≤ 2¹⁵` of every level `q` as two
+/// signed bytes, `P = 256·(hi + 64) + (lo + 128)`, so products with `P` run as two int8 GEMMs.
+pub(crate) fn split_levels(p: &ActQuant) -> (LogLevels, Vec<(i8, i8)>) {
+    let bits = p.bits();
+    let table = LogLevels::new(log_steps(bits), unsigned_max(bits));
+    let split = (0..=unsigned_max(bits) as u32)
+        .map(|q| {
+            let v = log_level_value(q, log_steps(bits));
+            (((v >> 8) - 64) as i8, ((v & 255) - 128) as i8)
+        })
+        .collect();
+    (table, split)
+}
+
+impl AttentionPlan {
+    fn zero_q(&self) -> i32 {
+        match self.q.1 {
+            ActQuant::Uniform { zero, .. } => zero,
+            _ => 0,
+        }
+    }
+
+    /// Packs one head's K (`[n, dk]`) and V (`[dv, n]`) as the GEMM's weight side.
+    fn pack_head(
+        &self,
+        ks: &KernelSet,
+        args: &AttnArgs,
+        h: usize,
+        slot: &mut (Option<PackedW8>, Option<PackedW8>),
+        t: &mut TaskScratch,
+    ) -> qvit_kernels::Result<()> {
+        let (n, dk, dv) = (self.n, self.dk, self.dv);
+        let mut side = |op: Operand,
+                        act: &ActQuant,
+                        f32s: &[f32],
+                        ints: &[i8],
+                        (rows, cols): (usize, usize),
+                        stored_as_rows: bool,
+                        dst: &mut Option<PackedW8>|
+         -> qvit_kernels::Result<()> {
+            let len = rows * cols;
+            let ready: &[i8] = match op {
+                Operand::Int(_) => &ints[h * len..(h + 1) * len],
+                Operand::F32 => {
+                    let x = &f32s[h * len..(h + 1) * len];
+                    t.a8.resize(len, 0);
+                    levels_into(ks, act, x, 0, &mut t.a8)?;
+                    if stored_as_rows {
+                        &t.a8
+                    } else {
+                        transpose(&t.a8, cols, rows, &mut t.hi);
+                        &t.hi
+                    }
+                }
+            };
+            dst.get_or_insert_with(|| ks.empty_w8a8())
+                .repack(ready, rows, cols)
+        };
+        side(
+            self.k.0,
+            &self.k.1,
+            args.k,
+            args.k_int,
+            (n, dk),
+            self.k_nk,
+            &mut slot.0,
+        )?;
+        side(
+            self.v.0,
+            &self.v.1,
+            args.v,
+            args.v_int,
+            (dv, n),
+            self.v_vn,
+            &mut slot.1,
+        )
+    }
+
+    /// Runs every head.
+    pub fn run(
+        &self,
+        ctx: &Ctx,
+        scratches: &Scratches,
+        state: &mut AttnState,
+        args: AttnArgs,
+    ) -> qvit_kernels::Result<()> {
+        let ks = ctx.ks;
+        state.heads.resize_with(self.heads, Default::default);
+        let pack = |(h, slot): (usize, &mut (Option<PackedW8>, Option<PackedW8>))| {
+            scratches.with(|t| self.pack_head(&ks, &args, h, slot, t))
+        };
+        match ctx.pool {
+            Some(pool) if self.heads > 1 => {
+                pool.install(|| state.heads.par_iter_mut().enumerate().try_for_each(pack))
+            }
+            _ => state.heads.iter_mut().enumerate().try_for_each(pack),
+        }?;
+        let heads = &state.heads;
+        let out = Shared::new(args.out);
+        let blocks = RowBlocks::per_batch(ctx, self.heads, self.m, 8);
+        blocks.run_batched(ctx, |h, r0, rows| {
+            let (Some(kp), Some(vp)) = (&heads[h].0, &heads[h].1) else {
+                return Ok(());
+            };
+            scratches.with(|t| self.rows(ctx, &args, (kp, vp), (h, r0, rows), out, t))
+        })
+    }
+
+    /// Query rows `r0..r0+rows` of head `h`.
+    fn rows(
+        &self,
+        ctx: &Ctx,
+        args: &AttnArgs,
+        (kp, vp): (&PackedW8, &PackedW8),
+        (h, r0, rows): (usize, usize, usize),
+        out: Shared<f32>,
+        t: &mut TaskScratch,
+    ) -> qvit_kernels::Result<()> {
+        let ks = &ctx.ks;
+        let (m, n, dk, dv) = (self.m, self.n, self.dk, self.dv);
+        let TaskScratch {
+            gemm,
+            a8,
+            acc,
+            acc_lo,
+            y,
+            tmp,
+            tq,
+            hi,
+            lo,
+            ..
+        } = t;
+        let span = (h * m + r0) * dk..(h * m + r0 + rows) * dk;
+        let q: &[i8] = match self.q.0 {
+            Operand::Int(_) => &args.q_int[span],
+            Operand::F32 => {
+                let a8 = sized(a8, rows * dk);
+                levels_into(ks, &self.q.1, &args.q[span], -128, a8)?;
+                a8
+            }
+        };
+        let scores = sized(acc, rows * n);
+        ks.gemm_w8a8_i32_with(gemm, q, rows, (self.zero_q() - 128) as i8, kp, scores)?;
+        let deq = self.q.1.scale() * self.k.1.scale();
+        let probs = sized(y, rows * n);
+        for (p, &s) in probs.iter_mut().zip(scores.iter()) {
+            *p = s as f32 * deq;
+        }
+        for &f in &self.factors {
+            for v in probs.iter_mut() {
+                *v *= f;
+            }
+        }
+        ks.softmax_f32(probs, n)?;
+        let inv = 1.0 / self.p.scale();
+        let (hi, lo) = (sized(hi, rows * n), sized(lo, rows * n));
+        for ((&p, h), l) in probs.iter().zip(hi.iter_mut()).zip(lo.iter_mut()) {
+            (*h, *l) = self.split[self.levels.level(p * inv) as usize];
+        }
+        let (acc, acc_lo) = (sized(acc, rows * dv), sized(acc_lo, rows * dv));
+        ks.gemm_w8a8_i32_with(gemm, hi, rows, HI_ZERO, vp, acc)?;
+        ks.gemm_w8a8_i32_with(gemm, lo, rows, LO_ZERO, vp, acc_lo)?;
+        let deq = self.p.scale() * self.v.1.scale() / (1u32 << LOG2_FRAC_BITS) as f32;
+        let y = if self.sinks.is_empty() {
+            // SAFETY: rows r0..r0+rows of head h belong to this block only.
+            unsafe { out.slice((h * m + r0) * dv, rows * dv) }
+        } else {
+            sized(y, rows * dv)
+        };
+        for ((o, &a), &b) in y.iter_mut().zip(acc.iter()).zip(acc_lo.iter()) {
+            let exact = (256 * a as i64 + b as i64).clamp(i32::MIN as i64, i32::MAX as i64);
+            *o = exact as i32 as f32 * deq;
+        }
+        for (sink, &dst) in self.sinks.iter().zip(args.sinks) {
+            sink.write(ks, y, dv, h, r0, dst, tmp, tq)?;
+        }
+        Ok(())
+    }
+}
