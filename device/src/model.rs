@@ -82,6 +82,13 @@ impl Model {
         self.executor.run(inputs)
     }
 
+    /// [`Model::run_many`] into `outputs`, reusing their storage (see
+    /// [`crate::exec::Executor::run_into`]).
+    pub fn run_into(&mut self, inputs: &[&Tensor], outputs: &mut Vec<Tensor>) -> Result<()> {
+        self.check_inputs(inputs)?;
+        self.executor.run_into(inputs, outputs)
+    }
+
     fn check_inputs(&self, inputs: &[&Tensor]) -> Result<()> {
         let graph = self.executor.graph();
         if inputs.len() != graph.inputs.len() {

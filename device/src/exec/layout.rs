@@ -100,7 +100,15 @@ impl<const K: usize> Walk<K> {
             }
             return;
         }
-        let mut idx = vec![0usize; n];
+        // Ranks are at most MAX_RANK (Graph::validate), so the odometer lives on the stack.
+        let mut stack = [0usize; crate::shape::MAX_RANK];
+        let mut heap;
+        let idx: &mut [usize] = if n <= stack.len() {
+            &mut stack[..n]
+        } else {
+            heap = vec![0usize; n];
+            &mut heap
+        };
         let mut off = base;
         loop {
             f(off);

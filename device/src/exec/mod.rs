@@ -149,7 +149,15 @@ impl Executor {
 
     /// Runs the graph on `inputs` (one per graph input, matching shapes) and returns the outputs.
     pub fn run(&mut self, inputs: &[&Tensor]) -> Result<Vec<Tensor>> {
-        self.execute(inputs, None, None)
+        let mut out = Vec::new();
+        self.execute(inputs, None, None, &mut out)?;
+        Ok(out)
+    }
+
+    /// [`Executor::run`] writing the outputs into `outputs`, whose storage is reused when the
+    /// shapes match: a steady-state loop of single-threaded runs allocates nothing.
+    pub fn run_into(&mut self, inputs: &[&Tensor], outputs: &mut Vec<Tensor>) -> Result<()> {
+        self.execute(inputs, None, None, outputs)
     }
 
     /// Like [`Executor::run`], and adds the wall time of every step to `profile`.
@@ -158,7 +166,9 @@ impl Executor {
         inputs: &[&Tensor],
         profile: &mut Profile,
     ) -> Result<Vec<Tensor>> {
-        self.execute(inputs, None, Some(profile))
+        let mut out = Vec::new();
+        self.execute(inputs, None, Some(profile), &mut out)?;
+        Ok(out)
     }
 
     /// Like [`Executor::run`], and calls `observer` with every node's output value and data
@@ -170,7 +180,9 @@ impl Executor {
         inputs: &[&Tensor],
         observer: &mut dyn FnMut(ValueId, &[f32]),
     ) -> Result<Vec<Tensor>> {
-        self.execute(inputs, Some(observer), None)
+        let mut out = Vec::new();
+        self.execute(inputs, Some(observer), None, &mut out)?;
+        Ok(out)
     }
 
     fn check_inputs(&self, inputs: &[&Tensor]) -> Result<()> {
@@ -200,7 +212,8 @@ impl Executor {
         inputs: &[&Tensor],
         observer: Option<&mut Observer<'_>>,
         profile: Option<&mut Profile>,
-    ) -> Result<Vec<Tensor>> {
+        outputs: &mut Vec<Tensor>,
+    ) -> Result<()> {
         self.check_inputs(inputs)?;
         let program = if observer.is_some() {
             if self.observed.is_none() {
@@ -226,6 +239,7 @@ impl Executor {
             inputs,
             observer,
             profile,
+            outputs,
         )
     }
 }

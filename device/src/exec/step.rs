@@ -6,7 +6,9 @@ use super::plan::{Kernel, Loc};
 use super::{Ctx, Observer, Profile, Program, elementwise, norm, view};
 use crate::{Error, Graph, Result, Tensor};
 
-/// Runs `program` (planned for `graph`) on `inputs`.
+/// Runs `program` (planned for `graph`) on `inputs` and writes the graph's outputs into
+/// `outputs`, reusing their storage.
+#[allow(clippy::too_many_arguments)]
 pub(super) fn run(
     graph: &Graph,
     program: &mut Program,
@@ -15,7 +17,8 @@ pub(super) fn run(
     inputs: &[&Tensor],
     mut observer: Option<&mut Observer<'_>>,
     mut profile: Option<&mut Profile>,
-) -> Result<Vec<Tensor>> {
+    outputs: &mut Vec<Tensor>,
+) -> Result<()> {
     if let Some(p) = profile.as_mut() {
         p.begin_run();
     }
@@ -196,14 +199,25 @@ pub(super) fn run(
             step += 1;
         }
     }
-    Ok(graph
-        .outputs
-        .iter()
-        .map(|&id| Tensor {
-            shape: graph.shape(id).to_vec(),
-            data: view(graph, &program.plan, inputs, &program.arena, id).to_vec(),
-        })
-        .collect())
+    outputs.truncate(graph.outputs.len());
+    for (k, &id) in graph.outputs.iter().enumerate() {
+        let data = view(graph, &program.plan, inputs, &program.arena, id);
+        let shape = graph.shape(id);
+        match outputs.get_mut(k) {
+            Some(t) => {
+                if t.shape != shape {
+                    t.shape = shape.to_vec();
+                }
+                t.data.clear();
+                t.data.extend_from_slice(data);
+            }
+            None => outputs.push(Tensor {
+                shape: shape.to_vec(),
+                data: data.to_vec(),
+            }),
+        }
+    }
+    Ok(())
 }
 
 /// The op kind a profile shows for a step: the node's op, or what a fused step does.

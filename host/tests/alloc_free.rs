@@ -1,0 +1,89 @@
+//! Steady-state inference allocates nothing: after warm-up, single-threaded runs of a quantized
+//! bundle (W8A8 and W4A4, fused integer dataflow) into reused output tensors make no heap
+//! allocation, counted by a wrapper around the system allocator (per thread, so other tests
+//! running beside this one do not count).
+
+use qvit_device::Tensor;
+use qvit_device::exec::Executor;
+use qvit_host::fixtures::SplitMix;
+use qvit_host::prep::{PrepOptions, Preset};
+use qvit_host::quant::{QuantOptions, quantize};
+use qvit_kernels::KernelSet;
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+use std::path::Path;
+
+struct Counting;
+
+thread_local! {
+    static ALLOCS: Cell<u64> = const { Cell::new(0) };
+}
+
+// SAFETY: forwards every call to the system allocator unchanged; only counts.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        ALLOCS.with(|c| c.set(c.get() + 1));
+        // SAFETY: the caller's contract is passed through.
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: as above.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        ALLOCS.with(|c| c.set(c.get() + 1));
+        // SAFETY: as above.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+fn allocations() -> u64 {
+    ALLOCS.with(|c| c.get())
+}
+
+#[test]
+fn steady_state_runs_do_not_allocate() {
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+    let prep = PrepOptions {
+        preset: Some(Preset::FashionMnist),
+        ..Default::default()
+    };
+    let fb = qvit_host::source::float_bundle(
+        &repo.join("models/fashion-vit/fashion_vit.onnx"),
+        None,
+        &prep,
+        None,
+    )
+    .unwrap();
+    let shape = fb.header.input_shape.clone();
+    let n: usize = shape.iter().product();
+    let mut rng = SplitMix(5);
+    let calib: Vec<Tensor> = (0..2)
+        .map(|_| Tensor::new(shape.clone(), rng.normals(n, 1.0)).unwrap())
+        .collect();
+    let x = Tensor::new(shape.clone(), rng.normals(n, 1.0)).unwrap();
+    for bits in [8u8, 4] {
+        let opts = QuantOptions {
+            wbits: bits,
+            abits: bits,
+            ..Default::default()
+        };
+        let q = quantize(&fb.graph, &calib, &opts).unwrap();
+        let mut ex = Executor::new(q.graph, KernelSet::detect()).unwrap();
+        let mut out = Vec::new();
+        for _ in 0..2 {
+            ex.run_into(&[&x], &mut out).unwrap();
+        }
+        let want = out.clone();
+        let before = allocations();
+        for _ in 0..5 {
+            ex.run_into(&[&x], &mut out).unwrap();
+        }
+        let made = allocations() - before;
+        assert_eq!(made, 0, "W{bits}A{bits}: {made} allocations in 5 warm runs");
+        assert_eq!(out, want, "reused outputs hold the same results");
+    }
+}
