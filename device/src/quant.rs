@@ -258,14 +258,16 @@ impl LogLevels {
     #[inline(always)]
     pub fn level(&self, y: f32) -> i32 {
         let bits = y.to_bits();
-        let e = ((bits >> 23) & 0xff) as i32 - 127;
+        // Zero, subnormals, negatives (sign bit) and NaN: the last level. One unsigned compare
+        // instead of two float tests keeps loops over probabilities branch-free.
+        if bits.wrapping_sub(0x0080_0000) > 0x7f80_0000 - 0x0080_0000 {
+            return self.max;
+        }
+        let e = (bits >> 23) as i32 - 127;
         let mantissa = bits & 0x7f_ffff;
         let bucket = (mantissa >> 18) as usize;
         let r = self.base[bucket] as i32 + i32::from(mantissa >= self.inner[bucket]);
         // +inf has e = 128 and clamps to 0.
-        if y.is_nan() || y < f32::MIN_POSITIVE {
-            return self.max;
-        }
         (-self.m * e - r).clamp(0, self.max)
     }
 }

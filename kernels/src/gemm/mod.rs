@@ -321,21 +321,54 @@ fn run_tiles(
     fold: &[i32],
     out: &mut [i32],
 ) -> Result<()> {
+    match w.kernel.nr {
+        4 => run_tiles_nr::<4>(cpu, ap, m, w, kb, fold, out),
+        8 => run_tiles_nr::<8>(cpu, ap, m, w, kb, fold, out),
+        16 => run_tiles_nr::<16>(cpu, ap, m, w, kb, fold, out),
+        32 => run_tiles_nr::<32>(cpu, ap, m, w, kb, fold, out),
+        _ => Err(Error::Shape {
+            op: "gemm",
+            what: format!("kernel {} has an unsupported tile width", w.kernel.name),
+        }),
+    }
+}
+
+/// [`run_tiles`] for a kernel `NR` columns wide: full tile rows are stored as whole `[i32; NR]`
+/// arrays (a few vector instructions), only the ragged last weight panel goes element-wise.
+fn run_tiles_nr<const NR: usize>(
+    cpu: &Cpu,
+    ap: &[i8],
+    m: usize,
+    w: &PackedW8,
+    kb: usize,
+    fold: &[i32],
+    out: &mut [i32],
+) -> Result<()> {
     let (n, desc) = (w.n, w.kernel);
-    let (mr, nr, kr) = (desc.mr, desc.nr, desc.kr);
+    let (mr, kr) = (desc.mr, desc.kr);
     let mut tile = [0i32; crate::inventory::MAX_TILE];
-    let tile = &mut tile[..mr * nr];
+    let tile = &mut tile[..mr * NR];
     let a_panels = ap.chunks_exact(mr * kr * kb).take(m.div_ceil(mr));
-    let b_panels = w.data.chunks_exact(nr * kr * kb).zip(fold.chunks(nr));
+    let b_panels = w.data.chunks_exact(NR * kr * kb).zip(fold.chunks(NR));
     for (pj, (b_panel, fold_j)) in b_panels.enumerate() {
+        let full: Option<&[i32; NR]> = fold_j.try_into().ok();
         for (pi, a_panel) in a_panels.clone().enumerate() {
             (desc.ukernel)(cpu, a_panel, b_panel, kb, tile)?;
             let rows = mr.min(m - pi * mr);
-            let out_rows = out[pi * mr * n..].chunks_mut(n);
-            for (trow, orow) in tile.chunks_exact(nr).take(rows).zip(out_rows) {
-                let orow = &mut orow[pj * nr..][..fold_j.len()];
-                for ((o, &t), &f) in orow.iter_mut().zip(trow).zip(fold_j) {
-                    *o = t.wrapping_sub(f);
+            let (trows, _) = tile.as_chunks::<NR>();
+            for (r, trow) in trows.iter().take(rows).enumerate() {
+                let at = (pi * mr + r) * n + pj * NR;
+                match full {
+                    Some(f) => {
+                        let row: [i32; NR] = std::array::from_fn(|c| trow[c].wrapping_sub(f[c]));
+                        out[at..at + NR].copy_from_slice(&row);
+                    }
+                    None => {
+                        let o = &mut out[at..at + fold_j.len()];
+                        for ((o, &t), &f) in o.iter_mut().zip(trow).zip(fold_j) {
+                            *o = t.wrapping_sub(f);
+                        }
+                    }
                 }
             }
         }

@@ -51,7 +51,7 @@ pub(crate) struct AttentionPlan {
     pub p: ActQuant,
     /// Its level table and every level's value as two signed bytes (see [`split_levels`]).
     pub levels: LogLevels,
-    pub split: Vec<(i8, i8)>,
+    pub split: Box<[(i8, i8); 256]>,
     /// Sinks of the output (`[heads, m, dv]` as `heads` batches of `m × dv`), if quantized
     /// readers take it; else the f32 output is written.
     pub sinks: Vec<Sink>,
@@ -91,15 +91,14 @@ fn transpose(src: &[i8], rows: usize, cols: usize, dst: &mut Vec<i8>) {
 
 /// The level table of a log quantizer and the value `P(q) ≤ 2¹⁵` of every level `q` as two
 /// signed bytes, `P = 256·(hi + 64) + (lo + 128)`, so products with `P` run as two int8 GEMMs.
-pub(crate) fn split_levels(p: &ActQuant) -> (LogLevels, Vec<(i8, i8)>) {
+pub(crate) fn split_levels(p: &ActQuant) -> (LogLevels, Box<[(i8, i8); 256]>) {
     let bits = p.bits();
     let table = LogLevels::new(log_steps(bits), unsigned_max(bits));
-    let split = (0..=unsigned_max(bits) as u32)
-        .map(|q| {
-            let v = log_level_value(q, log_steps(bits));
-            (((v >> 8) - 64) as i8, ((v & 255) - 128) as i8)
-        })
-        .collect();
+    // Levels stop at 2^bits − 1 ≤ 255; a full table lets the hot loop index without a check.
+    let split = Box::new(std::array::from_fn(|q| {
+        let v = log_level_value(q as u32, log_steps(bits));
+        (((v >> 8) - 64) as i8, ((v & 255) - 128) as i8)
+    }));
     (table, split)
 }
 
@@ -246,7 +245,7 @@ impl AttentionPlan {
         let inv = 1.0 / self.p.scale();
         let (hi, lo) = (sized(hi, rows * n), sized(lo, rows * n));
         for ((&p, h), l) in probs.iter().zip(hi.iter_mut()).zip(lo.iter_mut()) {
-            (*h, *l) = self.split[self.levels.level(p * inv) as usize];
+            (*h, *l) = self.split[self.levels.level(p * inv) as usize & 255];
         }
         let (acc, acc_lo) = (sized(acc, rows * dv), sized(acc_lo, rows * dv));
         ks.gemm_w8a8_i32_with(gemm, hi, rows, HI_ZERO, vp, acc)?;
