@@ -377,6 +377,8 @@ impl KernelSet {
             FloatOps::Avx512(_, wide) => {
                 avx512vnni::levels_i8(wide, x, inv_scale, zero, lo, hi, out)
             }
+            #[cfg(target_arch = "aarch64")]
+            FloatOps::Neon(cpu) => neon::levels_i8(cpu, x, inv_scale, zero, lo, hi, out),
             _ => crate::generic::quantize::levels_i8(x, inv_scale, zero, lo, hi, out),
         }
         Ok(())

@@ -20,6 +20,11 @@ use rayon::prelude::*;
 const HI_ZERO: i8 = -64;
 const LO_ZERO: i8 = -128;
 
+/// Up to this many keys `256·Σ hi·v + Σ lo·v` cannot leave `i32` (|hi + 64| ≤ 128, |lo + 128|
+/// ≤ 255, |v| ≤ 127: 512·(256·128·127 + 255·127) < 2³¹), so the combination needs no 64-bit
+/// arithmetic or saturation.
+const EXACT_I32_KEYS: usize = 512;
+
 /// Where an operand of the attention core comes from.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub(crate) enum Operand {
@@ -257,9 +262,15 @@ impl AttentionPlan {
         } else {
             sized(y, rows * dv)
         };
-        for ((o, &a), &b) in y.iter_mut().zip(acc.iter()).zip(acc_lo.iter()) {
-            let exact = (256 * a as i64 + b as i64).clamp(i32::MIN as i64, i32::MAX as i64);
-            *o = exact as i32 as f32 * deq;
+        if n <= EXACT_I32_KEYS {
+            for ((o, &a), &b) in y.iter_mut().zip(acc.iter()).zip(acc_lo.iter()) {
+                *o = a.wrapping_mul(256).wrapping_add(b) as f32 * deq;
+            }
+        } else {
+            for ((o, &a), &b) in y.iter_mut().zip(acc.iter()).zip(acc_lo.iter()) {
+                let exact = (256 * a as i64 + b as i64).clamp(i32::MIN as i64, i32::MAX as i64);
+                *o = exact as i32 as f32 * deq;
+            }
         }
         for (sink, &dst) in self.sinks.iter().zip(args.sinks) {
             sink.write(ks, y, dv, h, r0, dst, tmp, tq)?;
