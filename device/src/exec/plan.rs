@@ -227,8 +227,35 @@ pub(crate) fn plan(graph: &Graph, ks: &KernelSet, fused: bool, shared: &[Kernel]
     }
 
     let (kernels, reads, writes, int_bufs, attention_cores) = if fused {
-        let f = fuse::fuse(graph, &kernels);
-        (f.kernels, f.reads, f.writes, f.int_bufs, f.attention_cores)
+        let base = fuse::Base {
+            linears: kernels
+                .iter()
+                .map(|k| match k {
+                    Kernel::QLinear(p) => Some(Arc::clone(p)),
+                    _ => None,
+                })
+                .collect(),
+            layer_norms: kernels
+                .iter()
+                .map(|k| match k {
+                    Kernel::LayerNorm(eps) => Some(*eps),
+                    _ => None,
+                })
+                .collect(),
+        };
+        let f = fuse::fuse(graph, &base);
+        let kernels = kernels
+            .into_iter()
+            .zip(f.steps)
+            .map(|(k, step)| match step {
+                None => k,
+                Some(fuse::Step::Skip) => Kernel::Skip,
+                Some(fuse::Step::Linear(l)) => Kernel::FusedQLinear(l),
+                Some(fuse::Step::LayerNorm(l)) => Kernel::LayerNormSinks(l),
+                Some(fuse::Step::Attention(a)) => Kernel::Attention(a),
+            })
+            .collect();
+        (kernels, f.reads, f.writes, f.int_bufs, f.attention_cores)
     } else {
         let reads = graph.nodes.iter().map(|n| n.inputs.clone()).collect();
         let writes = graph.nodes.iter().map(|n| Some(n.output)).collect();

@@ -13,6 +13,15 @@ use qvit_kernels::KernelSet;
 use qvit_kernels::gemm::{PackedW8, Scratch};
 use rayon::prelude::*;
 
+/// The first `n` elements of `v`, grown (never shrunk) to fit: no allocation or zeroing once
+/// the buffer has reached its largest size, for outputs a kernel overwrites anyway.
+pub(crate) fn sized<T: Copy + Default>(v: &mut Vec<T>, n: usize) -> &mut [T] {
+    if v.len() < n {
+        v.resize(n, T::default());
+    }
+    &mut v[..n]
+}
+
 /// Reusable integer buffers of the quantized kernels.
 #[derive(Debug, Default)]
 pub(crate) struct QScratch {
@@ -230,7 +239,7 @@ impl QLinearPlan {
             } else {
                 Levels::I8(a8)
             };
-            let acc = super::fuse::sized(acc, rows * n);
+            let acc = sized(acc, rows * n);
             self.gemm(ks, s, a, rows, acc)?;
             self.dequantize(ks, acc, bias, o)
         };

@@ -8,8 +8,9 @@
 //! fused and node-by-node executors give the same bits.
 
 use super::sink::{Shared, Sink, levels_into};
-use super::{RowBlocks, Scratches, TaskScratch, sized};
+use super::{RowBlocks, Scratches, TaskScratch};
 use crate::exec::Ctx;
+use crate::exec::quantized::sized;
 use crate::quant::{ActQuant, LOG2_FRAC_BITS, LogLevels, log_level_value, log_steps, unsigned_max};
 use qvit_kernels::KernelSet;
 use qvit_kernels::gemm::PackedW8;

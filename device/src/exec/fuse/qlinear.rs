@@ -7,8 +7,9 @@
 //! Rows are split into blocks run by the executor's threads; every block does the whole chain.
 
 use super::sink::{Shared, Sink, levels_into};
-use super::{RowBlocks, Scratches, TaskScratch, sized};
+use super::{RowBlocks, Scratches, TaskScratch};
 use crate::exec::Ctx;
+use crate::exec::quantized::sized;
 use crate::exec::quantized::{Levels, QLinearPlan};
 use crate::graph::{GeluKind, ValueId};
 use std::sync::Arc;
