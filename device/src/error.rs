@@ -76,4 +76,30 @@ pub enum Error {
     /// A NumPy `.npy` file is malformed or uses an unsupported dtype or layout.
     #[error("npy: {0}")]
     Npy(String),
+    /// An output path is one of the command's inputs; nothing was done.
+    #[error(
+        "refusing to write {output}: it is the input {input} of this command; choose another output path"
+    )]
+    OutputIsInput {
+        /// The output path as given.
+        output: String,
+        /// The input path it coincides with, as given.
+        input: String,
+    },
+    /// A tensor holds NaN or infinite values where finite ones are required.
+    #[error(
+        "{what}: {count} of its {len} values are not finite (the first, {first}, at flat index {index})"
+    )]
+    NonFinite {
+        /// Where the tensor came from.
+        what: String,
+        /// How many values are NaN or ±inf.
+        count: usize,
+        /// Total number of values.
+        len: usize,
+        /// Flat index of the first one.
+        index: usize,
+        /// The first one (NaN, inf or -inf).
+        first: f32,
+    },
 }
