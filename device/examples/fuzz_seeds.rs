@@ -13,8 +13,8 @@ mod common;
 
 use image::{DynamicImage, ImageFormat};
 use qvit_device::bundle::Bundle;
-use qvit_device::model::Model;
 use qvit_device::graph::{BinaryOp, GeluKind, ReduceOp};
+use qvit_device::model::Model;
 use qvit_device::quant::{ActQuant, IntData};
 use qvit_device::{Graph, Node, Op, Source, Tensor, Value, npy};
 use std::path::Path;

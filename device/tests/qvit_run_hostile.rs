@@ -6,7 +6,7 @@
 mod cli_util;
 mod common;
 
-use cli_util::{Dir, fails, qvit_run, stdout, write_bundle};
+use cli_util::{Dir, fails, qvit_run, run_model, stdout, write_bundle};
 use common::{assemble, sections};
 use qvit_device::{Tensor, npy};
 use std::path::Path;
@@ -45,14 +45,7 @@ fn an_output_onto_an_input_is_refused_before_any_work() {
         (dir.path("link.qvit"), &model),
         (dir.path("hard.npy"), &x),
     ] {
-        let err = error(&qvit_run(&[
-            &"run",
-            &model,
-            &"--input",
-            &x,
-            &"--output",
-            &out,
-        ]));
+        let err = error(&run_model(&model, &x, &[&out], &[]));
         assert!(
             err.contains(&format!("refusing to write {}", out.display()))
                 && err.contains(&input.display().to_string())
@@ -64,33 +57,20 @@ fn an_output_onto_an_input_is_refused_before_any_work() {
     }
     // Two outputs into one file.
     let y = dir.path("y.npy");
-    let err = error(&qvit_run(&[
-        &"run",
-        &model,
-        &"--input",
-        &x,
-        &"--output",
-        &y,
-        &"--output",
-        &y,
-    ]));
+    let err = error(&run_model(&model, &x, &[&y, &y], &[]));
     assert!(err.contains("same file"), "{err}");
     assert!(!y.exists());
 }
 
-fn run_on(dir: &Dir, input: &Tensor, extra: &[&str]) -> (std::process::Output, Vec<u8>) {
+/// Runs the tiny MLP on `input`; its file is unchanged afterwards.
+fn run_on(dir: &Dir, input: &Tensor, extra: &[&str]) -> std::process::Output {
     let model = write_bundle(dir, "tiny.qvit", &common::tiny_bundle());
     let (x, y) = (dir.path("x.npy"), dir.path("y.npy"));
     npy::write(&x, input).unwrap();
     let before = bytes(&x);
-    let mut args: Vec<&dyn AsRef<std::ffi::OsStr>> =
-        vec![&"run", &model, &"--input", &x, &"--output", &y];
-    for a in extra {
-        args.push(a);
-    }
-    let out = qvit_run(&args);
+    let out = run_model(&model, &x, &[&y], extra);
     assert_eq!(bytes(&x), before);
-    (out, before)
+    out
 }
 
 #[test]
@@ -102,7 +82,7 @@ fn non_finite_inputs_are_refused_unless_allowed() {
         (f32::NEG_INFINITY, "-inf"),
     ] {
         let input = Tensor::new(vec![1, 4], vec![0.5, bad, 2.0, bad]).unwrap();
-        let (out, _) = run_on(&dir, &input, &[]);
+        let out = run_on(&dir, &input, &[]);
         let err = error(&out);
         assert!(
             err.contains("x.npy")
@@ -115,7 +95,7 @@ fn non_finite_inputs_are_refused_unless_allowed() {
         assert!(!dir.path("y.npy").exists());
         // Allowed, it runs: the outputs are the executor's for that input (often finite and
         // plausible-looking, as here after a ReLU: why the default is to refuse).
-        let (out, _) = run_on(&dir, &input, &["--allow-non-finite"]);
+        let out = run_on(&dir, &input, &["--allow-non-finite"]);
         stdout(&out);
         let y = npy::read(dir.path("y.npy")).unwrap();
         let want = qvit_device::model::Model::from_bundle(common::tiny_bundle())
@@ -146,14 +126,7 @@ fn unsupported_npy_dtypes_say_what_they_are() {
         file.extend(data);
         let x = dir.path("x.npy");
         std::fs::write(&x, &file).unwrap();
-        let err = error(&qvit_run(&[
-            &"run",
-            &model,
-            &"--input",
-            &x,
-            &"--output",
-            &dir.path("y.npy"),
-        ]));
+        let err = error(&run_model(&model, &x, &[&dir.path("y.npy")], &[]));
         assert!(
             err.contains(want) && err.contains("x.npy"),
             "{descr}: {err}"
@@ -184,14 +157,7 @@ fn a_failed_output_write_keeps_the_previous_file() {
         &Tensor::new(vec![1, 4], vec![1.0, 2.0, 3.0, 4.0]).unwrap(),
     )
     .unwrap();
-    stdout(&qvit_run(&[
-        &"run",
-        &model,
-        &"--input",
-        &x,
-        &"--output",
-        &y,
-    ]));
+    stdout(&run_model(&model, &x, &[&y], &[]));
     let good = bytes(&y);
     npy::write(
         &x,

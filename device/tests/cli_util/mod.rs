@@ -41,6 +41,24 @@ pub fn qvit_run(args: &[&dyn AsRef<std::ffi::OsStr>]) -> Output {
     cmd.args(args.iter().map(|a| a.as_ref())).output().unwrap()
 }
 
+/// `qvit-run run MODEL --input INPUT --output OUT... EXTRA...`.
+pub fn run_model(
+    model: &std::path::Path,
+    input: &std::path::Path,
+    outputs: &[&std::path::Path],
+    extra: &[&str],
+) -> Output {
+    let mut args: Vec<&dyn AsRef<std::ffi::OsStr>> = vec![&"run", &model, &"--input", &input];
+    for out in outputs {
+        args.push(&"--output");
+        args.push(out);
+    }
+    for a in extra {
+        args.push(a);
+    }
+    qvit_run(&args)
+}
+
 pub fn stdout(o: &Output) -> String {
     assert!(
         o.status.success(),
