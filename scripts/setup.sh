@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs what the tests need, idempotently: the aarch64 Rust target, Debian's cross linker and
-# libc, qemu-user, the OpenSSH client and server (the qvit deploy tests run a throwaway sshd on
-# 127.0.0.1), and numpy for Debian's python3 (the .npy interop test). A missing prerequisite
-# fails its tests rather than skipping them. Safe to run again; does nothing that is already done.
+# libc, qemu-user, the OpenSSH client and server and dropbear (the qvit deploy tests run
+# throwaway SSH servers on 127.0.0.1), numpy for Debian's python3 (the .npy interop test), and
+# cargo-fuzz (scripts/test.sh runs each fuzz target briefly). A missing prerequisite fails its
+# tests rather than skipping them. Safe to run again; does nothing that is already done.
 set -euo pipefail
 need=()
 command -v aarch64-linux-gnu-gcc >/dev/null || need+=(gcc-aarch64-linux-gnu)
@@ -14,9 +15,16 @@ command -v ssh >/dev/null && command -v scp >/dev/null && command -v ssh-keygen 
 # The .npy test writes and reads files with numpy. Debian's package goes to /usr/bin/python3,
 # which the test tries when the first python3 on PATH (e.g. a pyenv CPython) lacks numpy.
 /usr/bin/python3 -c 'import numpy' 2>/dev/null || need+=(python3-numpy)
+# A server without SFTP, as on Buildroot/OpenWrt/Yocto boards (host/tests/deploy_nosftp.rs); the
+# test runs it in a private mount namespace with util-linux's unshare.
+[ -x /usr/sbin/dropbear ] || need+=(dropbear-bin)
+command -v unshare >/dev/null || need+=(util-linux)
 if [ ${#need[@]} -gt 0 ]; then
   SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO=sudo
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}"
 fi
 rustup target list --installed | grep -qx aarch64-unknown-linux-gnu || rustup target add aarch64-unknown-linux-gnu
+# cargo-fuzz from crates.io (it drives libFuzzer; scripts/fuzz-campaign.sh runs it on stable with
+# RUSTC_BOOTSTRAP=1 when no nightly toolchain is installed).
+command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked

@@ -5,7 +5,8 @@
 # SVE code), then qvit-run for aarch64 against the x86 build on the same bundle.
 #
 # Prerequisites (scripts/setup.sh installs them): rustup target aarch64-unknown-linux-gnu,
-# gcc-aarch64-linux-gnu, libc6-dev-arm64-cross, qemu-user.
+# gcc-aarch64-linux-gnu, libc6-dev-arm64-cross, qemu-user, openssh-server, dropbear-bin,
+# cargo-fuzz.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 AARCH64=aarch64-unknown-linux-gnu
@@ -17,6 +18,18 @@ cargo test --workspace
 
 step "API docs (the workspace's rustdoc lints are errors)"
 cargo doc --workspace --no-deps
+
+step "fuzz smoke: each cargo-fuzz target for 30 s (scripts/fuzz-campaign.sh --smoke 30)"
+# cargo-fuzz comes from crates.io through scripts/setup.sh, and runs on the stable toolchain when
+# there is no nightly, so under CI=true nothing excuses skipping it.
+if command -v cargo-fuzz >/dev/null; then
+  FUZZ_NICE=0 scripts/fuzz-campaign.sh --smoke "${QVIT_FUZZ_SMOKE_SECONDS:-30}"
+elif [ "${CI:-}" = true ]; then
+  echo "cargo-fuzz is missing (scripts/setup.sh installs it)" >&2
+  exit 1
+else
+  echo "SKIPPED: cargo-fuzz is not installed (cargo install cargo-fuzz --locked, or scripts/setup.sh)"
+fi
 
 step "aarch64 build of the device runtime (plain cargo, no target-cpu flags)"
 cargo build --target "$AARCH64" -p qvit-device --bin qvit-run

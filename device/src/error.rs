@@ -10,7 +10,7 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 #[non_exhaustive]
 pub enum Error {
     /// The graph is inconsistent (bad shapes, bad references, wrong input counts).
-    #[error("invalid graph: node {node} ({name}): {reason}")]
+    #[error("invalid graph: {}{reason}", node_prefix(*node, name))]
     InvalidGraph {
         /// Index of the offending node (or `usize::MAX` for graph-level problems).
         node: usize,
@@ -76,4 +76,63 @@ pub enum Error {
     /// A NumPy `.npy` file is malformed or uses an unsupported dtype or layout.
     #[error("npy: {0}")]
     Npy(String),
+    /// An output path is one of the command's inputs; nothing was done.
+    #[error(
+        "refusing to write {output}: it is the input {input} of this command; choose another output path"
+    )]
+    OutputIsInput {
+        /// The output path as given.
+        output: String,
+        /// The input path it coincides with, as given.
+        input: String,
+    },
+    /// A tensor holds NaN or infinite values where finite ones are required.
+    #[error(
+        "{what}: {count} of its {len} values are not finite (the first, {first}, at flat index {index})"
+    )]
+    NonFinite {
+        /// Where the tensor came from.
+        what: String,
+        /// How many values are NaN or ±inf.
+        count: usize,
+        /// Total number of values.
+        len: usize,
+        /// Flat index of the first one.
+        index: usize,
+        /// The first one (NaN, inf or -inf).
+        first: f32,
+    },
+}
+
+/// `node N (name): ` for a node's problem; nothing for a graph-level one (`usize::MAX`), whose
+/// placeholder index means nothing to a reader.
+fn node_prefix(node: usize, name: &str) -> String {
+    match (node, name) {
+        (usize::MAX, "") => String::new(),
+        (usize::MAX, name) => format!("{name}: "),
+        (node, "") => format!("node {node}: "),
+        (node, name) => format!("node {node} ({name}): "),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn graph_level_errors_show_no_placeholder_index() {
+        let e = |node: usize, name: &str| Error::InvalidGraph {
+            node,
+            name: name.into(),
+            reason: "bad".into(),
+        };
+        assert_eq!(e(usize::MAX, "").to_string(), "invalid graph: bad");
+        assert_eq!(e(3, "fc1").to_string(), "invalid graph: node 3 (fc1): bad");
+        assert_eq!(e(3, "").to_string(), "invalid graph: node 3: bad");
+        assert!(
+            !e(usize::MAX, "x")
+                .to_string()
+                .contains(&usize::MAX.to_string())
+        );
+    }
 }

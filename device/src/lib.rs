@@ -10,6 +10,7 @@ pub mod exec;
 pub mod graph;
 pub mod model;
 pub mod npy;
+pub mod outfile;
 pub mod preprocess;
 pub mod quant;
 pub mod shape;

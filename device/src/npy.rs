@@ -35,21 +35,11 @@ enum DType {
 
 impl DType {
     fn parse(descr: &str) -> Result<DType> {
-        let (order, kind) = descr
-            .split_at_checked(1)
-            .ok_or_else(|| bad(format!("bad descr '{descr}'")))?;
-        let single_byte = matches!(kind, "u1" | "i1");
-        match order {
-            "<" => {}
-            "|" | "=" if single_byte => {}
-            "=" if cfg!(target_endian = "little") => {}
-            _ => {
-                return Err(bad(format!(
-                    "dtype '{descr}': only little-endian data is supported"
-                )));
-            }
-        }
-        Ok(match kind {
+        let (order, kind) = match descr.as_bytes().first() {
+            Some(b'<' | b'>' | b'|' | b'=') => descr.split_at(1),
+            _ => ("", descr),
+        };
+        let dtype = match kind {
             "f4" => DType::F32,
             "f8" => DType::F64,
             "f2" => DType::F16,
@@ -57,8 +47,21 @@ impl DType {
             "i4" => DType::I32,
             "u1" => DType::U8,
             "i1" => DType::I8,
-            _ => return Err(bad(format!("unsupported dtype '{descr}'"))),
-        })
+            _ => return Err(bad(unsupported_kind(descr, kind))),
+        };
+        let little = match order {
+            "<" => true,
+            "=" => cfg!(target_endian = "little"),
+            // Byte order does not apply to single bytes.
+            _ => dtype.size() == 1,
+        };
+        if !little {
+            return Err(bad(format!(
+                "dtype '{descr}' is big-endian; only little-endian data is supported \
+                 (save x.astype(x.dtype.newbyteorder('<')))"
+            )));
+        }
+        Ok(dtype)
     }
 
     fn size(self) -> usize {
@@ -88,13 +91,42 @@ impl DType {
     }
 }
 
+/// Why a dtype is not read, with what to do instead.
+fn unsupported_kind(descr: &str, kind: &str) -> String {
+    let what = match kind.chars().next() {
+        Some('b') => "boolean arrays are not supported",
+        Some('O') => "object arrays (pickled Python objects) are not supported",
+        Some('c') => "complex arrays are not supported",
+        Some('U' | 'S' | 'a') => "string arrays are not supported",
+        Some('M' | 'm') => "datetime arrays are not supported",
+        Some('V') => "structured (void) arrays are not supported",
+        _ => "this dtype is not supported",
+    };
+    format!(
+        "dtype '{descr}': {what}; save a numeric array, e.g. np.save(path, \
+         np.asarray(x, dtype=np.float32)) (read: float32/64/16, int64/32/8, uint8)"
+    )
+}
+
+/// Largest `.npy` file read: the largest tensor a graph takes, as f64, plus the header.
+const MAX_FILE_BYTES: u64 = 8 * crate::shape::MAX_ELEMENTS + MAX_HEADER as u64 + 16;
+
 /// Reads a `.npy` file into an f32 tensor.
 pub fn read(path: impl AsRef<Path>) -> Result<Tensor> {
     let path = path.as_ref();
-    let bytes = std::fs::read(path).map_err(|source| Error::Io {
+    let io = |source| Error::Io {
         context: format!("reading {}", path.display()),
         source,
-    })?;
+    };
+    let len = std::fs::metadata(path).map_err(io)?.len();
+    if len > MAX_FILE_BYTES {
+        return Err(Error::TooLarge {
+            what: format!("{} (bytes)", path.display()),
+            found: len,
+            limit: MAX_FILE_BYTES,
+        });
+    }
+    let bytes = std::fs::read(path).map_err(io)?;
     from_bytes(&bytes).map_err(|e| match e {
         Error::Npy(reason) => Error::Npy(format!("{}: {reason}", path.display())),
         other => other,
@@ -139,6 +171,13 @@ pub fn from_bytes(bytes: &[u8]) -> Result<Tensor> {
         ));
     }
     let n = checked_len(&shape)?;
+    if n as u64 > crate::shape::MAX_ELEMENTS {
+        return Err(Error::TooLarge {
+            what: format!("element count of the .npy shape {shape:?}"),
+            found: n as u64,
+            limit: crate::shape::MAX_ELEMENTS,
+        });
+    }
     let data = &bytes[header_start + header_len..];
     let expected = n
         .checked_mul(dtype.size())
@@ -157,13 +196,9 @@ pub fn from_bytes(bytes: &[u8]) -> Result<Tensor> {
     )
 }
 
-/// Writes `t` as a little-endian f32 `.npy` file.
+/// Writes `t` as a little-endian f32 `.npy` file, atomically ([`crate::outfile`]).
 pub fn write(path: impl AsRef<Path>, t: &Tensor) -> Result<()> {
-    let path = path.as_ref();
-    std::fs::write(path, to_bytes(t)).map_err(|source| Error::Io {
-        context: format!("writing {}", path.display()),
-        source,
-    })
+    crate::outfile::write(path, &to_bytes(t))
 }
 
 /// Serialises `t` as a little-endian f32 `.npy` file.
@@ -216,6 +251,9 @@ fn parse_header(h: &str) -> Result<(DType, bool, Vec<usize>)> {
         let key = p.string()?;
         p.expect(b':')?;
         match key.as_str() {
+            "descr" if p.peek() == Some(b'[') => {
+                return Err(bad(unsupported_kind("[...]", "V")));
+            }
             "descr" => descr = Some(DType::parse(&p.string()?)?),
             "fortran_order" => fortran = Some(p.boolean()?),
             "shape" => shape = Some(p.tuple()?),
@@ -248,6 +286,11 @@ impl Parser<'_> {
         while self.s.get(self.i).is_some_and(|c| c.is_ascii_whitespace()) {
             self.i += 1;
         }
+    }
+
+    fn peek(&mut self) -> Option<u8> {
+        self.skip_ws();
+        self.s.get(self.i).copied()
     }
 
     fn eat(&mut self, c: u8) -> bool {

@@ -24,6 +24,21 @@ impl Tensor {
         Ok(Tensor { shape, data })
     }
 
+    /// Fails with [`Error::NonFinite`] (naming `what`) when any value is NaN or infinite.
+    pub fn check_finite(&self, what: &str) -> Result<()> {
+        let mut bad = self.data.iter().enumerate().filter(|(_, x)| !x.is_finite());
+        let Some((index, &first)) = bad.next() else {
+            return Ok(());
+        };
+        Err(Error::NonFinite {
+            what: what.into(),
+            count: 1 + bad.count(),
+            len: self.data.len(),
+            index,
+            first,
+        })
+    }
+
     /// A zero-filled tensor.
     pub fn zeros(shape: Vec<usize>) -> Result<Self> {
         let n = checked_len(&shape)?;

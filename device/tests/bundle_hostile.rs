@@ -3,6 +3,8 @@
 
 mod common;
 
+use common::{assemble, fix_crc, sections};
+
 use proptest::prelude::*;
 use qvit_device::Error;
 use qvit_device::bundle::wire::{WireGraph, WireHeader, WireOp, WireSource};
@@ -10,46 +12,6 @@ use qvit_device::bundle::{Bundle, FORMAT_VERSION, MAGIC, PREAMBLE_LEN, WEIGHT_AL
 
 fn tiny() -> Vec<u8> {
     common::tiny_bundle().encode().unwrap()
-}
-
-/// Recomputes the trailing CRC so a crafted body reaches the decoder's later checks.
-fn fix_crc(bytes: &mut [u8]) {
-    let n = bytes.len() - 4;
-    let crc = crc32fast::hash(&bytes[..n]);
-    bytes[n..].copy_from_slice(&crc.to_le_bytes());
-}
-
-/// Splits a valid bundle into its decoded wire sections and weights blob (an independent
-/// reading of the documented layout).
-fn sections(bytes: &[u8]) -> (WireHeader, WireGraph, Vec<u8>) {
-    let u32_at = |o: usize| u32::from_le_bytes(bytes[o..o + 4].try_into().unwrap()) as usize;
-    let (h, g) = (u32_at(12), u32_at(16));
-    let header = postcard::from_bytes(&bytes[PREAMBLE_LEN..PREAMBLE_LEN + h]).unwrap();
-    let graph = postcard::from_bytes(&bytes[PREAMBLE_LEN + h..PREAMBLE_LEN + h + g]).unwrap();
-    let weights_start = (PREAMBLE_LEN + h + g).next_multiple_of(WEIGHT_ALIGN);
-    (
-        header,
-        graph,
-        bytes[weights_start..bytes.len() - 4].to_vec(),
-    )
-}
-
-/// Lays out a file from wire sections, following the documented format, with a valid CRC.
-fn assemble(header: &WireHeader, graph: &WireGraph, blob: &[u8]) -> Vec<u8> {
-    let h = postcard::to_stdvec(header).unwrap();
-    let g = postcard::to_stdvec(graph).unwrap();
-    let mut out = MAGIC.to_vec();
-    for x in [FORMAT_VERSION, h.len() as u32, g.len() as u32, 0] {
-        out.extend(x.to_le_bytes());
-    }
-    out.extend((blob.len() as u64).to_le_bytes());
-    out.extend(h);
-    out.extend(g);
-    out.resize(out.len().next_multiple_of(WEIGHT_ALIGN), 0);
-    out.extend(blob);
-    out.extend([0; 4]);
-    fix_crc(&mut out);
-    out
 }
 
 fn decode_err(bytes: &[u8]) -> Error {
@@ -365,5 +327,52 @@ proptest! {
             prop_assert!(bundle.graph.validate().is_ok());
             prop_assert!(bundle.encode().is_ok());
         }
+    }
+}
+
+/// Sizes a bundle records for preprocessing are bounded at load, so `info --verify` refuses
+/// what `classify` could not afford (a resize of 100 000 would allocate 30 GB per image).
+#[test]
+fn preprocessing_sizes_beyond_the_limits_are_refused_at_load() {
+    use qvit_device::preprocess::limits::MAX_PREPROCESS_SIDE;
+    let bytes = common::image_bundle().encode().unwrap();
+    let with_pre = |edit: &dyn Fn(&mut qvit_device::bundle::wire::WirePreprocess)| {
+        let (mut header, graph, blob) = sections(&bytes);
+        edit(header.preprocess.as_mut().unwrap());
+        decode_err(&assemble(&header, &graph, &blob)).to_string()
+    };
+    for resize in [100_000, MAX_PREPROCESS_SIDE + 1, u32::MAX] {
+        let err = with_pre(&|p| p.resize = Some(resize));
+        assert!(
+            err.contains(&format!(
+                "resize {resize} is larger than {MAX_PREPROCESS_SIDE}"
+            )),
+            "{err}"
+        );
+    }
+    let err = with_pre(&|p| p.resize = Some(3));
+    assert!(err.contains("smaller than the crop"), "{err}");
+    let err = with_pre(&|p| p.std = vec![0.2, 0.0, 0.2]);
+    assert!(err.contains("std"), "{err}");
+    // At the limit it loads.
+    let (mut header, graph, blob) = sections(&bytes);
+    header.preprocess.as_mut().unwrap().resize = Some(MAX_PREPROCESS_SIDE);
+    Bundle::decode(&assemble(&header, &graph, &blob)).unwrap();
+}
+
+/// A zero dimension beside huge ones (the fuzzer's find): refused by the shape check instead
+/// of overflowing a product of the dimensions later.
+#[test]
+fn zero_dimensions_are_refused_before_any_product() {
+    for shape in [
+        vec![0, u64::MAX, u64::MAX],
+        vec![1 << 40, 1 << 40, 0],
+        vec![4, 0],
+    ] {
+        let err = crafted(|g, _| g.values[1].shape = shape.clone());
+        assert!(
+            matches!(&err, Error::BadBundle(m) if m.contains("zero dimension")),
+            "{shape:?}: {err}"
+        );
     }
 }

@@ -1,77 +1,15 @@
 //! The `qvit-run` binary end to end, on small bundles built here, checked against the library
 //! (decoder, executor, preprocessing) called directly.
 
+mod cli_util;
 mod common;
 
+use cli_util::{Dir, fails, qvit_run, stdout, write_bundle};
 use qvit_device::bundle::Bundle;
 use qvit_device::model::Model;
 use qvit_device::{Tensor, npy, preprocess};
 use serde_json::Value as Json;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-
-struct Dir(PathBuf);
-
-impl Dir {
-    fn new(name: &str) -> Dir {
-        let dir = std::env::temp_dir().join(format!("qvit-cli-{name}-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        Dir(dir)
-    }
-    fn path(&self, file: &str) -> PathBuf {
-        self.0.join(file)
-    }
-}
-
-impl Drop for Dir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-/// Runs the binary, through `QVIT_TEST_RUNNER` when set (scripts/test.sh sets it to qemu for
-/// cross-compiled aarch64 runs, since the emulated test cannot exec an aarch64 child directly).
-fn qvit_run(args: &[&dyn AsRef<std::ffi::OsStr>]) -> Output {
-    let exe = env!("CARGO_BIN_EXE_qvit-run");
-    let runner = std::env::var("QVIT_TEST_RUNNER").unwrap_or_default();
-    let mut words = runner.split_whitespace();
-    let mut cmd = match words.next() {
-        Some(prog) => {
-            let mut c = Command::new(prog);
-            c.args(words).arg(exe);
-            c
-        }
-        None => Command::new(exe),
-    };
-    cmd.args(args.iter().map(|a| a.as_ref())).output().unwrap()
-}
-
-fn stdout(o: &Output) -> String {
-    assert!(
-        o.status.success(),
-        "failed: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8(o.stdout.clone()).unwrap()
-}
-
-/// A failing run: non-zero exit, `error:` first, no panic message.
-fn fails(o: &Output) -> String {
-    let err = String::from_utf8_lossy(&o.stderr).into_owned();
-    assert!(
-        !o.status.success(),
-        "should fail; stdout: {}",
-        String::from_utf8_lossy(&o.stdout)
-    );
-    assert!(!err.contains("panicked"), "{err}");
-    err
-}
-
-fn write_bundle(dir: &Dir, name: &str, bundle: &Bundle) -> PathBuf {
-    let path = dir.path(name);
-    bundle.write_file(&path).unwrap();
-    path
-}
+use std::path::Path;
 
 #[test]
 fn info_reports_the_bundle() {

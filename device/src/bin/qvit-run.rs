@@ -6,10 +6,10 @@ use clap::{Args, Parser, Subcommand};
 use qvit_device::bundle::{Bundle, BundleStats};
 use qvit_device::exec::Profile;
 use qvit_device::model::Model;
-use qvit_device::{Error, Result, Tensor, npy, preprocess, sysinfo};
+use qvit_device::{Error, Result, Tensor, npy, outfile, preprocess, sysinfo};
 use serde_json::{Value as Json, json};
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
@@ -46,7 +46,11 @@ enum Command {
     #[command(after_long_help = "EXAMPLES:
     python3 -c 'import numpy as np; np.save(\"x.npy\", np.random.rand(1,3,224,224).astype(\"f4\"))'
     qvit-run run vit-tiny.qvit --input x.npy --output logits.npy
-    qvit-run run two-out.qvit --input x.npy --output a.npy --output b.npy")]
+    qvit-run run two-out.qvit --input x.npy --output a.npy --output b.npy
+
+Inputs holding NaN or infinity are refused unless --allow-non-finite is given. Outputs are
+written to a temporary file beside the target and renamed over it, so an interrupted run never
+leaves a partial file; an output path that is one of the inputs (or the bundle) is refused.")]
     Run(RunArgs),
     /// Measure latency: warm-up, then min/p50/p90/mean over timed runs, plus peak memory.
     #[command(after_long_help = "EXAMPLES:
@@ -93,9 +97,14 @@ struct RunArgs {
     /// Input tensor(s) as .npy, one per graph input, in order.
     #[arg(long, required = true)]
     input: Vec<PathBuf>,
-    /// Where to write outputs as .npy: the first output, then the second, ...
+    /// Where to write outputs as .npy: the first output, then the second, ... Each file is
+    /// replaced whole (written beside it, then renamed); an input path is refused.
     #[arg(long, required = true)]
     output: Vec<PathBuf>,
+    /// Run even when an input holds NaN or infinite values (by default that is an error: the
+    /// outputs would be NaN, or plausible-looking garbage for a quantized model).
+    #[arg(long)]
+    allow_non_finite: bool,
 }
 
 #[derive(Args)]
@@ -298,8 +307,28 @@ fn classify(a: &ClassifyArgs) -> Result<String> {
 }
 
 fn run(a: &RunArgs) -> Result<String> {
+    let inputs: Vec<&Path> = std::iter::once(&a.model)
+        .chain(&a.input)
+        .map(PathBuf::as_path)
+        .collect();
+    let outputs: Vec<&Path> = a.output.iter().map(PathBuf::as_path).collect();
+    outfile::check_outputs(&inputs, &outputs)?;
     let mut model = Model::load(&a.model)?;
-    let inputs = a.input.iter().map(npy::read).collect::<Result<Vec<_>>>()?;
+    let inputs = a
+        .input
+        .iter()
+        .map(|path| {
+            let t = npy::read(path)?;
+            if !a.allow_non_finite {
+                t.check_finite(&path.display().to_string()).map_err(|e| {
+                    Error::BadInput(format!(
+                        "{e}; fix the data, or pass --allow-non-finite to run on it anyway"
+                    ))
+                })?;
+            }
+            Ok(t)
+        })
+        .collect::<Result<Vec<_>>>()?;
     let outputs = model.run_many(&inputs.iter().collect::<Vec<_>>())?;
     if a.output.len() > outputs.len() {
         return Err(Error::BadInput(format!(

@@ -8,6 +8,11 @@ pub fn packed_len(count: usize, bits: u8) -> usize {
     (count * bits as usize).div_ceil(8)
 }
 
+/// [`packed_len`], or `None` when `count · bits` overflows (sizes read from a file).
+pub fn checked_packed_len(count: usize, bits: u8) -> Option<usize> {
+    Some(count.checked_mul(usize::from(bits))?.div_ceil(8))
+}
+
 /// Packs values that fit in `bits` (2..=8) bits.
 pub fn pack(values: &[i8], bits: u8) -> Vec<u8> {
     let b = bits as usize;

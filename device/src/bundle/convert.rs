@@ -54,9 +54,17 @@ pub(super) fn check_name(s: &str, what: &str) -> Result<()> {
     cap(s.len(), limits::MAX_STRING, format!("{what} length"))
 }
 
-/// A shape from the wire, with rank and element count capped.
+/// A shape from the wire, with rank and element count capped. A zero dimension is refused
+/// here: empty tensors are not supported (see [`Graph::validate`]), and a zero would hide huge
+/// other dimensions from the element cap (their product is 0), which later products of the
+/// dimensions would overflow on.
 pub(super) fn shape_from_wire(dims: &[u64], what: &str) -> Result<Vec<usize>> {
     cap(dims.len(), MAX_RANK, format!("rank of {what}"))?;
+    if dims.contains(&0) {
+        return Err(bad(format!(
+            "{what}: shape {dims:?} has a zero dimension; empty tensors are not supported"
+        )));
+    }
     let mut n = 1u64;
     for &d in dims {
         n = n.saturating_mul(d);
@@ -68,6 +76,8 @@ pub(super) fn shape_from_wire(dims: &[u64], what: &str) -> Result<Vec<usize>> {
             limit: MAX_ELEMENTS,
         });
     }
+    // Every dimension is now at least 1 and their product at most MAX_ELEMENTS, so each one
+    // and every partial product fits usize.
     dims.iter().map(|&d| size(d, what)).collect()
 }
 
@@ -210,15 +220,18 @@ pub(super) fn graph_from_wire(w: WireGraph, blob: &[u8]) -> Result<Graph> {
 
 /// Reads a constant, checking alignment, bounds and length before touching the data.
 fn read_tensor(t: &WireTensor, shape: &[usize], blob: &[u8], what: &str) -> Result<Source> {
-    let elements: usize = shape.iter().product(); // capped by shape_from_wire
+    // shape_from_wire capped the product; it is checked again so no caller can make it wrap.
+    let too_large = || bad(format!("{what}: shape {shape:?} is too large"));
+    let elements = crate::tensor::checked_len(shape).map_err(|_| too_large())?;
     let want = match t.dtype {
-        WireDType::F32 => elements * 4,
-        WireDType::F16 => elements * 2,
+        WireDType::F32 => elements.checked_mul(4),
+        WireDType::F16 => elements.checked_mul(2),
         WireDType::Int { bits } if (2..=8).contains(&bits) => {
-            super::bitpack::packed_len(elements, bits)
+            super::bitpack::checked_packed_len(elements, bits)
         }
         WireDType::Int { bits } => return Err(bad(format!("{what}: {bits}-bit integers"))),
-    };
+    }
+    .ok_or_else(too_large)?;
     if t.len != wide(want) {
         return Err(bad(format!(
             "{what}: {} data bytes for {elements} elements of {:?}",

@@ -133,33 +133,12 @@ fn bad(reason: impl Into<String>) -> Error {
     Error::BadBundle(reason.into())
 }
 
-/// Preprocessing must produce exactly the graph's input tensor.
+/// Preprocessing must be sound on its own (sizes within the limits a board can afford) and
+/// produce exactly the graph's input tensor.
 fn check_preprocess(p: &Preprocess, input_shape: &[usize]) -> Result<()> {
+    p.check().map_err(|e| bad(format!("preprocess: {e}")))?;
     let c = p.channels();
     let [h, w] = p.crop.map(|x| x as usize);
-    if h == 0 || w == 0 {
-        return Err(bad(format!("preprocess crop {:?} is empty", p.crop)));
-    }
-    if let Some(r) = p.resize
-        && r < p.crop[0].max(p.crop[1])
-    {
-        return Err(bad(format!(
-            "preprocess resize {r} is smaller than the crop {:?}",
-            p.crop
-        )));
-    }
-    if p.mean.len() != c || p.std.len() != c {
-        return Err(bad(format!(
-            "preprocess needs {c} mean and std values, got {} and {}",
-            p.mean.len(),
-            p.std.len()
-        )));
-    }
-    if !p.mean.iter().all(|m| m.is_finite()) || !p.std.iter().all(|s| s.is_finite() && *s > 0.0) {
-        return Err(bad(
-            "preprocess mean must be finite and std finite and positive",
-        ));
-    }
     let expected = match p.layout {
         Layout::Nchw => [1, c, h, w],
         Layout::Nhwc => [1, h, w, c],

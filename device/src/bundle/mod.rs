@@ -253,14 +253,11 @@ impl Bundle {
         Self::decode_with_stats(&bytes)
     }
 
-    /// Encodes the bundle and writes it to `path`.
+    /// Encodes the bundle and writes it to `path` atomically ([`crate::outfile`]): a failed
+    /// write leaves the file that was there untouched.
     pub fn write_file(&self, path: impl AsRef<Path>) -> Result<BundleStats> {
-        let path = path.as_ref();
         let (bytes, stats) = self.encode_with_stats()?;
-        std::fs::write(path, bytes).map_err(|source| Error::Io {
-            context: format!("writing {}", path.display()),
-            source,
-        })?;
+        crate::outfile::write(path, &bytes)?;
         Ok(stats)
     }
 

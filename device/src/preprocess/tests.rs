@@ -1,5 +1,5 @@
 use super::*;
-use image::{GrayImage, Luma, RgbImage};
+use image::{GrayImage, Luma, Rgb, RgbImage};
 
 fn rgb_pre(resize: Option<u32>, crop: [u32; 2], layout: Layout) -> Preprocess {
     Preprocess {
@@ -140,4 +140,112 @@ fn rejects_inconsistent_settings() {
             .apply(&img)
             .is_err()
     );
+}
+
+/// Grey images skip the RGB conversion; the tensor must be the one the RGB form gives, bit
+/// for bit, for colour and grey models, shrinking, enlarging and resizing straight to the crop.
+#[test]
+fn grey_images_preprocess_exactly_as_their_rgb_form() {
+    let grey = GrayImage::from_fn(23, 17, |x, y| Luma([((x * 37 + y * 11) % 256) as u8]));
+    let as_rgb = DynamicImage::ImageRgb8(DynamicImage::ImageLuma8(grey.clone()).to_rgb8());
+    let grey = DynamicImage::ImageLuma8(grey);
+    for grayscale in [false, true] {
+        let c = if grayscale { 1 } else { 3 };
+        for (resize, crop) in [
+            (None, [8, 8]),
+            (Some(9), [9, 7]),
+            (Some(40), [33, 31]),
+            (None, [30, 40]),
+        ] {
+            let p = Preprocess {
+                resize,
+                crop,
+                mean: vec![0.4; c],
+                std: vec![0.3; c],
+                grayscale,
+                layout: Layout::Nchw,
+            };
+            let (a, b) = (p.apply(&grey).unwrap(), p.apply(&as_rgb).unwrap());
+            assert_eq!(a.shape, b.shape);
+            let bits = |t: &Tensor| t.data.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            assert_eq!(
+                bits(&a),
+                bits(&b),
+                "{resize:?} {crop:?} grayscale {grayscale}"
+            );
+        }
+    }
+}
+
+#[test]
+fn settings_beyond_the_limits_are_refused() {
+    use super::limits::MAX_PREPROCESS_SIDE as MAX;
+    let img = positional();
+    let cases = [
+        (
+            rgb_pre(Some(100_000), [224, 224], Layout::Nchw),
+            "resize 100000 is larger than 4096",
+        ),
+        (
+            rgb_pre(Some(MAX + 1), [2, 2], Layout::Nchw),
+            "larger than 4096",
+        ),
+        (
+            rgb_pre(None, [MAX + 1, 2], Layout::Nchw),
+            "crop 4097x2 is larger than 4096",
+        ),
+        (rgb_pre(None, [0, 2], Layout::Nchw), "empty"),
+        (
+            rgb_pre(Some(2), [3, 3], Layout::Nchw),
+            "smaller than the crop",
+        ),
+        (
+            Preprocess {
+                std: vec![1.0, 0.0, 1.0],
+                ..rgb_pre(None, [2, 2], Layout::Nchw)
+            },
+            "std",
+        ),
+        (
+            Preprocess {
+                mean: vec![f32::NAN, 0.0, 0.0],
+                ..rgb_pre(None, [2, 2], Layout::Nchw)
+            },
+            "finite",
+        ),
+    ];
+    for (p, want) in cases {
+        let why = p.check().unwrap_err();
+        assert!(why.contains(want), "{why}");
+        let err = p.apply(&img).unwrap_err().to_string();
+        assert!(err.contains(want), "{err}");
+    }
+    rgb_pre(Some(MAX), [MAX, MAX], Layout::Nchw)
+        .check()
+        .unwrap();
+}
+
+/// A thin strip resized to a shorter side of 256 would be 256 x 5 120 000 pixels (3.9 GB):
+/// refused before resampling, with the sizes in the message. Ordinary photos pass.
+#[test]
+fn extreme_aspect_ratios_are_refused_before_resampling() {
+    let strip = DynamicImage::ImageLuma8(GrayImage::from_pixel(1, 20_000, Luma([9])));
+    let p = Preprocess {
+        resize: Some(256),
+        ..Preprocess::imagenet(224)
+    };
+    let err = p.apply(&strip).unwrap_err();
+    assert!(
+        matches!(&err, Error::TooLarge { what, .. } if what.contains("1x20000") && what.contains("256x5120000")),
+        "{err}"
+    );
+    assert!(check_resample(4000, 3000, 341, 256).is_ok());
+    // Straight to the crop, the same strip is cheap.
+    let t = Preprocess {
+        resize: None,
+        ..Preprocess::imagenet(224)
+    }
+    .apply(&strip)
+    .unwrap();
+    assert_eq!(t.shape, [1, 3, 224, 224]);
 }

@@ -1,7 +1,8 @@
 //! Small hand-made graphs and bundles shared by the integration tests.
 #![allow(dead_code)] // Each test crate uses a different subset.
 
-use qvit_device::bundle::{Bundle, Header};
+use qvit_device::bundle::wire::{WireGraph, WireHeader};
+use qvit_device::bundle::{Bundle, FORMAT_VERSION, Header, MAGIC, PREAMBLE_LEN, WEIGHT_ALIGN};
 use qvit_device::{Graph, Layout, Node, Op, Preprocess, Source, Value};
 
 fn value(name: &str, shape: Vec<usize>, source: Source) -> Value {
@@ -132,4 +133,44 @@ pub fn image_bundle() -> Bundle {
         ..Header::for_graph("tiny-image", &graph)
     };
     Bundle { header, graph }
+}
+
+/// Recomputes the trailing CRC so a crafted body reaches the decoder's later checks.
+pub fn fix_crc(bytes: &mut [u8]) {
+    let n = bytes.len() - 4;
+    let crc = crc32fast::hash(&bytes[..n]);
+    bytes[n..].copy_from_slice(&crc.to_le_bytes());
+}
+
+/// Splits a valid bundle into its decoded wire sections and weights blob (an independent
+/// reading of the documented layout).
+pub fn sections(bytes: &[u8]) -> (WireHeader, WireGraph, Vec<u8>) {
+    let u32_at = |o: usize| u32::from_le_bytes(bytes[o..o + 4].try_into().unwrap()) as usize;
+    let (h, g) = (u32_at(12), u32_at(16));
+    let header = postcard::from_bytes(&bytes[PREAMBLE_LEN..PREAMBLE_LEN + h]).unwrap();
+    let graph = postcard::from_bytes(&bytes[PREAMBLE_LEN + h..PREAMBLE_LEN + h + g]).unwrap();
+    let weights_start = (PREAMBLE_LEN + h + g).next_multiple_of(WEIGHT_ALIGN);
+    (
+        header,
+        graph,
+        bytes[weights_start..bytes.len() - 4].to_vec(),
+    )
+}
+
+/// Lays out a file from wire sections, following the documented format, with a valid CRC.
+pub fn assemble(header: &WireHeader, graph: &WireGraph, blob: &[u8]) -> Vec<u8> {
+    let h = postcard::to_stdvec(header).unwrap();
+    let g = postcard::to_stdvec(graph).unwrap();
+    let mut out = MAGIC.to_vec();
+    for x in [FORMAT_VERSION, h.len() as u32, g.len() as u32, 0] {
+        out.extend(x.to_le_bytes());
+    }
+    out.extend((blob.len() as u64).to_le_bytes());
+    out.extend(h);
+    out.extend(g);
+    out.resize(out.len().next_multiple_of(WEIGHT_ALIGN), 0);
+    out.extend(blob);
+    out.extend([0; 4]);
+    fix_crc(&mut out);
+    out
 }

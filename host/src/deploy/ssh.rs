@@ -1,9 +1,16 @@
 //! Runs the system's OpenSSH `ssh` and `scp` against one box. qvit stores no credentials: keys,
 //! agents, jump hosts and aliases all come from the user's ssh setup (or `--ssh-config`).
+//!
+//! Files go up with `scp`, which speaks SFTP since OpenSSH 9.0. Boxes without an SFTP
+//! subsystem (dropbear on Buildroot, OpenWrt or Yocto images; sshd without a `Subsystem sftp`
+//! line) are recognised when that fails, and from then on get files streamed through a plain
+//! ssh channel into `cat`, which needs nothing on the box but a POSIX shell.
 
 use super::target::Target;
 use anyhow::{Context, Result, bail};
+use std::cell::Cell;
 use std::ffi::OsString;
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
@@ -24,16 +31,42 @@ const FORCED: [&str; 4] = [
     "ServerAliveCountMax=4",
 ];
 
+/// How files reach a box.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Transfer {
+    /// `scp` (SFTP).
+    Scp,
+    /// `ssh BOX 'cat > FILE'` with the file on stdin: for boxes without SFTP.
+    Stream,
+}
+
 /// One box reached through ssh/scp.
 pub struct Remote<'a> {
     target: &'a Target,
     setup: &'a SshSetup,
+    /// Settled by the first upload.
+    transfer: Cell<Option<Transfer>>,
 }
 
 impl<'a> Remote<'a> {
     /// A handle on `target`; nothing connects until a command runs.
     pub fn new(target: &'a Target, setup: &'a SshSetup) -> Remote<'a> {
-        Remote { target, setup }
+        Remote {
+            target,
+            setup,
+            transfer: Cell::new(None),
+        }
+    }
+
+    /// `ssh [options] -T -- DEST`, ready for a remote command.
+    fn ssh(&self) -> Command {
+        let mut cmd = Command::new("ssh");
+        cmd.args(self.common_args());
+        if let Some(p) = self.target.port {
+            cmd.arg("-p").arg(p.to_string());
+        }
+        cmd.arg("-T");
+        cmd
     }
 
     fn common_args(&self) -> Vec<OsString> {
@@ -52,13 +85,11 @@ impl<'a> Remote<'a> {
     /// Runs `script` with the login shell of the box and returns its output, whatever its exit
     /// status (ssh itself failing to connect exits 255).
     pub fn exec(&self, script: &str) -> Result<Output> {
-        let mut cmd = Command::new("ssh");
-        cmd.args(self.common_args());
-        if let Some(p) = self.target.port {
-            cmd.arg("-p").arg(p.to_string());
-        }
-        cmd.arg("-T").arg("--").arg(&self.target.dest).arg(script);
-        cmd.stdin(Stdio::null())
+        self.ssh()
+            .arg("--")
+            .arg(&self.target.dest)
+            .arg(script)
+            .stdin(Stdio::null())
             .output()
             .context("running ssh (is the OpenSSH client installed?)")
     }
@@ -72,8 +103,33 @@ impl<'a> Remote<'a> {
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     }
 
-    /// Copies `local` to `remote` (a path already checked by `shell::check_safe`).
-    pub fn upload(&self, local: &Path, remote: &str) -> Result<()> {
+    /// Copies `local` to `remote` (a path already checked by `shell::check_safe`) and says how.
+    /// The first upload tries scp; if that fails on a box without SFTP, this and every later
+    /// upload to the box are streamed through ssh instead.
+    pub fn upload(&self, local: &Path, remote: &str) -> Result<Transfer> {
+        if self.transfer.get() == Some(Transfer::Stream) {
+            self.stream(local, remote)?;
+            return Ok(Transfer::Stream);
+        }
+        match self.scp(local, remote) {
+            Ok(()) => {
+                self.transfer.set(Some(Transfer::Scp));
+                Ok(Transfer::Scp)
+            }
+            Err(e) if self.transfer.get().is_some() || self.has_sftp() => Err(e),
+            Err(scp) => {
+                self.transfer.set(Some(Transfer::Stream));
+                // The probe cannot tell a box without SFTP from one that stopped answering, so
+                // a failure here reports both attempts.
+                self.stream(local, remote).with_context(|| {
+                    format!("{scp:#}; the box answered no SFTP, so it was tried through ssh")
+                })?;
+                Ok(Transfer::Stream)
+            }
+        }
+    }
+
+    fn scp(&self, local: &Path, remote: &str) -> Result<()> {
         let mut cmd = Command::new("scp");
         cmd.arg("-q").args(self.common_args());
         if let Some(p) = self.target.port {
@@ -94,6 +150,56 @@ impl<'a> Remote<'a> {
             );
         }
         Ok(())
+    }
+
+    /// `ssh BOX 'cat > REMOTE'` with `local` on stdin. The caller verifies the copy (cksum).
+    fn stream(&self, local: &Path, remote: &str) -> Result<()> {
+        let file =
+            std::fs::File::open(local).with_context(|| format!("reading {}", local.display()))?;
+        let out = self
+            .ssh()
+            .arg("--")
+            .arg(&self.target.dest)
+            .arg(format!("cat > {}", super::shell::quote(remote)))
+            .stdin(file)
+            .output()
+            .context("running ssh (is the OpenSSH client installed?)")?;
+        if !out.status.success() {
+            bail!(
+                "copying {} to {remote} through ssh failed: {}",
+                local.display(),
+                failure_text(&out)
+            );
+        }
+        Ok(())
+    }
+
+    /// Whether the box answers on the SFTP subsystem: an `SSH_FXP_INIT` packet (version 3) must
+    /// get an `SSH_FXP_VERSION` packet back. A missing subsystem (sshd says "subsystem request
+    /// failed"; dropbear's shell says it cannot run sftp-server) gets no such answer.
+    fn has_sftp(&self) -> bool {
+        const INIT: [u8; 9] = [0, 0, 0, 5, 1, 0, 0, 0, 3];
+        const VERSION: u8 = 2;
+        let child = self
+            .ssh()
+            .arg("-s")
+            .arg("--")
+            .arg(&self.target.dest)
+            .arg("sftp")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn();
+        let Ok(mut child) = child else {
+            return false;
+        };
+        if let Some(mut stdin) = child.stdin.take() {
+            // A box that closes the channel at once makes this write fail; the answer says.
+            let _ = stdin.write_all(&INIT);
+        }
+        child
+            .wait_with_output()
+            .is_ok_and(|out| out.stdout.get(4) == Some(&VERSION))
     }
 }
 

@@ -6,7 +6,7 @@
 use super::cksum;
 use super::elf::{self, Arch};
 use super::shell::{join, quote};
-use super::ssh::{Remote, SshSetup};
+use super::ssh::{Remote, SshSetup, Transfer};
 use super::target::Target;
 use anyhow::{Context, Result, bail};
 use serde::Serialize;
@@ -214,7 +214,8 @@ fn run_steps(
 }
 
 /// Uploads the runner (when `runner_tmp` is given) and the bundle to their temporary names
-/// and verifies both on the box; the bundle is checked by the runner that will run it.
+/// and verifies both on the box: each copy's cksum against the local file's, then the runner
+/// by starting it and the bundle by loading it with the runner that will run it.
 fn stage(
     plan: &Plan,
     remote: &Remote,
@@ -225,7 +226,7 @@ fn stage(
 ) -> Result<()> {
     if let Some(runner_tmp) = runner_tmp {
         log(&format!("uploading runner {}", plan.runner.display()));
-        remote.upload(&plan.runner, runner_tmp)?;
+        upload_verified(remote, &plan.runner, runner_tmp, plan.runner_cksum, log)?;
         let version = remote.run(
             &format!("chmod 755 {t} && {t} --version", t = quote(runner_tmp)),
             "starting the uploaded qvit-run",
@@ -239,21 +240,49 @@ fn stage(
     }
     let runner = runner_tmp.unwrap_or(runner_installed);
 
-    let size = std::fs::metadata(&plan.bundle)
-        .with_context(|| format!("reading {}", plan.bundle.display()))?
-        .len();
-    log(&format!("uploading bundle ({size} bytes)"));
-    remote.upload(&plan.bundle, bundle_tmp)?;
+    let bundle_cksum = cksum::file_cksum(&plan.bundle)?;
+    log(&format!("uploading bundle ({} bytes)", bundle_cksum.1));
+    upload_verified(remote, &plan.bundle, bundle_tmp, bundle_cksum, log)?;
     log("verifying bundle on the box (qvit-run info --verify)");
     remote.run(
         &format!(
-            "n=$(wc -c < {b}) && if [ \"$n\" -ne {size} ]; then \
-             echo \"received $n of {size} bytes\" >&2; exit 3; fi && {r} info --verify {b} > /dev/null",
+            "{r} info --verify {b} > /dev/null",
             b = quote(bundle_tmp),
             r = quote(runner)
         ),
         "verifying the uploaded bundle",
     )?;
+    Ok(())
+}
+
+/// Uploads `local` to `remote_path` and fails unless the box's `cksum` of the copy (CRC and
+/// size) is the local file's `want`.
+fn upload_verified(
+    remote: &Remote,
+    local: &Path,
+    remote_path: &str,
+    want: (u32, u64),
+    log: &dyn Fn(&str),
+) -> Result<()> {
+    if remote.upload(local, remote_path)? == Transfer::Stream {
+        log("  (the box has no SFTP: sent through an ssh channel)");
+    }
+    let out = remote.run(
+        &format!("cksum < {}", quote(remote_path)),
+        "checking the upload (cksum)",
+    )?;
+    let got = out.lines().rev().find_map(cksum::parse);
+    if got != Some(want) {
+        let seen = got.map_or_else(
+            || format!("cksum printed {:?}", first_line(&out)),
+            |(crc, n)| format!("received {n} of {} bytes, cksum {crc}", want.1),
+        );
+        bail!(
+            "verifying the upload of {} failed: {seen}, expected cksum {}; the transfer was damaged",
+            local.display(),
+            want.0
+        );
+    }
     Ok(())
 }
 
@@ -313,7 +342,8 @@ pub fn file_stem(s: &str) -> String {
         .collect()
 }
 
-/// `RESULTS/<host>__<bundle>.json`: one file per box and bundle, replaced whole (write, rename).
+/// `RESULTS/<host>__<bundle>.json`: one file per box and bundle, replaced whole
+/// ([`qvit_device::outfile`]: written beside it, flushed, renamed).
 fn write_result(plan: &Plan, target: &Target, bench: &Value) -> Result<PathBuf> {
     std::fs::create_dir_all(&plan.results)
         .with_context(|| format!("creating {}", plan.results.display()))?;
@@ -323,12 +353,8 @@ fn write_result(plan: &Plan, target: &Target, bench: &Value) -> Result<PathBuf> 
         .unwrap_or_default();
     let name = format!("{}__{}.json", file_stem(&target.label), file_stem(&stem));
     let path = plan.results.join(&name);
-    let tmp = plan
-        .results
-        .join(format!(".{name}.tmp-{}", std::process::id()));
     let text = serde_json::to_string_pretty(bench)? + "\n";
-    std::fs::write(&tmp, text).with_context(|| format!("writing {}", tmp.display()))?;
-    std::fs::rename(&tmp, &path).with_context(|| format!("writing {}", path.display()))?;
+    qvit_device::outfile::write(&path, text.as_bytes())?;
     Ok(path)
 }
 
