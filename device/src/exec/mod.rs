@@ -20,6 +20,7 @@ mod matmul;
 mod movement;
 mod norm;
 mod plan;
+mod pool;
 mod profile;
 mod quantized;
 mod reduce;
@@ -74,12 +75,15 @@ pub struct Executor {
     scratches: fuse::Scratches,
     threads: usize,
     pool: Option<rayon::ThreadPool>,
+    /// Spinning workers of the fused steps (short, back to back).
+    spin: Option<pool::SpinPool>,
 }
 
 /// What a kernel needs besides its operands: the float kernels and the threads it may use.
 pub(crate) struct Ctx<'a> {
     ks: KernelSet,
     pool: Option<&'a rayon::ThreadPool>,
+    spin: Option<&'a pool::SpinPool>,
     threads: usize,
 }
 
@@ -98,7 +102,7 @@ impl Executor {
     /// shapes do not fit its op or a value is used before it is produced.
     pub fn new(graph: Graph, kernels: KernelSet) -> Result<Self> {
         let plan = plan::plan(&graph, &kernels, true, &[])?;
-        Ok(Executor {
+        let mut ex = Executor {
             graph,
             kernels,
             fused: Program::new(plan),
@@ -106,7 +110,26 @@ impl Executor {
             scratches: fuse::Scratches::new(1),
             threads: 1,
             pool: None,
-        })
+            spin: None,
+        };
+        ex.reserve_scratch();
+        Ok(ex)
+    }
+
+    /// Grows every thread's scratch to the largest block of every fused step.
+    fn reserve_scratch(&mut self) {
+        let ks = self.kernels;
+        let kernels = &self.fused.plan.kernels;
+        self.scratches.reserve(|t| {
+            for k in kernels {
+                match k {
+                    plan::Kernel::FusedQLinear(f) => f.reserve(t),
+                    plan::Kernel::LayerNormSinks(l) => l.reserve(t),
+                    plan::Kernel::Attention(a) => a.reserve(&ks, t),
+                    _ => {}
+                }
+            }
+        });
     }
 
     /// The graph this executor runs.
@@ -132,8 +155,16 @@ impl Executor {
         } else {
             None
         };
-        self.threads = if self.pool.is_some() { n } else { 1 };
+        self.spin = if n > 1 { pool::SpinPool::new(n) } else { None };
+        self.threads = if self.pool.is_some() && self.spin.is_some() {
+            n
+        } else {
+            self.pool = None;
+            self.spin = None;
+            1
+        };
         self.scratches = fuse::Scratches::new(self.threads);
+        self.reserve_scratch();
     }
 
     /// Threads in use (see [`Executor::set_threads`]).
@@ -229,6 +260,7 @@ impl Executor {
         let ctx = Ctx {
             ks: self.kernels,
             pool: self.pool.as_ref(),
+            spin: self.spin.as_ref(),
             threads: self.threads,
         };
         step::run(

@@ -188,6 +188,11 @@ impl QLinearPlan {
         self.packed.kernel().mr
     }
 
+    /// Grows `s` to what a product of up to `rows` rows needs.
+    pub fn reserve(&self, s: &mut Scratch, rows: usize) {
+        s.reserve(self.packed.kernel(), rows, self.k(), self.n);
+    }
+
     /// `acc = Σ (a − zero)·w` for `rows` rows of integer activations (`acc`: `rows × n`).
     pub fn gemm(
         &self,

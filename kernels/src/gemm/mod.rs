@@ -47,6 +47,22 @@ pub struct Scratch {
     pub(crate) fold: Vec<i32>,
 }
 
+impl Scratch {
+    /// Grows the buffers to what a product of `m` rows, `k` deep, into `n` channels needs with
+    /// `kernel`, so later calls of that size or smaller allocate nothing.
+    pub fn reserve(&mut self, kernel: &KernelDesc, m: usize, k: usize, n: usize) {
+        let panels = m.div_ceil(kernel.mr.max(1)) * kernel.mr;
+        let a = panels * k_blocks(k, kernel.kr.max(1)) * kernel.kr;
+        grow(&mut self.a, a);
+        grow(&mut self.centred, m * k);
+        grow(&mut self.fold, n);
+    }
+}
+
+fn grow<T>(v: &mut Vec<T>, n: usize) {
+    v.reserve(n.saturating_sub(v.len()));
+}
+
 /// Largest K for which the i32 accumulator of the W8A8 contract cannot overflow.
 pub const MAX_K: usize = 65_536;
 

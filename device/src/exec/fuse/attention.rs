@@ -8,13 +8,12 @@
 //! fused and node-by-node executors give the same bits.
 
 use super::sink::{Shared, Sink, levels_into};
-use super::{RowBlocks, Scratches, TaskScratch};
+use super::{RowBlocks, Scratches, TaskScratch, reserve};
 use crate::exec::Ctx;
 use crate::exec::quantized::sized;
 use crate::quant::{ActQuant, LOG2_FRAC_BITS, LogLevels, log_level_value, log_steps, unsigned_max};
 use qvit_kernels::KernelSet;
 use qvit_kernels::gemm::PackedW8;
-use rayon::prelude::*;
 
 /// Zero points that undo the offsets of the probabilities' byte split (see
 /// `QMatMulPlan::split`).
@@ -109,6 +108,23 @@ pub(crate) fn split_levels(p: &ActQuant) -> (LogLevels, Box<[(i8, i8); 256]>) {
 }
 
 impl AttentionPlan {
+    /// Grows `t` to this core's largest block (all query rows of a head) and packing.
+    pub fn reserve(&self, ks: &KernelSet, t: &mut TaskScratch) {
+        let (m, n, dk, dv) = (self.m, self.n, self.dk, self.dv);
+        let desc = ks.w8a8_kernel();
+        t.gemm.reserve(desc, m, dk, n);
+        t.gemm.reserve(desc, m, n, dv);
+        let side = (n * dk).max(dv * n);
+        reserve(&mut t.a8, (m * dk).max(side));
+        reserve(&mut t.hi, (m * n).max(side));
+        reserve(&mut t.lo, m * n);
+        reserve(&mut t.acc, (m * n).max(m * dv));
+        reserve(&mut t.acc_lo, m * dv);
+        reserve(&mut t.y, (m * n).max(m * dv));
+        reserve(&mut t.tmp, m.max(dv));
+        reserve(&mut t.tq, 1);
+    }
+
     fn zero_q(&self) -> i32 {
         match self.q.1 {
             ActQuant::Uniform { zero, .. } => zero,
@@ -182,18 +198,17 @@ impl AttentionPlan {
     ) -> qvit_kernels::Result<()> {
         let ks = ctx.ks;
         state.heads.resize_with(self.heads, Default::default);
-        let pack = |(h, slot): (usize, &mut (Option<PackedW8>, Option<PackedW8>))| {
+        let slots = Shared::new(&mut state.heads);
+        super::parallel(ctx, self.heads, |h| {
+            // SAFETY: task h is the only one that touches head h's slot.
+            let slot = unsafe { &mut slots.slice(h, 1)[0] };
             scratches.with(|t| self.pack_head(&ks, &args, h, slot, t))
-        };
-        match ctx.pool {
-            Some(pool) if self.heads > 1 => {
-                pool.install(|| state.heads.par_iter_mut().enumerate().try_for_each(pack))
-            }
-            _ => state.heads.iter_mut().enumerate().try_for_each(pack),
-        }?;
+        })?;
         let heads = &state.heads;
         let out = Shared::new(args.out);
-        let blocks = RowBlocks::per_batch(ctx, self.heads, self.m, 8);
+        // Per query row: the two products (dk + 2·dv multiply-adds per key) and the softmax.
+        let work = self.n * (self.dk + 2 * self.dv + 16);
+        let blocks = RowBlocks::per_batch(ctx, self.heads, self.m, 8, work);
         blocks.run_batched(ctx, |h, r0, rows| {
             let (Some(kp), Some(vp)) = (&heads[h].0, &heads[h].1) else {
                 return Ok(());

@@ -31,7 +31,6 @@ use super::Ctx;
 use super::quantized::QLinearPlan;
 use crate::graph::ValueId;
 use qvit_kernels::gemm::Scratch;
-use rayon::prelude::*;
 use std::sync::{Arc, Mutex};
 
 /// Buffers of one block of work (a row block of a layer, or of an attention head).
@@ -53,14 +52,27 @@ pub(crate) struct TaskScratch {
 #[derive(Debug, Default)]
 pub(crate) struct Scratches(Vec<Mutex<TaskScratch>>);
 
+/// Grows `v` to hold at least `n` elements (its length stays; `sized` uses the capacity).
+pub(crate) fn reserve<T>(v: &mut Vec<T>, n: usize) {
+    v.reserve(n.saturating_sub(v.len()));
+}
+
 impl Scratches {
     pub fn new(threads: usize) -> Scratches {
         Scratches((0..threads.max(1)).map(|_| Mutex::default()).collect())
     }
 
+    /// Grows every thread's scratch with `grow` (each fused step's largest block), so runs on
+    /// any thread, whichever blocks it takes, allocate nothing.
+    pub fn reserve(&self, grow: impl Fn(&mut TaskScratch)) {
+        for m in &self.0 {
+            grow(&mut m.lock().unwrap_or_else(|e| e.into_inner()));
+        }
+    }
+
     /// Runs `f` with the calling thread's scratch (a fresh one if it is somehow taken).
     pub fn with<R>(&self, f: impl FnOnce(&mut TaskScratch) -> R) -> R {
-        let i = rayon::current_thread_index().unwrap_or(0) % self.0.len().max(1);
+        let i = super::pool::thread_index() % self.0.len().max(1);
         match self.0.get(i).and_then(|m| m.try_lock().ok()) {
             Some(mut t) => f(&mut t),
             None => f(&mut TaskScratch::default()),
@@ -75,19 +87,35 @@ pub(crate) struct RowBlocks {
     block: usize,
 }
 
+/// Below this much work (multiply-adds or element operations) a step stays on one thread:
+/// waking the others costs more than they would save.
+const PAR_MIN_WORK: usize = 1 << 20;
+
+/// Blocks per thread when a step is split: enough that threads finishing early find more work.
+const BLOCKS_PER_THREAD: usize = 4;
+
 impl RowBlocks {
-    /// `rows` rows in blocks that are multiples of `tile`: one block without threads, else
-    /// about two per thread (so a slow thread does not hold the step up).
-    pub fn new(ctx: &Ctx, rows: usize, tile: usize) -> RowBlocks {
-        RowBlocks::per_batch(ctx, 1, rows, tile)
+    /// `rows` rows costing about `work_per_row` each, in blocks that are multiples of `tile`:
+    /// one block without threads or for little work, else about [`BLOCKS_PER_THREAD`] per thread.
+    pub fn new(ctx: &Ctx, rows: usize, tile: usize, work_per_row: usize) -> RowBlocks {
+        RowBlocks::per_batch(ctx, 1, rows, tile, work_per_row)
     }
 
     /// As [`RowBlocks::new`] for `batches` independent batches of `rows` rows.
-    pub fn per_batch(ctx: &Ctx, batches: usize, rows: usize, tile: usize) -> RowBlocks {
+    pub fn per_batch(
+        ctx: &Ctx,
+        batches: usize,
+        rows: usize,
+        tile: usize,
+        work_per_row: usize,
+    ) -> RowBlocks {
         let tile = tile.max(1);
-        let block = if ctx.pool.is_some() && ctx.threads > 1 {
-            let want_blocks = (2 * ctx.threads).div_ceil(batches.max(1)).max(1);
-            rows.div_ceil(want_blocks).next_multiple_of(tile).max(tile)
+        let work = batches.saturating_mul(rows).saturating_mul(work_per_row);
+        let block = if ctx.spin.is_some() && ctx.threads > 1 && work >= PAR_MIN_WORK {
+            let want = (BLOCKS_PER_THREAD * ctx.threads)
+                .div_ceil(batches.max(1))
+                .max(1);
+            rows.div_ceil(want).next_multiple_of(tile).max(tile)
         } else {
             rows.max(1)
         };
@@ -121,13 +149,31 @@ impl RowBlocks {
             }
             f(b, r0, rows)
         };
-        let tasks = self.batches * per;
-        match ctx.pool {
-            Some(pool) if tasks > 1 => {
-                pool.install(|| (0..tasks).into_par_iter().try_for_each(task))
+        parallel(ctx, self.batches * per, task)
+    }
+}
+
+/// Runs `task(0..tasks)` on the executor's spinning workers (all of them when there are more
+/// than one task), and returns the first error.
+pub(crate) fn parallel<F>(ctx: &Ctx, tasks: usize, task: F) -> qvit_kernels::Result<()>
+where
+    F: Fn(usize) -> qvit_kernels::Result<()> + Sync,
+{
+    match ctx.spin {
+        Some(pool) if tasks > 1 => {
+            let first_err = Mutex::new(None);
+            pool.run(tasks, &|t| {
+                if let Err(e) = task(t) {
+                    let mut slot = first_err.lock().unwrap_or_else(|e| e.into_inner());
+                    slot.get_or_insert(e);
+                }
+            });
+            match first_err.into_inner().unwrap_or_else(|e| e.into_inner()) {
+                Some(e) => Err(e),
+                None => Ok(()),
             }
-            _ => (0..tasks).try_for_each(task),
         }
+        _ => (0..tasks).try_for_each(task),
     }
 }
 

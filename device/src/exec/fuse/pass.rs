@@ -279,6 +279,7 @@ pub(crate) fn fuse(graph: &Graph, base: &Base) -> Fusion {
             f.steps[i] = Some(Step::LayerNorm(Box::new(LayerNormSinks {
                 eps,
                 rows,
+                cols: c,
                 sinks,
             })));
         }

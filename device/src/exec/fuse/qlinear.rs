@@ -7,7 +7,7 @@
 //! Rows are split into blocks run by the executor's threads; every block does the whole chain.
 
 use super::sink::{Shared, Sink, levels_into};
-use super::{RowBlocks, Scratches, TaskScratch};
+use super::{RowBlocks, Scratches, TaskScratch, reserve};
 use crate::exec::Ctx;
 use crate::exec::quantized::sized;
 use crate::exec::quantized::{Levels, QLinearPlan};
@@ -63,6 +63,19 @@ fn gelu(ctx: &Ctx, kind: GeluKind, y: &mut [f32]) {
 }
 
 impl FusedQLinear {
+    /// Grows `t` to this layer's largest block (all rows).
+    pub fn reserve(&self, t: &mut TaskScratch) {
+        let p = &*self.plan;
+        let (m, k, n) = (p.m(), p.k(), p.n());
+        p.reserve(&mut t.gemm, m);
+        reserve(&mut t.a8, m * k);
+        reserve(&mut t.a4, m * k);
+        reserve(&mut t.acc, m * n);
+        reserve(&mut t.y, m * n);
+        reserve(&mut t.tmp, m.max(n));
+        reserve(&mut t.tq, 1);
+    }
+
     /// Runs the layer; errors only on an internal length mismatch.
     pub fn run(
         &self,
@@ -73,7 +86,7 @@ impl FusedQLinear {
         let p = &*self.plan;
         let (k, n) = (p.k(), p.n());
         let out = Shared::new(args.out);
-        let blocks = RowBlocks::new(ctx, p.m(), p.row_tile());
+        let blocks = RowBlocks::new(ctx, p.m(), p.row_tile(), n * k);
         blocks.run(ctx, |r0, rows| {
             scratches.with(|t: &mut TaskScratch| {
                 let ks = &ctx.ks;
@@ -145,10 +158,18 @@ impl FusedQLinear {
 pub(crate) struct LayerNormSinks {
     pub eps: f32,
     pub rows: usize,
+    pub cols: usize,
     pub sinks: Vec<Sink>,
 }
 
 impl LayerNormSinks {
+    /// Grows `t` to this step's largest block (all rows).
+    pub fn reserve(&self, t: &mut TaskScratch) {
+        reserve(&mut t.y, self.rows * self.cols);
+        reserve(&mut t.tmp, self.rows.max(self.cols));
+        reserve(&mut t.tq, 1);
+    }
+
     /// Runs it on `x` (`[rows, gamma.len()]`).
     pub fn run(
         &self,
@@ -158,7 +179,8 @@ impl LayerNormSinks {
         dsts: &[Shared<i8>],
     ) -> qvit_kernels::Result<()> {
         let c = gamma.len();
-        let blocks = RowBlocks::new(ctx, self.rows, 8);
+        // About ten operations per element: statistics, normalisation, quantization.
+        let blocks = RowBlocks::new(ctx, self.rows, 8, 10 * c);
         blocks.run(ctx, |r0, rows| {
             scratches.with(|t: &mut TaskScratch| {
                 let TaskScratch { y, tmp, tq, .. } = t;
