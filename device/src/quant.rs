@@ -4,6 +4,8 @@
 //! call, so the integer values it produces are identical on every CPU: that is what makes the
 //! integer path of a quantized bundle bit-exact between the host and the board.
 
+use qvit_kernels::log2::MANTISSA_THRESHOLDS;
+
 /// Fraction bits of the integer form of a [`ActQuant::Log2`] level: level `q` stands for the
 /// integer `P(q) = round(2^LOG2_FRAC_BITS · 2^(−q/m))` (see [`log_steps`] for `m`), so the
 /// product with an integer operand is exact integer arithmetic; with `m = 1` it is a shift.
@@ -17,34 +19,10 @@ pub fn log_steps(bits: u8) -> u32 {
     1 << (bits.clamp(4, 8) - 4)
 }
 
-/// `⌈(2^(i/32) − 1)·2²³⌉`: the f32 mantissa at or above which `m ≥ 2^(i/32)`. Computed once
-/// with 60-digit decimal arithmetic, so no run-time libm result enters the levels.
-const MANTISSA_THRESHOLDS: [u32; 32] = [
-    0, 183687, 371396, 563215, 759234, 959546, 1164244, 1373424, 1587185, 1805626, 2028851,
-    2256964, 2490071, 2728283, 2971711, 3220470, 3474676, 3734448, 3999908, 4271181, 4548395,
-    4831678, 5121165, 5416990, 5719293, 6028216, 6343903, 6666503, 6996167, 7333050, 7677310,
-    8029107,
-];
-
-/// `round(2³⁰·2^(−i/32))`, the same way.
-const NEG_POW_Q30: [u32; 32] = [
-    1073741824, 1050733751, 1028218693, 1006186087, 984625594, 963527098, 942880699, 922676710,
-    902905651, 883558244, 864625413, 846098274, 827968132, 810226483, 792865000, 775875538,
-    759250125, 742980960, 727060411, 711481005, 696235434, 681316545, 666717336, 652430958,
-    638450708, 624770026, 611382493, 598281827, 585461881, 572916640, 560640218, 548626854,
-];
-
 /// The fixed-point value `P(q) = round_half_up(2^15 · 2^(−q/m))` of log level `q` with `m`
-/// levels per octave (`m` a power of two ≤ 16): exact integer arithmetic.
+/// levels per octave (`m` a power of two ≤ 16): exact integer arithmetic, the kernels' own.
 pub fn log_level_value(q: u32, m: u32) -> i32 {
-    let m = m.clamp(1, 16);
-    let (octave, step) = (q / m, q % m);
-    let shift = 15 + octave;
-    if shift >= 32 {
-        return 0;
-    }
-    let p = NEG_POW_Q30[(step * (32 / m)) as usize] as u64;
-    ((p + (1u64 << (shift - 1))) >> shift) as i32
+    qvit_kernels::log2::level_value(q, m)
 }
 
 /// Symmetric integer constant (quantized weights), row-major like an f32 constant:

@@ -44,6 +44,7 @@ pub mod error;
 pub mod gemm;
 mod generic;
 pub mod inventory;
+pub mod log2;
 pub mod nibble;
 mod pack;
 pub mod reference;

@@ -384,6 +384,31 @@ impl KernelSet {
         Ok(())
     }
 
+    /// Log-domain levels of probabilities split into two signed bytes (contract in
+    /// [`crate::log2`]): `hi`, `lo` from `p·inv` with `m` levels per octave, clamped to `max`.
+    /// Errors on mismatched lengths or parameters outside the contract.
+    pub fn log2_split_i8(
+        &self,
+        p: &[f32],
+        inv: f32,
+        m: u32,
+        max: i32,
+        hi: &mut [i8],
+        lo: &mut [i8],
+    ) -> Result<()> {
+        crate::log2::check(p, m, max, hi, lo)?;
+        match self.float {
+            #[cfg(target_arch = "x86_64")]
+            FloatOps::Avx2(cpu) => avx2::log2_split_i8(cpu, p, inv, m, max, hi, lo),
+            #[cfg(target_arch = "x86_64")]
+            FloatOps::Avx512(_, wide) => avx512vnni::log2_split_i8(wide, p, inv, m, max, hi, lo),
+            #[cfg(target_arch = "aarch64")]
+            FloatOps::Neon(cpu) => neon::log2_split_i8(cpu, p, inv, m, max, hi, lo),
+            FloatOps::Reference => crate::log2::log2_split_i8(p, inv, m, max, hi, lo)?,
+        }
+        Ok(())
+    }
+
     /// Exact GELU `0.5·x·(1 + erf(x/√2))` in place, absolute error ≤ 2e-6·max(1, |x|).
     pub fn gelu_erf_f32(&self, x: &mut [f32]) {
         match self.float {

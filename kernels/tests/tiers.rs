@@ -187,6 +187,9 @@ fn run_every_op(ks: &KernelSet) {
     let mut out = vec![0i32; m * n];
     ks.matmul_lut_i32(&levels, m, k, &lut, &w, n, &mut out)
         .unwrap();
+    let (mut hi, mut lo) = (vec![0i8; m * n], vec![0i8; m * n]);
+    ks.log2_split_i8(&y, 1.0, 16, 255, &mut hi, &mut lo)
+        .unwrap();
 }
 
 /// A forced tier runs no code of another tier: every op of a set is run and the tier-specific

@@ -5,5 +5,6 @@
 
 pub(crate) mod attn;
 pub(crate) mod float_ops;
+pub(crate) mod log2;
 pub(crate) mod math;
 pub(crate) mod quantize;

@@ -11,7 +11,7 @@ use super::sink::{Shared, Sink, levels_into};
 use super::{RowBlocks, Scratches, TaskScratch, reserve};
 use crate::exec::Ctx;
 use crate::exec::quantized::sized;
-use crate::quant::{ActQuant, LOG2_FRAC_BITS, LogLevels, log_level_value, log_steps, unsigned_max};
+use crate::quant::{ActQuant, LOG2_FRAC_BITS, log_steps, unsigned_max};
 use qvit_kernels::KernelSet;
 use qvit_kernels::gemm::PackedW8;
 
@@ -54,9 +54,6 @@ pub(crate) struct AttentionPlan {
     pub factors: Vec<f32>,
     /// The probabilities' log quantizer.
     pub p: ActQuant,
-    /// Its level table and every level's value as two signed bytes (see [`split_levels`]).
-    pub levels: LogLevels,
-    pub split: Box<[(i8, i8); 256]>,
     /// Sinks of the output (`[heads, m, dv]` as `heads` batches of `m × dv`), if quantized
     /// readers take it; else the f32 output is written.
     pub sinks: Vec<Sink>,
@@ -92,19 +89,6 @@ fn transpose(src: &[i8], rows: usize, cols: usize, dst: &mut Vec<i8>) {
             dst[c * rows + r] = v;
         }
     }
-}
-
-/// The level table of a log quantizer and the value `P(q) ≤ 2¹⁵` of every level `q` as two
-/// signed bytes, `P = 256·(hi + 64) + (lo + 128)`, so products with `P` run as two int8 GEMMs.
-pub(crate) fn split_levels(p: &ActQuant) -> (LogLevels, Box<[(i8, i8); 256]>) {
-    let bits = p.bits();
-    let table = LogLevels::new(log_steps(bits), unsigned_max(bits));
-    // Levels stop at 2^bits − 1 ≤ 255; a full table lets the hot loop index without a check.
-    let split = Box::new(std::array::from_fn(|q| {
-        let v = log_level_value(q as u32, log_steps(bits));
-        (((v >> 8) - 64) as i8, ((v & 255) - 128) as i8)
-    }));
-    (table, split)
 }
 
 impl AttentionPlan {
@@ -263,11 +247,10 @@ impl AttentionPlan {
             }
         }
         ks.softmax_f32(probs, n)?;
-        let inv = 1.0 / self.p.scale();
         let (hi, lo) = (sized(hi, rows * n), sized(lo, rows * n));
-        for ((&p, h), l) in probs.iter().zip(hi.iter_mut()).zip(lo.iter_mut()) {
-            (*h, *l) = self.split[self.levels.level(p * inv) as usize & 255];
-        }
+        let bits = self.p.bits();
+        let (m_steps, max) = (log_steps(bits), unsigned_max(bits));
+        ks.log2_split_i8(probs, 1.0 / self.p.scale(), m_steps, max, hi, lo)?;
         let (acc, acc_lo) = (sized(acc, rows * dv), sized(acc_lo, rows * dv));
         ks.gemm_w8a8_i32_with(gemm, hi, rows, HI_ZERO, vp, acc)?;
         ks.gemm_w8a8_i32_with(gemm, lo, rows, LO_ZERO, vp, acc_lo)?;

@@ -2,7 +2,7 @@
 //! Softmax(last axis) → QMatMul(log2 a, symmetric b)` with every value in between read once,
 //! and the [`AttentionPlan`] that runs one as a single step.
 
-use super::attention::{self, AttentionPlan, Operand};
+use super::attention::{AttentionPlan, Operand};
 use super::chain::{self, Hop};
 use super::sink::Sink;
 use crate::graph::{BinaryOp, GeluKind, Graph, Op, Source, ValueId};
@@ -153,7 +153,6 @@ pub(super) fn core_plan(
         Some(b) => Operand::Int(b),
         None => Operand::F32,
     };
-    let (levels, split) = attention::split_levels(pa);
     let sinks = sinks_of[core.anchor]
         .take()
         .map(|(s, _)| s)
@@ -171,8 +170,6 @@ pub(super) fn core_plan(
         v_vn: *tv,
         factors: core.factors.clone(),
         p: *pa,
-        levels,
-        split,
         sinks,
         state,
         values: [qk.inputs[0], qk.inputs[1], anchor.inputs[1]],
