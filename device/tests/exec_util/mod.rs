@@ -1,6 +1,8 @@
 //! Helpers shared by the executor tests: graph building, naive multi-index loops, comparison.
 #![allow(dead_code)]
 
+pub mod vit_block;
+
 use qvit_device::graph::{Graph, Node, Op, Source, Value};
 use qvit_device::{Tensor, ValueId};
 
