@@ -176,7 +176,12 @@ fn arm64_package_has_the_fields_files_and_an_aarch64_binary() {
     fleet::need("qemu-aarch64", "qemu-user");
     let o = run(
         "qemu-aarch64",
-        &["-L", "/usr/aarch64-linux-gnu", bin.to_str().unwrap(), "--version"],
+        &[
+            "-L",
+            "/usr/aarch64-linux-gnu",
+            bin.to_str().unwrap(),
+            "--version",
+        ],
     );
     assert!(o.status.success(), "{}", text(&o));
     assert_eq!(
