@@ -1,15 +1,52 @@
 //! What the bar and line charts share: palette, number labels, axis ranges, and the header
 //! (title and legend) drawn above the plot.
-use super::canvas::{Area, INK, plotting, rgb};
+use super::canvas::{Area, Canvas, INK, plotting, rgb};
 use super::text;
 use anyhow::{Result, ensure};
+use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
+use std::ops::Range;
 
 /// Colour of bar group / line series `index`: d3's category10 (matplotlib's tab10), cycled.
 pub fn group_color(index: usize) -> [u8; 3] {
     let c = colorous::CATEGORY10[index % colorous::CATEGORY10.len()];
     [c.r, c.g, c.b]
+}
+
+/// Space around a chart, in pixels.
+pub(crate) const MARGIN: i64 = 12;
+
+/// A plot over f64 data ranges.
+pub(crate) type Chart<'a, 'b> =
+    ChartContext<'a, Canvas<'b>, Cartesian2d<RangedCoordf64, RangedCoordf64>>;
+
+/// The plot in `body` over the ranges `x` and `y`: [`MARGIN`] from the sides and the bottom,
+/// with `x_axis_h` pixels under it for the x axis and `y_axis_w` left of it for the y axis.
+pub(crate) fn cartesian<'a, 'b>(
+    body: &'a Area<'b>,
+    x_axis_h: i64,
+    y_axis_w: i64,
+    x: Range<f64>,
+    y: Range<f64>,
+) -> Result<Chart<'a, 'b>> {
+    ChartBuilder::on(body)
+        .margin_left(clamp_i32(MARGIN))
+        .margin_right(clamp_i32(MARGIN))
+        .margin_bottom(clamp_i32(MARGIN))
+        .x_label_area_size(clamp_i32(x_axis_h))
+        .y_label_area_size(clamp_i32(y_axis_w))
+        .build_cartesian_2d(x, y)
+        .map_err(plotting)
+}
+
+/// Width in pixels of the widest of `texts` in `style`.
+pub(crate) fn widest<'t>(texts: impl IntoIterator<Item = &'t String>, style: &TextStyle) -> i64 {
+    texts
+        .into_iter()
+        .map(|t| text::width(t, style))
+        .max()
+        .unwrap_or(0)
 }
 
 /// A 1-2-5 tick step giving roughly `target` intervals over `[lo, hi]` (`hi > lo`, finite span).

@@ -1,5 +1,7 @@
 //! Horizontal bar chart: one row per bar, so long layer names stay readable.
-use super::axis::{Header, Swatch, clamp_i32, format_value, group_color};
+use super::axis::{
+    Header, MARGIN, Swatch, cartesian, clamp_i32, format_value, group_color, widest,
+};
 use super::canvas::{FRAME, GRID, INK, blank, draw_on, plotting, rgb, save_png};
 use super::text;
 use anyhow::{Context, Result, bail, ensure};
@@ -23,7 +25,6 @@ pub struct Bar {
 pub const MAX_BARS: usize = 800;
 
 const WIDTH: i64 = 960;
-const MARGIN: i64 = 12;
 /// Pixels per bar row; the image height grows by exactly this per bar.
 const ROW_H: i64 = 18;
 const BAR_GAP: u32 = 3;
@@ -54,18 +55,8 @@ pub fn render_bar_chart(title: &str, bars: &[Bar], groups: &[String]) -> Result<
         .map(|b| text::fit(&b.label, LABEL_MAX, &label_style))
         .collect();
     let values: Vec<String> = bars.iter().map(|b| format_value(b.value)).collect();
-    let label_w = labels
-        .iter()
-        .map(|l| text::width(l, &label_style))
-        .max()
-        .unwrap_or(0)
-        + 10;
-    let value_w = values
-        .iter()
-        .map(|v| text::width(v, &label_style))
-        .max()
-        .unwrap_or(0)
-        + 8;
+    let label_w = widest(&labels, &label_style) + 10;
+    let value_w = widest(&values, &label_style) + 8;
 
     // The zero axis is always inside the range so every bar has a base to grow from.
     let lo = bars.iter().map(|b| b.value).fold(0.0, f64::min);
@@ -91,14 +82,7 @@ pub fn render_bar_chart(title: &str, bars: &[Bar], groups: &[String]) -> Result<
         let (_, body) = root.split_vertically(clamp_i32(top));
         // Rows sit at y = 0 (last bar) .. n-1 (first bar), so the first bar is at the top and
         // every integer tick is a row centre.
-        let mut chart = ChartBuilder::on(&body)
-            .margin_left(clamp_i32(MARGIN))
-            .margin_right(clamp_i32(MARGIN))
-            .margin_bottom(clamp_i32(MARGIN))
-            .x_label_area_size(clamp_i32(X_AXIS_H))
-            .y_label_area_size(clamp_i32(label_w))
-            .build_cartesian_2d(x_lo..x_hi, -0.5..n as f64 - 0.5)
-            .map_err(plotting)?;
+        let mut chart = cartesian(&body, X_AXIS_H, label_w, x_lo..x_hi, -0.5..n as f64 - 0.5)?;
         let row_label = |y: &f64| {
             let r = y.round();
             if (y - r).abs() > 1e-6 || r < 0.0 || r >= n as f64 {

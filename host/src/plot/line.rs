@@ -1,5 +1,7 @@
 //! Line chart of several series on shared axes (deletion/insertion curves and the like).
-use super::axis::{Header, Swatch, axis_range, clamp_i32, format_value, group_color};
+use super::axis::{
+    Header, MARGIN, Swatch, axis_range, cartesian, clamp_i32, format_value, group_color,
+};
 use super::canvas::{FRAME, GRID, INK, blank, draw_on, plotting, rgb, save_png};
 use super::text;
 use anyhow::{Context, Result, bail, ensure};
@@ -20,7 +22,6 @@ pub struct Series {
 pub const MAX_SERIES: usize = 32;
 
 const WIDTH: i64 = 800;
-const MARGIN: i64 = 12;
 const PLOT_H: i64 = 400;
 const TICK_PX: u32 = 12;
 const DESC_PX: u32 = 13;
@@ -80,14 +81,7 @@ pub fn render_line_chart(
     draw_on(&mut img, |root| {
         header.draw(root, MARGIN, MARGIN)?;
         let (_, body) = root.split_vertically(clamp_i32(top));
-        let mut chart = ChartBuilder::on(&body)
-            .margin_left(clamp_i32(MARGIN))
-            .margin_right(clamp_i32(MARGIN))
-            .margin_bottom(clamp_i32(MARGIN))
-            .x_label_area_size(clamp_i32(X_AXIS_H))
-            .y_label_area_size(clamp_i32(y_label_w))
-            .build_cartesian_2d(xlo..xhi, ylo..yhi)
-            .map_err(plotting)?;
+        let mut chart = cartesian(&body, X_AXIS_H, y_label_w, xlo..xhi, ylo..yhi)?;
         chart
             .configure_mesh()
             .x_labels(8)
