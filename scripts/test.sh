@@ -2,11 +2,13 @@
 # The whole test suite: native (x86_64) tests of every crate, then the kernels and the device
 # runtime cross-compiled for aarch64 and run under qemu-user twice, as a Cortex-A53 (Pi 3: NEON
 # only; SDOT/I8MM tiers report skipped) and as `max` (dotprod + i8mm; SVE off so nothing picks
-# SVE code), then qvit-run for aarch64 against the x86 build on the same bundle.
+# SVE code), then qvit-run for aarch64 against the x86 build on the same bundle, then the
+# Debian packages (cargo deb, amd64 and arm64) checked with dpkg-deb and the amd64 one
+# installed with dpkg -i (as root; scripts/deb-install-check.sh).
 #
 # Prerequisites (scripts/setup.sh installs them): rustup target aarch64-unknown-linux-gnu,
 # gcc-aarch64-linux-gnu, libc6-dev-arm64-cross, qemu-user, openssh-server, dropbear-bin,
-# cargo-fuzz.
+# cargo-fuzz, cargo-deb, mender-client, mender-artifact, openssl.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 AARCH64=aarch64-unknown-linux-gnu
@@ -48,3 +50,13 @@ done
 step "qvit-run aarch64 (qemu) vs x86_64 on the same bundle"
 QVIT_AARCH64_RUN="$PWD/target/$AARCH64/debug/qvit-run" \
   cargo test -p qvit-host --test cross_isa -- --ignored --nocapture
+
+step "Debian packages of qvit-run (cargo deb, amd64 and arm64), read with dpkg-deb"
+# cargo deb prints the path of the package it wrote as its last line.
+amd64_deb=$(cargo deb -p qvit-device | tail -n 1)
+arm64_deb=$(cargo deb -p qvit-device --target "$AARCH64" | tail -n 1)
+QVIT_DEB_AMD64="$amd64_deb" QVIT_DEB_ARM64="$arm64_deb" \
+  cargo test -p qvit-host --test deb_package -- --ignored --nocapture
+
+step "the amd64 package installed with dpkg -i, qvit-run run from PATH"
+scripts/deb-install-check.sh "$amd64_deb"

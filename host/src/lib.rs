@@ -15,6 +15,7 @@ pub mod graph;
 pub mod import;
 pub mod inspect;
 pub mod lrp;
+pub mod package;
 pub mod plot;
 pub mod prep;
 pub mod progress;

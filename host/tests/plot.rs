@@ -1,8 +1,8 @@
-//! Properties of the PNG charts, colour maps, heatmap overlay and bitmap text.
+//! Properties of the PNG charts, colour maps, heatmap overlay and chart text.
 use image::{Rgb, RgbImage};
 use qvit_host::plot::{
-    Bar, COLORBAR_WIDTH, MAX_BARS, Series, bar_chart, diverging, draw_text, group_color,
-    line_chart, overlay, render_bar_chart, sequential,
+    Bar, COLORBAR_WIDTH, MAX_BARS, Series, bar_chart, diverging, group_color, line_chart, overlay,
+    render_bar_chart, render_line_chart, sequential,
 };
 use std::path::PathBuf;
 
@@ -208,30 +208,81 @@ fn line_chart_rejects_nan_and_empty_data() {
     line_chart(&p, "t", "x", "y", &[empty, single]).unwrap();
 }
 
+/// CIE L* (0 black .. 100 white) of an sRGB colour: the closed-form sRGB → XYZ → Lab chain.
+fn lightness(c: [u8; 3]) -> f64 {
+    let lin = |v: u8| {
+        let v = f64::from(v) / 255.0;
+        if v <= 0.04045 {
+            v / 12.92
+        } else {
+            ((v + 0.055) / 1.055).powf(2.4)
+        }
+    };
+    let y = 0.2126 * lin(c[0]) + 0.7152 * lin(c[1]) + 0.0722 * lin(c[2]);
+    if y > 216.0 / 24389.0 {
+        116.0 * y.cbrt() - 16.0
+    } else {
+        y * 24389.0 / 27.0
+    }
+}
+
 #[test]
-fn colour_maps_are_monotone_with_white_zero() {
-    assert_eq!(diverging(0.0), [255, 255, 255]);
-    assert_eq!(diverging(-1.0), [0, 0, 255]);
-    assert_eq!(diverging(1.0), [255, 0, 0]);
-    assert_eq!(sequential(0.0), [0, 0, 0]);
-    assert_eq!(sequential(1.0), [255, 255, 255]);
-    let grid: Vec<f32> = (-120..=120).map(|i| i as f32 / 100.0).collect();
-    for w in grid.windows(2) {
-        let (a, b) = (diverging(w[0]), diverging(w[1]));
+fn colour_maps_order_lightness_and_keep_their_hues() {
+    // Diverging: a light centre, blue below, red above, lightness falling away from 0.
+    assert!(lightness(diverging(0.0)) > 90.0, "{:?}", diverging(0.0));
+    let (lo, hi) = (diverging(-1.0), diverging(1.0));
+    assert!(lo[2] > lo[0] + 40, "-1 must be blue: {lo:?}");
+    assert!(hi[0] > hi[2] + 40, "+1 must be red: {hi:?}");
+    for t in [0.25f32, 0.5, 0.75] {
+        let (neg, pos) = (diverging(-t), diverging(t));
         assert!(
-            a[0] <= b[0] && a[2] >= b[2],
-            "diverging not monotone at {w:?}"
-        );
-        let (a, b) = (sequential(w[0]), sequential(w[1]));
-        assert!(
-            a.iter().zip(&b).all(|(x, y)| x <= y),
-            "sequential not monotone at {w:?}"
+            neg[2] > neg[0] && pos[0] > pos[2],
+            "hue at ±{t}: {neg:?} {pos:?}"
         );
     }
-    // Strictly monotone somewhere in each half, so a constant map could not pass.
-    assert!(diverging(-0.5)[0] < diverging(-0.25)[0] && diverging(0.25)[2] > diverging(0.5)[2]);
-    assert_eq!(diverging(f32::NAN), [255, 255, 255]);
-    assert_eq!(sequential(f32::NAN), [0, 0, 0]);
+    // Lightness falls away from 0 on both sides: in fine steps up to the spline smoothing of
+    // the table (half an L* unit), in quarter steps by a clearly visible amount.
+    let steps: Vec<f32> = (0..=100).map(|i| i as f32 / 100.0).collect();
+    for sign in [-1.0f32, 1.0] {
+        let l = |t: f32| lightness(diverging(sign * t));
+        for w in steps.windows(2) {
+            assert!(
+                l(w[1]) < l(w[0]) + 0.5,
+                "diverging lightness rises from {} to {} (side {sign})",
+                w[0],
+                w[1]
+            );
+        }
+        for q in [0.0f32, 0.25, 0.5, 0.75] {
+            assert!(
+                l(q + 0.25) < l(q) - 5.0,
+                "diverging lightness flat between {q} and {} (side {sign})",
+                q + 0.25
+            );
+        }
+    }
+    // Sequential: lightness strictly rising, and evenly (a perceptual map's point): no step
+    // of 1/50 changes L* by more than 3.5 times the mean step.
+    let l: Vec<f64> = (0..=50)
+        .map(|i| lightness(sequential(i as f32 / 50.0)))
+        .collect();
+    let diffs: Vec<f64> = l.windows(2).map(|w| w[1] - w[0]).collect();
+    assert!(
+        diffs.iter().all(|&d| d > 0.0),
+        "sequential lightness not rising: {l:?}"
+    );
+    let mean = (l[50] - l[0]) / 50.0;
+    assert!(
+        diffs.iter().all(|&d| d < 3.5 * mean),
+        "uneven lightness steps {diffs:?}"
+    );
+    assert!(l[0] < 5.0 && l[50] > 90.0, "ends {} {}", l[0], l[50]);
+    // Out-of-range values clamp; NaN is "no evidence" / the lowest colour.
+    assert_eq!(diverging(7.0), diverging(1.0));
+    assert_eq!(diverging(-7.0), diverging(-1.0));
+    assert_eq!(sequential(2.0), sequential(1.0));
+    assert_eq!(diverging(f32::NAN), diverging(0.0));
+    assert_eq!(sequential(f32::NAN), sequential(0.0));
 }
 
 fn photo(w: u32, h: u32) -> RgbImage {
@@ -309,18 +360,36 @@ fn hot_quadrant_is_reddest_and_brightest() {
     }
 }
 
+/// The diverging-map input whose colour is nearest to `c` (the map inverted by table look-up).
+fn diverging_inverse(c: [u8; 3]) -> f32 {
+    (-1000..=1000)
+        .map(|i| i as f32 / 1000.0)
+        .min_by_key(|&u| {
+            let d = diverging(u);
+            (0..3)
+                .map(|k| (i32::from(d[k]) - i32::from(c[k])).pow(2))
+                .sum::<i32>()
+        })
+        .unwrap()
+}
+
 #[test]
 fn overlay_interpolates_between_map_values() {
-    // Constant positive signed map at alpha 1: every image pixel is pure red.
+    // Constant positive signed map at alpha 1: every image pixel is the map's top colour.
     let img = photo(20, 10);
     let out = overlay(&img, &[3.0; 6], 3, 2, 1.0, true).unwrap();
-    assert!((0..20).all(|x| (0..10).all(|y| out.get_pixel(x, y).0 == [255, 0, 0])));
-    // A 2×1 map [-1, 1]: blue on the left, red on the right, red rising monotonically between.
+    let top = diverging(1.0);
+    assert!((0..20).all(|x| (0..10).all(|y| out.get_pixel(x, y).0 == top)));
+    // A 2×1 map [-1, 1]: the bottom colour on the left, the top one on the right, and the map
+    // value read back from the colours rising monotonically between.
     let out = overlay(&img, &[-1.0, 1.0], 2, 1, 1.0, true).unwrap();
-    let reds: Vec<u8> = (0..20).map(|x| out.get_pixel(x, 5).0[0]).collect();
-    assert!(reds.windows(2).all(|w| w[0] <= w[1]), "{reds:?}");
-    assert_eq!(out.get_pixel(0, 5).0, [0, 0, 255]);
-    assert_eq!(out.get_pixel(19, 5).0, [255, 0, 0]);
+    let u: Vec<f32> = (0..20)
+        .map(|x| diverging_inverse(out.get_pixel(x, 5).0))
+        .collect();
+    assert!(u.windows(2).all(|w| w[0] <= w[1] + 0.01), "{u:?}");
+    assert_eq!(out.get_pixel(0, 5).0, diverging(-1.0));
+    assert_eq!(out.get_pixel(19, 5).0, diverging(1.0));
+    assert!(u[9] > -0.3 && u[10] < 0.3, "the middle is near 0: {u:?}");
 }
 
 #[test]
@@ -337,49 +406,110 @@ fn overlay_rejects_bad_input() {
     overlay(&img, &[f32::MAX, -f32::MAX, 0.0, 1.0], 2, 2, 0.5, false).unwrap();
 }
 
-fn inked(text: &str, scale: u32) -> usize {
-    let mut img = RgbImage::from_pixel(64, 32, Rgb([255, 255, 255]));
-    draw_text(&mut img, 2, 2, text, scale, [0, 0, 0]);
-    count(&img, [0, 0, 0])
+/// Pixels darker than mid grey.
+fn dark(img: &RgbImage, xs: std::ops::Range<u32>, ys: std::ops::Range<u32>) -> usize {
+    ys.flat_map(|y| xs.clone().map(move |x| (x, y)))
+        .filter(|&(x, y)| lightness(img.get_pixel(x, y).0) < 50.0)
+        .count()
 }
 
 #[test]
-fn draw_text_inks_glyphs_but_not_spaces() {
-    assert!(inked("A", 1) > 5);
-    assert_eq!(inked(" ", 1), 0);
-    assert_eq!(inked("   ", 3), 0);
-    assert_eq!(inked("A A", 1), 2 * inked("A", 1));
-    assert_eq!(
-        inked("A", 2),
-        4 * inked("A", 1),
-        "scale 2 makes each font pixel 2×2"
-    );
-    assert_ne!(
-        inked("I", 1),
-        inked("W", 1),
-        "different glyphs, different ink"
-    );
-    assert_eq!(inked("é", 1), inked("?", 1), "non-ASCII shows as ?");
-    assert_eq!(inked("A", 0), 0);
-}
-
-#[test]
-fn draw_text_clips_at_any_position() {
-    let mut img = RgbImage::from_pixel(16, 16, Rgb([255, 255, 255]));
-    let huge = "W".repeat(1_000_000);
-    for (x, y) in [
-        (-5, -5),
-        (10, 12),
-        (i64::MIN, 0),
-        (0, i64::MAX),
-        (i64::MAX, i64::MIN),
-        (-4000, 4),
-    ] {
-        draw_text(&mut img, x, y, &huge, 1, [0, 0, 0]);
+fn chart_text_is_anti_aliased_and_labels_every_bar() {
+    let bars: Vec<Bar> = (0..6)
+        .map(|i| Bar {
+            label: format!("blocks.{i}.attn.qkv"),
+            value: 1.0 + i as f64,
+            group: 0,
+        })
+        .collect();
+    let img = render_bar_chart("Relevance per layer", &bars, &groups()).unwrap();
+    // Anti-aliased glyph edges: many grey levels between the ink and the white background,
+    // where a bitmap font would give two.
+    let greys: std::collections::BTreeSet<u8> = img
+        .pixels()
+        .filter(|p| p.0[0] == p.0[1] && p.0[1] == p.0[2] && (40..215).contains(&p.0[0]))
+        .map(|p| p.0[0])
+        .collect();
+    assert!(greys.len() >= 20, "only {} grey levels", greys.len());
+    // Each bar (a band of rows of its colour) has its label left of it, in the same rows.
+    let colour = group_color(0);
+    let pts = where_is(&img, colour);
+    let bar_left = pts.iter().map(|p| p.0).filter(|&x| x > 100).min().unwrap();
+    let mut rows: Vec<u32> = pts
+        .iter()
+        .filter(|p| p.0 >= bar_left)
+        .map(|p| p.1)
+        .collect();
+    rows.sort();
+    rows.dedup();
+    let mut bands: Vec<(u32, u32)> = Vec::new();
+    for y in rows {
+        match bands.last_mut() {
+            Some(b) if b.1 + 1 == y => b.1 = y,
+            _ => bands.push((y, y)),
+        }
     }
-    draw_text(&mut img, 0, 0, "W", u32::MAX, [1, 2, 3]);
-    assert!(
-        img.pixels().all(|p| p.0 == [1, 2, 3]),
-        "a giant W's first pixel row covers the image"
+    assert_eq!(bands.len(), 6, "bars found as row bands: {bands:?}");
+    for (i, &(y0, y1)) in bands.iter().enumerate() {
+        let ink = dark(&img, 0..bar_left - 4, y0..y1 + 1);
+        assert!(
+            ink > 30,
+            "bar {i} (rows {y0}..={y1}) has no label ({ink} dark px)"
+        );
+    }
+    // Longer bars have their value printed further right: the first bar (value 1) is the
+    // shortest and is at the top.
+    let width_of = |(y0, y1): (u32, u32)| {
+        pts.iter()
+            .filter(|p| p.1 >= y0 && p.1 <= y1 && p.0 >= bar_left)
+            .count()
+            / (y1 - y0 + 1) as usize
+    };
+    let widths: Vec<usize> = bands.iter().map(|&b| width_of(b)).collect();
+    assert!(widths.windows(2).all(|w| w[0] < w[1]), "{widths:?}");
+}
+
+#[test]
+fn title_and_axis_descriptions_are_drawn_where_they_belong() {
+    let s = [curve("a", |x| x)];
+    let bare = render_line_chart("", "", "", &s).unwrap();
+    let full = render_line_chart(
+        "Deletion and insertion curves",
+        "fraction of pixels removed",
+        "target score",
+        &s,
+    )
+    .unwrap();
+    assert_eq!(bare.dimensions(), full.dimensions());
+    let (w, h) = full.dimensions();
+    // The title: the band above the legend, empty without one.
+    assert_eq!(dark(&bare, 0..w, 0..38), 0);
+    assert!(dark(&full, 0..w, 0..38) > 150);
+    // The descriptions: every pixel that differs outside the title band is axis text; the
+    // y description is rotated (a tall, narrow patch at the left), the x one lies flat at the
+    // bottom.
+    let diff: Vec<(u32, u32)> = full
+        .enumerate_pixels()
+        .filter(|&(x, y, p)| y >= 38 && p != bare.get_pixel(x, y))
+        .map(|(x, y, _)| (x, y))
+        .collect();
+    let left: Vec<_> = diff.iter().filter(|p| p.0 < 40).collect();
+    let bottom: Vec<_> = diff.iter().filter(|p| p.1 > h - 40).collect();
+    assert_eq!(
+        left.len() + bottom.len(),
+        diff.len(),
+        "text outside the axes"
     );
+    let extent = |ps: &[&(u32, u32)]| {
+        let xs = ps.iter().map(|p| p.0);
+        let ys = ps.iter().map(|p| p.1);
+        (
+            xs.clone().max().unwrap() - xs.min().unwrap(),
+            ys.clone().max().unwrap() - ys.min().unwrap(),
+        )
+    };
+    let (lw, lh) = extent(&left);
+    assert!(lh > 3 * lw, "y description is {lw}x{lh}, not rotated");
+    let (bw, bh) = extent(&bottom);
+    assert!(bw > 5 * bh, "x description is {bw}x{bh}");
 }

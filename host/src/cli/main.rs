@@ -8,6 +8,7 @@ mod compare;
 mod deploy;
 mod explain;
 mod inspect;
+mod package;
 mod prep;
 mod quantize;
 mod relevance;
@@ -174,6 +175,8 @@ qvit explain vit_mnist.onnx --preset mnist --eval --data t10k-images-idx3-ubyte 
     },
     /// Copy a bundle and qvit-run to boards over SSH, verify them, optionally benchmark.
     Deploy(deploy::DeployArgs),
+    /// Package a bundle for fleet tools: a Mender artifact installed by the qvit update module.
+    Package(package::PackageArgs),
 }
 
 /// A tensor shape given on the command line as `1,3,224,224`.
@@ -427,6 +430,7 @@ fn run(cli: Cli) -> Result<()> {
             explain::run(bundle.graph, &pre, &bundle.header.labels, &args)?;
         }
         Cmd::Deploy(args) => qvit_host::deploy::run(args.options())?,
+        Cmd::Package(args) => package::run(args)?,
     }
     Ok(())
 }

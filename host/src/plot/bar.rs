@@ -1,15 +1,19 @@
 //! Horizontal bar chart: one row per bar, so long layer names stay readable.
-use super::axis::{LEGEND_ROW, Legend, draw_header, format_value, group_color, nice_step, ticks};
-use super::canvas::{FRAME, GRID, INK, blank, fill_rect, save_png};
-use super::font::{GLYPH, draw_text, fit_text, text_width};
+use super::axis::{
+    Header, MARGIN, Swatch, cartesian, clamp_i32, format_value, group_color, widest,
+};
+use super::canvas::{FRAME, GRID, INK, blank, draw_on, plotting, rgb, save_png};
+use super::text;
 use anyhow::{Context, Result, bail, ensure};
 use image::RgbImage;
+use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
 use std::path::Path;
 
 /// One bar of [`bar_chart`].
 #[derive(Debug, Clone, PartialEq)]
 pub struct Bar {
-    /// Text left of the bar (shortened with `..` past 28 characters).
+    /// Text left of the bar (shortened with `…` past 300 px).
     pub label: String,
     /// Length of the bar; must be finite. Negative values extend left of the zero axis.
     pub value: f64,
@@ -17,18 +21,21 @@ pub struct Bar {
     pub group: usize,
 }
 
-/// Most bars one chart accepts (14 px per row keeps the image under [`super::MAX_SIDE`]).
-pub const MAX_BARS: usize = 1000;
+/// Most bars one chart accepts (18 px per row keeps the image under [`super::MAX_SIDE`]).
+pub const MAX_BARS: usize = 800;
 
 const WIDTH: i64 = 960;
-const MARGIN: i64 = 12;
-const ROW_H: i64 = 14;
-const BAR_H: i64 = 10;
-const LABEL_PX: i64 = 28 * GLYPH;
+/// Pixels per bar row; the image height grows by exactly this per bar.
+const ROW_H: i64 = 18;
+const BAR_GAP: u32 = 3;
+const LABEL_PX: u32 = 12;
+const LABEL_MAX: i64 = 300;
+const X_AXIS_H: i64 = 30;
 
-/// Writes a horizontal bar chart PNG to `path`: one 14-px row per bar, label left of the bar,
-/// value printed at the bar end, bars coloured by `group` with a legend of `groups` at the top,
-/// `title` above. The image is 960 px wide and its height grows with the bar count.
+/// Writes a horizontal bar chart PNG to `path`: one 18-px row per bar, label left of the bar,
+/// value printed at the bar end, bars coloured by `group` with a legend of `groups` under
+/// `title`, and a value axis with ticks and grid below. The image is 960 px wide and its
+/// height grows linearly with the bar count.
 ///
 /// Errors: no bars, more than [`MAX_BARS`], a non-finite value (NaN is never plotted silently),
 /// a group index without a name in `groups`, or a failed write.
@@ -41,13 +48,15 @@ pub fn bar_chart(path: &Path, title: &str, bars: &[Bar], groups: &[String]) -> R
 /// Draws the chart of [`bar_chart`] in memory instead of writing it.
 pub fn render_bar_chart(title: &str, bars: &[Bar], groups: &[String]) -> Result<RgbImage> {
     check(bars, groups)?;
+    let n = bars.len();
+    let label_style = text::style(LABEL_PX, INK);
     let labels: Vec<String> = bars
         .iter()
-        .map(|b| fit_text(&b.label, LABEL_PX, 1))
+        .map(|b| text::fit(&b.label, LABEL_MAX, &label_style))
         .collect();
     let values: Vec<String> = bars.iter().map(|b| format_value(b.value)).collect();
-    let label_w = labels.iter().map(|l| text_width(l, 1)).max().unwrap_or(0) + 8;
-    let value_w = values.iter().map(|v| text_width(v, 1)).max().unwrap_or(0) + 6;
+    let label_w = widest(&labels, &label_style) + 10;
+    let value_w = widest(&values, &label_style) + 8;
 
     // The zero axis is always inside the range so every bar has a base to grow from.
     let lo = bars.iter().map(|b| b.value).fold(0.0, f64::min);
@@ -57,57 +66,77 @@ pub fn render_bar_chart(title: &str, bars: &[Bar], groups: &[String]) -> Result<
         (hi - lo).is_finite(),
         "bar values span too wide a range ({lo:e} .. {hi:e})"
     );
+    // Widen the axis so value labels fit beside the longest bars on either side.
+    let plot_w = WIDTH - 2 * MARGIN - label_w;
+    let pad_l = if lo < 0.0 { value_w } else { 0 };
+    let pad_r = if hi > 0.0 { value_w } else { 0 };
+    let usable = (plot_w - pad_l - pad_r).max(1) as f64;
+    let per_px = (hi - lo) / usable;
+    let (x_lo, x_hi) = (lo - pad_l as f64 * per_px, hi + pad_r as f64 * per_px);
 
-    // Room for value labels on whichever side bars can end.
-    let plot_l = MARGIN + label_w + if lo < 0.0 { value_w } else { 0 };
-    let plot_r = WIDTH - MARGIN - if hi > 0.0 { value_w } else { 0 };
-    let to_x = |v: f64| plot_l + ((v - lo) / (hi - lo) * (plot_r - plot_l) as f64).round() as i64;
-
-    let legend = Legend::layout(groups, WIDTH - 2 * MARGIN);
-    let legend_y = MARGIN + 2 * GLYPH + 8;
-    let bars_y = legend_y + legend.rows * LEGEND_ROW + 6;
-    let axis_y = bars_y + bars.len() as i64 * ROW_H;
-    let mut img = blank(WIDTH, axis_y + 5 + GLYPH + MARGIN)?;
-
-    draw_header(&mut img, title, &legend, WIDTH, MARGIN, legend_y);
-    for t in ticks(lo, hi, nice_step(lo, hi, 6)) {
-        let (x, label) = (to_x(t), format_value(t));
-        fill_rect(&mut img, x, bars_y, 1, axis_y - bars_y, GRID);
-        fill_rect(&mut img, x, axis_y, 1, 4, FRAME);
-        // min-then-max rather than clamp: clamp panics if a label were wider than the chart.
-        let lx = (x - text_width(&label, 1) / 2)
-            .min(WIDTH - text_width(&label, 1))
-            .max(0);
-        draw_text(&mut img, lx, axis_y + 5, &label, 1, INK);
-    }
-    fill_rect(&mut img, plot_l, axis_y, plot_r - plot_l + 1, 1, FRAME);
-    let x0 = to_x(0.0);
-    fill_rect(&mut img, x0, bars_y, 1, axis_y - bars_y, FRAME);
-
-    for (i, ((bar, label), value)) in bars.iter().zip(&labels).zip(&values).enumerate() {
-        let row_y = bars_y + i as i64 * ROW_H;
-        let x1 = to_x(bar.value);
-        // A non-zero bar is at least 1 px so tiny values remain visible.
-        let len = (x1 - x0).abs().max(i64::from(bar.value != 0.0));
-        let left = if bar.value < 0.0 { x0 - len } else { x0 };
-        let top = row_y + (ROW_H - BAR_H) / 2;
-        fill_rect(&mut img, left, top, len, BAR_H, group_color(bar.group));
-        let text_y = row_y + (ROW_H - GLYPH) / 2;
-        draw_text(
-            &mut img,
-            MARGIN + label_w - 8 - text_width(label, 1),
-            text_y,
-            label,
-            1,
-            INK,
-        );
-        let vx = if bar.value < 0.0 {
-            left - 3 - text_width(value, 1)
-        } else {
-            left + len + 3
+    let header = Header::layout(title, groups, Swatch::Box, WIDTH - 2 * MARGIN);
+    let top = MARGIN + header.height();
+    let mut img = blank(WIDTH, top + n as i64 * ROW_H + X_AXIS_H + MARGIN)?;
+    draw_on(&mut img, |root| {
+        header.draw(root, MARGIN, MARGIN)?;
+        let (_, body) = root.split_vertically(clamp_i32(top));
+        // Rows sit at y = 0 (last bar) .. n-1 (first bar), so the first bar is at the top and
+        // every integer tick is a row centre.
+        let mut chart = cartesian(&body, X_AXIS_H, label_w, x_lo..x_hi, -0.5..n as f64 - 0.5)?;
+        let row_label = |y: &f64| {
+            let r = y.round();
+            if (y - r).abs() > 1e-6 || r < 0.0 || r >= n as f64 {
+                return String::new();
+            }
+            labels[n - 1 - r as usize].clone()
         };
-        draw_text(&mut img, vx, text_y, value, 1, INK);
-    }
+        chart
+            .configure_mesh()
+            .disable_y_mesh()
+            .x_labels(8)
+            .y_labels(n)
+            .x_label_formatter(&|v| format_value(*v))
+            .y_label_formatter(&row_label)
+            .label_style(label_style.clone())
+            .axis_style(FRAME)
+            .bold_line_style(GRID)
+            .light_line_style(TRANSPARENT)
+            .draw()
+            .map_err(plotting)?;
+        chart
+            .draw_series([PathElement::new(
+                vec![(0.0, -0.5), (0.0, n as f64 - 0.5)],
+                FRAME,
+            )])
+            .map_err(plotting)?;
+        let row_of = |i: usize| (n - 1 - i) as f64;
+        chart
+            .draw_series(bars.iter().enumerate().map(|(i, b)| {
+                let y = row_of(i);
+                let mut r = Rectangle::new(
+                    [(0.0, y - 0.5), (b.value, y + 0.5)],
+                    rgb(group_color(b.group)).filled(),
+                );
+                r.set_margin(BAR_GAP, BAR_GAP, 0, 0);
+                r
+            }))
+            .map_err(plotting)?;
+        let (left, right) = (
+            label_style.pos(Pos::new(HPos::Right, VPos::Center)),
+            label_style.pos(Pos::new(HPos::Left, VPos::Center)),
+        );
+        chart
+            .draw_series(bars.iter().zip(&values).enumerate().map(|(i, (b, v))| {
+                let (dx, style) = if b.value < 0.0 {
+                    (-4, &left)
+                } else {
+                    (4, &right)
+                };
+                EmptyElement::at((b.value, row_of(i))) + Text::new(v.clone(), (dx, 0), style)
+            }))
+            .map_err(plotting)?;
+        Ok(())
+    })?;
     Ok(img)
 }
 
@@ -119,7 +148,7 @@ fn check(bars: &[Bar], groups: &[String]) -> Result<()> {
         bars.len()
     );
     for (i, bar) in bars.iter().enumerate() {
-        let name = fit_text(&bar.label, 40 * GLYPH, 1);
+        let name: String = bar.label.chars().take(40).collect();
         if !bar.value.is_finite() {
             bail!("bar {i} ({name:?}) has non-finite value {}", bar.value);
         }

@@ -1,18 +1,20 @@
 //! Heatmap over an image (relevance / attention maps) with a colour bar.
-use super::axis::format_value;
-use super::canvas::{INK, WHITE};
+use super::axis::{clamp_i32, format_value};
+use super::canvas::{INK, WHITE, draw_on, plotting};
 use super::colormap::{diverging, sequential};
-use super::font::{GLYPH, draw_text, fit_text};
+use super::text;
 use anyhow::{Context, Result, bail, ensure};
 use image::{Rgb, RgbImage};
+use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 /// Width in pixels of the colour-bar strip [`overlay`] appends on the right: a 4 px gap,
-/// a 12 px gradient, a 4 px gap and room for 9-character tick labels.
+/// a 12 px gradient, a 4 px gap and room for tick labels like `-1.23e-05`.
 pub const COLORBAR_WIDTH: u32 = 96;
 
 const BAR_X: i64 = 4;
 const BAR_W: i64 = 12;
 const LABEL_X: i64 = BAR_X + BAR_W + 4;
+const LABEL_PX: u32 = 11;
 
 /// Blends a heatmap over `img` and appends a colour bar.
 ///
@@ -66,7 +68,7 @@ pub fn overlay(
     let unit: Vec<f32> = map.iter().map(|&v| scale.unit(v)).collect();
     let cols = samples(w, mw);
     let rows = samples(h, mh);
-    let mut out = RgbImage::from_pixel(out_w, h, Rgb(WHITE));
+    let mut out = RgbImage::from_pixel(out_w, h, Rgb([WHITE.0, WHITE.1, WHITE.2]));
     for (y, &(r0, r1, ty)) in (0..h).zip(&rows) {
         for (x, &(c0, c1, tx)) in (0..w).zip(&cols) {
             let at = |r: usize, c: usize| unit[r * mw + c];
@@ -80,7 +82,7 @@ pub fn overlay(
             out.put_pixel(x, y, Rgb([mix(0), mix(1), mix(2)]));
         }
     }
-    colorbar(&mut out, i64::from(w), &scale);
+    colorbar(&mut out, i64::from(w), &scale)?;
     Ok(out)
 }
 
@@ -142,7 +144,7 @@ fn samples(out_len: u32, in_len: usize) -> Vec<(usize, usize, f32)> {
 }
 
 /// Vertical gradient (top = high end) right of column `x0`, with tick labels.
-fn colorbar(out: &mut RgbImage, x0: i64, scale: &Scale) {
+fn colorbar(out: &mut RgbImage, x0: i64, scale: &Scale) -> Result<()> {
     let h = out.height();
     for y in 0..h {
         let t = if h > 1 {
@@ -157,11 +159,26 @@ fn colorbar(out: &mut RgbImage, x0: i64, scale: &Scale) {
             out.put_pixel(x as u32, y, c);
         }
     }
-    let label = |v: f64| fit_text(&format_value(v), 9 * GLYPH, 1);
-    let bottom = i64::from(h) - GLYPH;
-    draw_text(out, x0 + LABEL_X, 0, &label(scale.hi), 1, INK);
-    draw_text(out, x0 + LABEL_X, bottom, &label(scale.lo), 1, INK);
-    if scale.signed && bottom > 2 * GLYPH {
-        draw_text(out, x0 + LABEL_X, bottom / 2, "0", 1, INK);
-    }
+    let style = text::style(LABEL_PX, INK);
+    let room = i64::from(COLORBAR_WIDTH) - LABEL_X;
+    let label = |v: f64| text::fit(&format_value(v), room, &style);
+    let x = clamp_i32(x0 + LABEL_X);
+    let h = i64::from(h);
+    let line = i64::from(LABEL_PX) + 2;
+    draw_on(out, |area| {
+        let top = style.pos(Pos::new(HPos::Left, VPos::Top));
+        let bottom = style.pos(Pos::new(HPos::Left, VPos::Bottom));
+        let middle = style.pos(Pos::new(HPos::Left, VPos::Center));
+        area.draw_text(&label(scale.hi), &top, (x, 0))
+            .map_err(plotting)?;
+        if h >= 2 * line {
+            area.draw_text(&label(scale.lo), &bottom, (x, clamp_i32(h - 1)))
+                .map_err(plotting)?;
+        }
+        if scale.signed && h >= 3 * line {
+            area.draw_text("0", &middle, (x, clamp_i32(h / 2)))
+                .map_err(plotting)?;
+        }
+        Ok(())
+    })
 }
