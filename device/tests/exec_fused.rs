@@ -83,7 +83,9 @@ fn quantized_block(bits: u8) -> Graph {
 }
 
 fn bits_of(t: &[Tensor]) -> Vec<u32> {
-    t.iter().flat_map(|t| t.data.iter().map(|v| v.to_bits())).collect()
+    t.iter()
+        .flat_map(|t| t.data.iter().map(|v| v.to_bits()))
+        .collect()
 }
 
 #[test]

@@ -124,6 +124,41 @@ fn pack_bytes(out: &mut [i8], src: &[i8], rows: usize, k: usize, p: usize, kr: u
     }
 }
 
+/// Checks a whole-GEMM loop's operands: `ap` holds the ⌈m/mr⌉ activation panels, `b` the
+/// ⌈n/nr⌉ weight panels (both `kb` blocks of `kr`), `fold` one value per channel and `out` the
+/// `m × n` result. Every kernel's packed entry calls it before touching raw pointers.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn check_packed(
+    name: &'static str,
+    (mr, nr, kr): (usize, usize, usize),
+    ap: &[i8],
+    m: usize,
+    b: &[i8],
+    n: usize,
+    kb: usize,
+    fold: &[i32],
+    out: &[i32],
+) -> crate::Result<()> {
+    // Bytes of the panels covering `rows` rows, `None` on overflow (an absurd `kb`).
+    let panels = |rows: usize, p: usize| rows.div_ceil(p).checked_mul(p * kr)?.checked_mul(kb);
+    let a_ok = Some(ap.len()) == panels(m, mr);
+    let b_ok = Some(b.len()) == panels(n, nr);
+    let out_ok = Some(out.len()) == m.checked_mul(n);
+    if !(a_ok && b_ok && out_ok && fold.len() == n && kb > 0) {
+        return Err(crate::Error::Shape {
+            op: name,
+            what: format!(
+                "m {m} n {n} kb {kb}: panels {} and {} bytes, fold {}, out {}",
+                ap.len(),
+                b.len(),
+                fold.len(),
+                out.len()
+            ),
+        });
+    }
+    Ok(())
+}
+
 /// Checks a micro-kernel's operands: `a` is one `mr × kb·kr` panel, `b` one `nr × kb·kr` panel,
 /// `tile` holds `mr × nr` results. Every kernel calls it before touching raw pointers.
 #[allow(clippy::too_many_arguments)]

@@ -3,5 +3,6 @@
 //! ARMv8.6) are detected at run time, so one generic binary runs on a Pi 3 and uses SDOT on a Pi 5.
 
 pub mod dotprod;
+mod drive;
 pub mod i8mm;
 pub mod neon;

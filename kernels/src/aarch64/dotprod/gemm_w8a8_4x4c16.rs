@@ -4,12 +4,15 @@
 //! instruction with no widening steps. Same packed layout as the NEON kernel (one row's or one
 //! channel's 16 k values per register); each (row, channel) pair keeps a 4-lane partial-sum
 //! vector reduced once at the end. Per 16-k block: 8 loads and 16 `sdot` for 1024 MACs.
+//! The packed entry runs every tile through `aarch64::drive` (fold subtracted in registers).
 //! `vdotq_s32` is not stable on our toolchain, hence the one-instruction `asm!` helper.
 
 use crate::Result;
 use crate::cpu::DotProd;
 use std::arch::aarch64::*;
 use std::arch::asm;
+
+use crate::aarch64::drive::{Panels, reduce_row, store_packed};
 
 const MR: usize = 4;
 const NR: usize = 4;
@@ -34,7 +37,7 @@ pub fn gemm_w8a8_4x4c16(
         tile,
     )?;
     // SAFETY: the token proves the CPU has dotprod; lengths were checked just above.
-    unsafe { kernel(a, b, kb, tile) };
+    unsafe { kernel(a, b, tile) };
     Ok(())
 }
 
@@ -57,18 +60,16 @@ fn sdot(acc: int32x4_t, a: int8x16_t, b: int8x16_t) -> int32x4_t {
     acc
 }
 
-/// # Safety
-/// `a.len() == b.len() == 64·kb`, `tile.len() == 16`, and the CPU has dotprod.
+/// The panel product as 4 rows of one four-channel vector (blocks past the shorter operand are
+/// ignored; callers pass matching lengths).
 #[target_feature(enable = "neon,dotprod")]
-unsafe fn kernel(a: &[i8], b: &[i8], kb: usize, tile: &mut [i32]) {
+#[inline]
+fn dot_tile(a: &[i8], b: &[i8]) -> [[int32x4_t; 1]; MR] {
     let mut acc = [[vdupq_n_s32(0); NR]; MR];
-    // `chunks_exact` of the block size keeps bounds checks out of the loop.
-    for (ab, bb) in a
-        .chunks_exact(MR * KR)
-        .zip(b.chunks_exact(NR * KR))
-        .take(kb)
-    {
-        // SAFETY: each load reads 16 bytes at offset 16·i < 64 of a 64-byte block slice.
+    let (a_blocks, _) = a.as_chunks::<{ MR * KR }>();
+    let (b_blocks, _) = b.as_chunks::<{ NR * KR }>();
+    for (ab, bb) in a_blocks.iter().zip(b_blocks) {
+        // SAFETY: each load reads 16 bytes at offset 16·i < 64 of a 64-byte block.
         let (x, w) = unsafe {
             (
                 [0, 1, 2, 3].map(|i| vld1q_s8(ab.as_ptr().add(16 * i))),
@@ -81,9 +82,53 @@ unsafe fn kernel(a: &[i8], b: &[i8], kb: usize, tile: &mut [i32]) {
             }
         }
     }
-    for r in 0..MR {
-        for c in 0..NR {
-            tile[r * NR + c] = vaddvq_s32(acc[r][c]);
-        }
+    acc.map(|row| [reduce_row(row)])
+}
+
+/// # Safety
+/// `a.len() == b.len() == 64·kb`, `tile.len() == 16`, and the CPU has dotprod.
+#[target_feature(enable = "neon,dotprod")]
+unsafe fn kernel(a: &[i8], b: &[i8], tile: &mut [i32]) {
+    for (row, out) in dot_tile(a, b).iter().zip(tile.chunks_exact_mut(NR)) {
+        // SAFETY: `out` holds the NR = 4 values of one tile row.
+        unsafe { vst1q_s32(out.as_mut_ptr(), row[0]) };
     }
+}
+
+/// The whole product over packed operands: `out[i][j] = Σ a·w − fold[j]` for every row `i < m`
+/// and channel `j < n`, where `ap` holds the ⌈m/4⌉ activation panels and `b` the ⌈n/4⌉ weight
+/// panels (64·kb bytes each). Errors on other lengths.
+#[allow(clippy::too_many_arguments)]
+pub fn gemm_w8a8_4x4c16_packed(
+    _cpu: DotProd,
+    ap: &[i8],
+    m: usize,
+    b: &[i8],
+    n: usize,
+    kb: usize,
+    fold: &[i32],
+    out: &mut [i32],
+) -> Result<()> {
+    crate::tier::hit(crate::Tier::DotProd);
+    let name = "aarch64.dotprod.gemm_w8a8_4x4c16_packed";
+    crate::pack::check_packed(name, (MR, NR, KR), ap, m, b, n, kb, fold, out)?;
+    // SAFETY: the token proves the CPU has dotprod; lengths were checked just above.
+    unsafe { store_all(ap, m, b, n, kb, fold, out) };
+    Ok(())
+}
+
+/// # Safety
+/// The lengths checked by [`gemm_w8a8_4x4c16_packed`] hold, and the CPU has dotprod.
+#[target_feature(enable = "neon,dotprod")]
+unsafe fn store_all(
+    ap: &[i8],
+    m: usize,
+    b: &[i8],
+    n: usize,
+    kb: usize,
+    fold: &[i32],
+    out: &mut [i32],
+) {
+    let geometry = Panels { kr: KR, kb };
+    store_packed::<MR, 1>(geometry, ap, m, b, n, fold, out, |a, b| dot_tile(a, b));
 }

@@ -13,6 +13,8 @@ use crate::cpu::I8mm;
 use std::arch::aarch64::*;
 use std::arch::asm;
 
+use crate::aarch64::drive::{Panels, store_packed};
+
 const MR: usize = 8;
 const NR: usize = 8;
 const KR: usize = 8;
@@ -23,7 +25,7 @@ pub fn gemm_w8a8_8x8c8(_cpu: I8mm, a: &[i8], b: &[i8], kb: usize, tile: &mut [i3
     crate::tier::hit(crate::Tier::I8mm);
     crate::pack::check_ukernel("aarch64.i8mm.gemm_w8a8_8x8c8", (MR, NR, KR), a, b, kb, tile)?;
     // SAFETY: the token proves the CPU has i8mm; lengths were checked just above.
-    unsafe { kernel(a, b, kb, tile) };
+    unsafe { kernel(a, b, tile) };
     Ok(())
 }
 
@@ -46,19 +48,17 @@ fn smmla(acc: int32x4_t, a: int8x16_t, b: int8x16_t) -> int32x4_t {
     acc
 }
 
-/// # Safety
-/// `a.len() == b.len() == 64·kb`, `tile.len() == 64`, and the CPU has i8mm.
+/// The panel product as 8 rows of two four-channel vectors (blocks past the shorter operand are
+/// ignored; callers pass matching lengths).
 #[target_feature(enable = "neon,i8mm")]
-unsafe fn kernel(a: &[i8], b: &[i8], kb: usize, tile: &mut [i32]) {
+#[inline]
+fn dot_tile(a: &[i8], b: &[i8]) -> [[int32x4_t; 2]; MR] {
     // acc[rp][cp]: rows 2rp, 2rp+1 × channels 2cp, 2cp+1.
     let mut acc = [[vdupq_n_s32(0); NR / 2]; MR / 2];
-    // `chunks_exact` of the block size keeps bounds checks out of the loop.
-    for (ab, bb) in a
-        .chunks_exact(MR * KR)
-        .zip(b.chunks_exact(NR * KR))
-        .take(kb)
-    {
-        // SAFETY: each load reads 16 bytes at offset 16·i < 64 of a 64-byte block slice.
+    let (a_blocks, _) = a.as_chunks::<{ MR * KR }>();
+    let (b_blocks, _) = b.as_chunks::<{ NR * KR }>();
+    for (ab, bb) in a_blocks.iter().zip(b_blocks) {
+        // SAFETY: each load reads 16 bytes at offset 16·i < 64 of a 64-byte block.
         let (x, w) = unsafe {
             (
                 [0, 1, 2, 3].map(|i| vld1q_s8(ab.as_ptr().add(16 * i))),
@@ -71,16 +71,70 @@ unsafe fn kernel(a: &[i8], b: &[i8], kb: usize, tile: &mut [i32]) {
             }
         }
     }
-    for (rp, acc_r) in acc.iter().enumerate() {
-        for (cp, &acc_rc) in acc_r.iter().enumerate() {
-            let mut v = [0i32; 4];
-            // SAFETY: stores 4 i32 into a 4-element local array.
-            unsafe { vst1q_s32(v.as_mut_ptr(), acc_rc) };
-            let (r, c) = (2 * rp, 2 * cp);
-            tile[r * NR + c] = v[0];
-            tile[r * NR + c + 1] = v[1];
-            tile[(r + 1) * NR + c] = v[2];
-            tile[(r + 1) * NR + c + 1] = v[3];
+    // Each 2×2 block is [r0c0, r0c1, r1c0, r1c1]: the 64-bit halves of two neighbouring
+    // blocks interleave into four channels of one row.
+    let half = |x: int32x4_t| vreinterpretq_s64_s32(x);
+    let row = |lo: int32x4_t, hi: int32x4_t, second: bool| {
+        let (lo, hi) = (half(lo), half(hi));
+        vreinterpretq_s32_s64(if second {
+            vzip2q_s64(lo, hi)
+        } else {
+            vzip1q_s64(lo, hi)
+        })
+    };
+    std::array::from_fn(|r| {
+        let (p, second) = (&acc[r / 2], r % 2 == 1);
+        [row(p[0], p[1], second), row(p[2], p[3], second)]
+    })
+}
+
+/// # Safety
+/// `a.len() == b.len() == 64·kb`, `tile.len() == 64`, and the CPU has i8mm.
+#[target_feature(enable = "neon,i8mm")]
+unsafe fn kernel(a: &[i8], b: &[i8], tile: &mut [i32]) {
+    for (row, out) in dot_tile(a, b).iter().zip(tile.chunks_exact_mut(NR)) {
+        // SAFETY: `out` holds the NR = 8 values of one tile row.
+        unsafe {
+            vst1q_s32(out.as_mut_ptr(), row[0]);
+            vst1q_s32(out.as_mut_ptr().add(4), row[1]);
         }
     }
+}
+
+/// The whole product over packed operands: `out[i][j] = Σ a·w − fold[j]` for every row `i < m`
+/// and channel `j < n`, where `ap` holds the ⌈m/8⌉ activation panels and `b` the ⌈n/8⌉ weight
+/// panels (64·kb bytes each). Errors on other lengths.
+#[allow(clippy::too_many_arguments)]
+pub fn gemm_w8a8_8x8c8_packed(
+    _cpu: I8mm,
+    ap: &[i8],
+    m: usize,
+    b: &[i8],
+    n: usize,
+    kb: usize,
+    fold: &[i32],
+    out: &mut [i32],
+) -> Result<()> {
+    crate::tier::hit(crate::Tier::I8mm);
+    let name = "aarch64.i8mm.gemm_w8a8_8x8c8_packed";
+    crate::pack::check_packed(name, (MR, NR, KR), ap, m, b, n, kb, fold, out)?;
+    // SAFETY: the token proves the CPU has i8mm; lengths were checked just above.
+    unsafe { store_all(ap, m, b, n, kb, fold, out) };
+    Ok(())
+}
+
+/// # Safety
+/// The lengths checked by [`gemm_w8a8_8x8c8_packed`] hold, and the CPU has i8mm.
+#[target_feature(enable = "neon,i8mm")]
+unsafe fn store_all(
+    ap: &[i8],
+    m: usize,
+    b: &[i8],
+    n: usize,
+    kb: usize,
+    fold: &[i32],
+    out: &mut [i32],
+) {
+    let geometry = Panels { kr: KR, kb };
+    store_packed::<MR, 2>(geometry, ap, m, b, n, fold, out, |a, b| dot_tile(a, b));
 }

@@ -3,4 +3,4 @@
 
 mod gemm_w8a8_8x8c8;
 
-pub use gemm_w8a8_8x8c8::gemm_w8a8_8x8c8;
+pub use gemm_w8a8_8x8c8::{gemm_w8a8_8x8c8, gemm_w8a8_8x8c8_packed};

@@ -10,8 +10,8 @@
 //! and a whole-GEMM driver that subtracts the zero-point fold in registers and stores straight
 //! into the output rows (masked stores cover ragged N), so no tile round-trips through memory.
 
+use crate::Result;
 use crate::cpu::Avx512Vnni;
-use crate::{Error, Result};
 use std::arch::x86_64::*;
 
 const MR: usize = 8;
@@ -58,23 +58,17 @@ pub fn gemm_w8a8_8x32c4_packed(
     out: &mut [i32],
 ) -> Result<()> {
     crate::tier::hit(crate::Tier::Avx512Vnni);
-    // Bytes of the panels covering `rows` rows, `None` on overflow (an absurd `kb`).
-    let panels = |rows: usize, p: usize| rows.div_ceil(p).checked_mul(p * KR)?.checked_mul(kb);
-    let a_ok = Some(ap.len()) == panels(m, MR);
-    let b_ok = Some(b.len()) == panels(n, NR);
-    let out_ok = Some(out.len()) == m.checked_mul(n);
-    if !(a_ok && b_ok && out_ok && fold.len() == n && kb > 0) {
-        return Err(Error::Shape {
-            op: "x86_64.avx512vnni.gemm_w8a8_8x32c4_packed",
-            what: format!(
-                "m {m} n {n} kb {kb}: panels {} and {} bytes, fold {}, out {}",
-                ap.len(),
-                b.len(),
-                fold.len(),
-                out.len()
-            ),
-        });
-    }
+    crate::pack::check_packed(
+        "x86_64.avx512vnni.gemm_w8a8_8x32c4_packed",
+        (MR, NR, KR),
+        ap,
+        m,
+        b,
+        n,
+        kb,
+        fold,
+        out,
+    )?;
     // SAFETY: the token proves AVX-512 F/BW/VNNI; the lengths were checked just above.
     unsafe { store_packed(ap, m, b, n, kb, fold, out) };
     Ok(())
