@@ -110,12 +110,23 @@ fn row_max(row: &[f32]) -> f32 {
     acc.into_iter().fold(f32::NEG_INFINITY, f32::max)
 }
 
-/// Softmax of each row, in place; `x.len()` is a multiple of `row_len > 0`.
+/// Softmax of each row, in place; `x.len()` is a multiple of `row_len > 0`. (NEON has its own
+/// exponential loop, see `softmax_with`.)
+#[cfg(target_arch = "x86_64")]
 #[inline(always)]
 pub(crate) fn softmax_f32(x: &mut [f32], row_len: usize) {
+    softmax_with(x, row_len, |row, max| {
+        map_elems(row, 0.0, |v| math::exp_f32(v - max))
+    });
+}
+
+/// Softmax whose exponentials come from `exp_shifted(row, max)`, which must replace every `v`
+/// of the row by `math::exp_f32(v − max)` bit for bit (a tier's own loop may do it faster).
+#[inline(always)]
+pub(crate) fn softmax_with(x: &mut [f32], row_len: usize, exp_shifted: impl Fn(&mut [f32], f32)) {
     for row in x.chunks_exact_mut(row_len) {
         let max = row_max(row);
-        map_elems(row, 0.0, |v| math::exp_f32(v - max));
+        exp_shifted(row, max);
         let mut acc = [0.0f32; W];
         for_blocks(row, 0.0, |b| {
             for i in 0..W {
@@ -156,7 +167,8 @@ pub(crate) fn layer_norm_f32(x: &[f32], gamma: &[f32], beta: &[f32], eps: f32, o
     }
 }
 
-/// Exact-form GELU in place.
+/// Exact-form GELU in place (NEON has its own loop in `aarch64::neon::math`).
+#[cfg(target_arch = "x86_64")]
 #[inline(always)]
 pub(crate) fn gelu_erf_f32(x: &mut [f32]) {
     map_elems(x, 0.0, math::gelu_erf_f32);

@@ -2,20 +2,22 @@
 //! vectorises the loops that call them (no branches, only selects, `mul_add` for fused
 //! multiply-adds). The tier modules instantiate them under `#[target_feature]`, which turns every
 //! `mul_add` into a vector FMA; on a target without hardware FMA they would become libm calls, so
-//! only call them from a tier that proves FMA (AVX2+FMA on x86_64, any aarch64).
+//! only call them from a tier that proves FMA (AVX2+FMA on x86_64, any aarch64). The NEON tier
+//! mirrors `exp_f32` and `gelu_erf_f32` operation for operation in `aarch64::neon::math` (same
+//! constants, same order), so both give the same bits.
 
 /// `1.5·2²³`: adding it to a float with |x| < 2²² rounds x to the nearest integer (ties to even)
 /// and leaves that integer in the low mantissa bits.
-const ROUND_MAGIC: f32 = 12_582_912.0;
-const LOG2_E: f32 = std::f32::consts::LOG2_E;
+pub(crate) const ROUND_MAGIC: f32 = 12_582_912.0;
+pub(crate) const LOG2_E: f32 = std::f32::consts::LOG2_E;
 /// ln 2 split so that `n·LN2_HI` is exact for |n| ≤ 2¹⁵ (LN2_HI has 9 significant bits).
-const LN2_HI: f32 = 0.693_359_4;
-const LN2_LO: f32 = -2.121_944_4e-4;
+pub(crate) const LN2_HI: f32 = 0.693_359_4;
+pub(crate) const LN2_LO: f32 = -2.121_944_4e-4;
 /// Above this `exp` overflows f32.
-const EXP_HI: f32 = 88.722_83;
+pub(crate) const EXP_HI: f32 = 88.722_83;
 /// Below this `exp` returns 0: `e^-86.6 ≈ 2.3e-38` is the smallest result still computed through
 /// the fast 2ⁿ construction (n ≥ -125); smaller results are flushed to zero, as with FTZ.
-const EXP_LO: f32 = -86.6;
+pub(crate) const EXP_LO: f32 = -86.6;
 
 /// `max(x, lo)` that keeps NaN (maps to one `maxps`/`fmax`-like select).
 #[inline(always)]
@@ -61,12 +63,12 @@ pub(crate) fn exp_f32(x: f32) -> f32 {
 
 // Abramowitz & Stegun 7.1.26: erfc(z) ≈ t·(a1 + t·(a2 + t·(a3 + t·(a4 + t·a5))))·e^(−z²),
 // t = 1/(1 + p·z), z ≥ 0, absolute error ≤ 1.5e-7.
-const AS_P: f32 = 0.327_591_1;
-const AS_A1: f32 = 0.254_829_6;
-const AS_A2: f32 = -0.284_496_74;
-const AS_A3: f32 = 1.421_413_7;
-const AS_A4: f32 = -1.453_152;
-const AS_A5: f32 = 1.061_405_4;
+pub(crate) const AS_P: f32 = 0.327_591_1;
+pub(crate) const AS_A1: f32 = 0.254_829_6;
+pub(crate) const AS_A2: f32 = -0.284_496_74;
+pub(crate) const AS_A3: f32 = 1.421_413_7;
+pub(crate) const AS_A4: f32 = -1.453_152;
+pub(crate) const AS_A5: f32 = 1.061_405_4;
 
 /// Exact-form GELU `x·Φ(x) = 0.5·x·(1 + erf(x/√2))`, absolute error ≤ 1e-7·max(1, |x|).
 ///

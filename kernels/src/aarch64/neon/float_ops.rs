@@ -1,6 +1,7 @@
 //! ViT float ops (softmax, LayerNorm, GELU) for NEON: the generic branch-free algorithms of
 //! `crate::generic`, which LLVM vectorises to 4-lane `fmla` code because NEON and FP are part of
-//! the aarch64 baseline (no `#[target_feature]` needed).
+//! the aarch64 baseline (no `#[target_feature]` needed); softmax's exponentials and the exact
+//! GELU come from `super::math`, which interleaves four vectors' dependency chains.
 
 use crate::cpu::Neon;
 use crate::generic::float_ops as g;
@@ -12,7 +13,10 @@ pub fn softmax_f32(_cpu: Neon, x: &mut [f32], row_len: usize) {
     if row_len == 0 {
         return;
     }
-    g::softmax_f32(x, row_len)
+    // SAFETY: NEON is part of the aarch64 baseline (the token says so too).
+    g::softmax_with(x, row_len, |row, max| unsafe {
+        super::math::exp_shifted(row, max)
+    })
 }
 
 /// LayerNorm over rows of `gamma.len()` (lengths are checked by the caller; extra elements are
@@ -35,7 +39,8 @@ pub fn layer_norm_f32(
 /// Exact-form GELU in place.
 pub fn gelu_erf_f32(_cpu: Neon, x: &mut [f32]) {
     crate::tier::hit(crate::Tier::Neon);
-    g::gelu_erf_f32(x)
+    // SAFETY: NEON is part of the aarch64 baseline (the token says so too).
+    unsafe { super::math::gelu_erf(x) }
 }
 
 /// Tanh-form GELU in place.

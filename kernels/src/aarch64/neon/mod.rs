@@ -4,6 +4,7 @@ mod float_ops;
 mod gemm_w4a4_4x4c16;
 mod gemm_w8a8_4x4c16;
 mod log2_split;
+mod math;
 mod quantize;
 
 pub use float_ops::{gelu_erf_f32, gelu_tanh_f32, layer_norm_f32, softmax_f32};
