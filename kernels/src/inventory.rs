@@ -269,7 +269,10 @@ pub static INVENTORY: &[KernelDesc] = &[
             let tok = cpu.neon.ok_or_else(|| unavailable("neon"))?;
             crate::aarch64::neon::gemm_w4a4_4x4c16(tok, a, b, kb, t)
         },
-        packed: None,
+        packed: Some(|cpu, a, m, b, n, kb, fold, out| {
+            let tok = cpu.neon.ok_or_else(|| unavailable("neon"))?;
+            crate::aarch64::neon::gemm_w4a4_4x4c16_packed(tok, a, m, b, n, kb, fold, out)
+        }),
         pack_a: None,
     },
     // On SDOT/SMMLA/AVX2 the W8A8 kernels are already faster than the narrow-product trick, so
@@ -289,8 +292,36 @@ pub static INVENTORY: &[KernelDesc] = &[
             let tok = cpu.dotprod.ok_or_else(|| unavailable("dotprod"))?;
             crate::aarch64::dotprod::gemm_w8a8_4x4c16(tok, a, b, kb, t)
         },
-        packed: None,
+        packed: Some(|cpu, a, m, b, n, kb, fold, out| {
+            let tok = cpu.dotprod.ok_or_else(|| unavailable("dotprod"))?;
+            crate::aarch64::dotprod::gemm_w8a8_4x4c16_packed(tok, a, m, b, n, kb, fold, out)
+        }),
         pack_a: None,
+    },
+    #[cfg(target_arch = "aarch64")]
+    KernelDesc {
+        name: "aarch64.dotprod.gemm_w4a4_8x8c4",
+        tier: Tier::DotProd,
+        op: Op::GemmW4A4,
+        features: &["neon", "dotprod"],
+        mr: 8,
+        nr: 8,
+        kr: 4,
+        a_offset: 0,
+        available: |cpu| cpu.dotprod.is_some(),
+        ukernel: |cpu, a, b, kb, t| {
+            let tok = cpu.dotprod.ok_or_else(|| unavailable("dotprod"))?;
+            crate::aarch64::dotprod::gemm_w8a8_8x8c4(tok, a, b, kb, t)
+        },
+        packed: Some(|cpu, a, m, b, n, kb, fold, out| {
+            let tok = cpu.dotprod.ok_or_else(|| unavailable("dotprod"))?;
+            crate::aarch64::dotprod::gemm_w8a8_8x8c4_packed(tok, a, m, b, n, kb, fold, out)
+        }),
+        pack_a: Some(|cpu, out, a, rows, k, flip| {
+            let tok = cpu.dotprod.ok_or_else(|| unavailable("dotprod"))?;
+            crate::aarch64::dotprod::pack_a_8x4(tok, out, a, rows, k, flip);
+            Ok(())
+        }),
     },
     #[cfg(target_arch = "aarch64")]
     KernelDesc {
@@ -307,7 +338,10 @@ pub static INVENTORY: &[KernelDesc] = &[
             let tok = cpu.i8mm.ok_or_else(|| unavailable("i8mm"))?;
             crate::aarch64::i8mm::gemm_w8a8_8x8c8(tok, a, b, kb, t)
         },
-        packed: None,
+        packed: Some(|cpu, a, m, b, n, kb, fold, out| {
+            let tok = cpu.i8mm.ok_or_else(|| unavailable("i8mm"))?;
+            crate::aarch64::i8mm::gemm_w8a8_8x8c8_packed(tok, a, m, b, n, kb, fold, out)
+        }),
         pack_a: None,
     },
     #[cfg(target_arch = "x86_64")]

@@ -12,6 +12,8 @@ use crate::Result;
 use crate::cpu::Neon;
 use std::arch::aarch64::*;
 
+use crate::aarch64::drive::{Panels, reduce_row, store_packed};
+
 const MR: usize = 4;
 const NR: usize = 4;
 const KR: usize = 16;
@@ -33,17 +35,17 @@ pub fn gemm_w4a4_4x4c16(_cpu: Neon, a: &[i8], b: &[i8], kb: usize, tile: &mut [i
         tile,
     )?;
     // SAFETY: the token proves NEON; lengths were checked just above.
-    unsafe { kernel(a, b, kb, tile) };
+    unsafe { kernel(a, b, tile) };
     Ok(())
 }
 
-/// # Safety
-/// `a.len() == b.len() == 64·kb`, `tile.len() == 16`, and the CPU has NEON.
+/// The panel product as 4 rows of one four-channel vector (blocks past the shorter operand are
+/// ignored; callers pass matching lengths).
 #[target_feature(enable = "neon")]
-unsafe fn kernel(a: &[i8], b: &[i8], _kb: usize, tile: &mut [i32]) {
+#[inline]
+fn dot_tile(a: &[i8], b: &[i8]) -> [[int32x4_t; 1]; MR] {
     let mut acc32 = [[vdupq_n_s32(0); NR]; MR];
-    // The wrapper checked both lengths are exactly 64·kb; runs of at most FLUSH blocks, and
-    // `chunks_exact` keeps bounds checks out of the inner loop.
+    // Runs of at most FLUSH blocks; `chunks_exact` keeps bounds checks out of the inner loop.
     for (ar, br) in a.chunks(MR * KR * FLUSH).zip(b.chunks(NR * KR * FLUSH)) {
         let mut acc16 = [[vdupq_n_s16(0); NR]; MR];
         for (ab, bb) in ar.chunks_exact(MR * KR).zip(br.chunks_exact(NR * KR)) {
@@ -66,9 +68,54 @@ unsafe fn kernel(a: &[i8], b: &[i8], _kb: usize, tile: &mut [i32]) {
             }
         }
     }
-    for r in 0..MR {
-        for c in 0..NR {
-            tile[r * NR + c] = vaddvq_s32(acc32[r][c]);
-        }
+    acc32.map(|row| [reduce_row(row)])
+}
+
+/// # Safety
+/// `a.len() == b.len() == 64·kb`, `tile.len() == 16`, and the CPU has NEON.
+#[target_feature(enable = "neon")]
+unsafe fn kernel(a: &[i8], b: &[i8], tile: &mut [i32]) {
+    for (row, out) in dot_tile(a, b).iter().zip(tile.chunks_exact_mut(NR)) {
+        // SAFETY: `out` holds the NR = 4 values of one tile row.
+        unsafe { vst1q_s32(out.as_mut_ptr(), row[0]) };
     }
+}
+
+/// The whole product over packed operands (value ranges as for [`gemm_w4a4_4x4c16`]):
+/// `out[i][j] = Σ a·w − fold[j]` for every row `i < m` and channel `j < n`, where `ap` holds the
+/// ⌈m/4⌉ activation panels and `b` the ⌈n/4⌉ weight panels (64·kb bytes each). Errors on
+/// other lengths.
+#[allow(clippy::too_many_arguments)]
+pub fn gemm_w4a4_4x4c16_packed(
+    _cpu: Neon,
+    ap: &[i8],
+    m: usize,
+    b: &[i8],
+    n: usize,
+    kb: usize,
+    fold: &[i32],
+    out: &mut [i32],
+) -> Result<()> {
+    crate::tier::hit(crate::Tier::Neon);
+    let name = "aarch64.neon.gemm_w4a4_4x4c16_packed";
+    crate::pack::check_packed(name, (MR, NR, KR), ap, m, b, n, kb, fold, out)?;
+    // SAFETY: the token proves NEON; lengths were checked just above.
+    unsafe { store_all(ap, m, b, n, kb, fold, out) };
+    Ok(())
+}
+
+/// # Safety
+/// The lengths checked by [`gemm_w4a4_4x4c16_packed`] hold, and the CPU has NEON.
+#[target_feature(enable = "neon")]
+unsafe fn store_all(
+    ap: &[i8],
+    m: usize,
+    b: &[i8],
+    n: usize,
+    kb: usize,
+    fold: &[i32],
+    out: &mut [i32],
+) {
+    let geometry = Panels { kr: KR, kb };
+    store_packed::<MR, 1>(geometry, ap, m, b, n, fold, out, |a, b| dot_tile(a, b));
 }
