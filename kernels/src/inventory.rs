@@ -177,7 +177,11 @@ pub static INVENTORY: &[KernelDesc] = &[
             let tok = cpu.i8mm.ok_or_else(|| unavailable("i8mm"))?;
             crate::aarch64::i8mm::gemm_w8a8_8x8c8_packed(tok, a, m, b, n, kb, fold, out)
         }),
-        pack_a: None,
+        pack_a: Some(|cpu, out, a, rows, k, flip| {
+            let tok = cpu.i8mm.ok_or_else(|| unavailable("i8mm"))?;
+            crate::aarch64::i8mm::pack_a_8x8(tok, out, a, rows, k, flip);
+            Ok(())
+        }),
     },
     #[cfg(target_arch = "x86_64")]
     KernelDesc {
@@ -342,7 +346,11 @@ pub static INVENTORY: &[KernelDesc] = &[
             let tok = cpu.i8mm.ok_or_else(|| unavailable("i8mm"))?;
             crate::aarch64::i8mm::gemm_w8a8_8x8c8_packed(tok, a, m, b, n, kb, fold, out)
         }),
-        pack_a: None,
+        pack_a: Some(|cpu, out, a, rows, k, flip| {
+            let tok = cpu.i8mm.ok_or_else(|| unavailable("i8mm"))?;
+            crate::aarch64::i8mm::pack_a_8x8(tok, out, a, rows, k, flip);
+            Ok(())
+        }),
     },
     #[cfg(target_arch = "x86_64")]
     KernelDesc {
