@@ -49,7 +49,9 @@ pub(crate) fn log2_split<const M: usize>(
     }
 }
 
-/// [`log2_split`] for a run-time `m` (1, 2, 4, 8 or 16; checked by the caller).
+/// [`log2_split`] for a run-time `m` (1, 2, 4, 8 or 16; checked by the caller). The x86 tiers
+/// compile it under their features; NEON has its own table loop.
+#[cfg(target_arch = "x86_64")]
 #[inline(always)]
 pub(crate) fn log2_split_any(p: &[f32], inv: f32, m: u32, max: i32, hi: &mut [i8], lo: &mut [i8]) {
     match m {
