@@ -22,12 +22,13 @@ ITERS=${ITERS:-30}
 WARMUP=${WARMUP:-3}
 INSN_MODEL=${INSN_MODEL:-deit_tiny}
 TRACT_AARCH64=${TRACT_AARCH64:-auto}
-IMAGENET=${IMAGENET:-/work/shared/data/imagenet-sample}
-DINOV2=${DINOV2:-/work/shared/models/vit-s14-dinov2/vit_s14_backbone.onnx}
+IMAGENET=${IMAGENET:-../shared/data/imagenet-sample}
+DINOV2=${DINOV2:-../shared/models/vit-s14-dinov2/vit_s14_backbone.onnx}
 A64=aarch64-unknown-linux-gnu
 # aarch64 builds go to their own target directory so a long tract build does not hold the lock
 # of target/ (shared with everyone's x86_64 builds).
-A64_TARGET_DIR=${A64_TARGET_DIR:-$root/target-bench-a64}
+# Relative, so the commands written into bench-results/ name no machine paths.
+A64_TARGET_DIR=${A64_TARGET_DIR:-target-bench-a64}
 out_json=bench-results/quantized-speed-x86_64.json
 out_md=bench-results/quantized-speed-x86_64.md
 insn_md=bench-results/quantized-insn-aarch64.md
@@ -71,7 +72,7 @@ fi
 calib=$work/calib16
 mkdir -p "$calib"
 # sed reads its whole input (head would exit early and SIGPIPE sort under pipefail).
-find "$IMAGENET" -maxdepth 1 -type f | LC_ALL=C sort | sed -n 1,16p | while read -r f; do
+find "$(cd "$IMAGENET" && pwd)" -maxdepth 1 -type f | LC_ALL=C sort | sed -n 1,16p | while read -r f; do
     ln -s "$f" "$calib/$(basename "$f")"
 done
 
