@@ -77,9 +77,9 @@ stat() { sed -n "s/^stat::$1: *//p" "$2" | tail -1; }
 field() { grep -Eo "$1: [0-9]+" "$2" | tail -1 | grep -Eo '[0-9]+' || echo 0; }
 
 mkdir -p bench-results
-rows=()
 json_rows=()
 status=0
+commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
 for t in "${targets[@]}"; do
   log="fuzz/artifacts/$t/campaign.log"
   if [ -n "$smoke" ]; then
@@ -108,52 +108,65 @@ for t in "${targets[@]}"; do
   corpus=$(find "fuzz/corpus/$t" -type f | wc -l)
   findings=$(find "fuzz/artifacts/$t" -type f \( -name 'crash-*' -o -name 'oom-*' -o -name 'timeout-*' -o -name 'leak-*' \) | wc -l)
   echo "fuzz-campaign: $t $result: ${execs:-?} executions in ${secs} s, cov $cov, ft $ft, corpus $corpus, peak RSS ${rss:-?} MB, findings $findings"
-  rows+=("| $t | ${execs:-?} | ${rate:-?} | $secs | $cov | $ft | $corpus | ${rss:-?} | $findings | $result |")
-  json_rows+=("{\"target\": \"$t\", \"executions\": ${execs:-null}, \"exec_per_sec\": ${rate:-null}, \"seconds\": $secs, \"edges\": $cov, \"features\": $ft, \"corpus\": $corpus, \"peak_rss_mb\": ${rss:-null}, \"findings\": $findings, \"result\": \"$result\"}")
+  json_rows+=("{\"target\": \"$t\", \"executions\": ${execs:-null}, \"exec_per_sec\": ${rate:-null}, \"seconds\": $secs, \"edges\": $cov, \"features\": $ft, \"corpus\": $corpus, \"peak_rss_mb\": ${rss:-null}, \"findings\": $findings, \"result\": \"$result\", \"date\": \"$(date -u +%Y-%m-%dT%H:%M:%SZ)\", \"commit\": \"$commit\", \"toolchain\": \"$toolchain\", \"command\": \"$shown fuzz run -O -a $t corpus/$t -- -runs=$(runs_for "$t") -rss_limit_mb=1024 -malloc_limit_mb=1024 -timeout=30 -print_final_stats=1 -artifact_prefix=artifacts/$t/\"}")
 done
 
 [ -z "$smoke" ] || exit "$status"
 
-commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
+# The report: this run's rows, plus the rows of the targets not run this time, kept from the
+# previous report with their own date and commit (a rerun of one target replaces only its row).
 cpu=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)
-date=$(date -u +%Y-%m-%dT%H:%M:%SZ)
-{
-  echo "# Fuzzing campaign"
-  echo
-  echo "Written by \`scripts/fuzz-campaign.sh${args:+ $args}\` on $date, commit $commit, $cpu ($(nproc) cores,"
-  echo "shared with other work; the fuzzer ran under \`nice -n $nice_level\`), toolchain $toolchain."
-  echo
-  echo "Every target ran under AddressSanitizer with overflow checks on (\`cargo fuzz run -O -a\`) and"
-  echo "libFuzzer's limits of 1024 MB (peak RSS and any single allocation, a Raspberry Pi 3's memory)"
-  echo "and 30 s per input, from the seeds of \`device/examples/fuzz_seeds.rs\` plus \`fuzz/regressions/\`."
-  echo "Edges and features are libFuzzer's coverage counters (instrumented edges reached, and"
-  echo "edge-and-hit-count features) at the end of the run; corpus is the number of inputs kept."
-  echo
-  echo "| target | executions | exec/s | seconds | edges | features | corpus | peak RSS MB | findings | result |"
-  echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |"
-  printf '%s\n' "${rows[@]}"
-  echo
-  echo "Commands (from \`fuzz/\`):"
-  echo
-  echo '```sh'
-  echo "$shown fuzz build -O -a"
-  for t in "${targets[@]}"; do
-    echo "$shown fuzz run -O -a $t corpus/$t -- -runs=$(runs_for "$t") -rss_limit_mb=1024 -malloc_limit_mb=1024 -timeout=30 -print_final_stats=1 -artifact_prefix=artifacts/$t/"
-  done
-  echo '```'
-  echo
-  if [ "$status" -eq 0 ]; then
-    echo "No crash, out-of-memory, timeout or leak."
-  else
-    echo "Findings are in \`fuzz/artifacts/<target>/\`; each becomes a regression input in \`fuzz/regressions/<target>/\`."
-  fi
-} > bench-results/fuzz-campaign.md
-{
-  echo "{\"date\": \"$date\", \"commit\": \"$commit\", \"toolchain\": \"$toolchain\", \"targets\": ["
-  sep=""
-  for r in "${json_rows[@]}"; do printf '%s  %s' "$sep" "$r"; sep=$',\n'; done
-  echo
-  echo "]}"
-} > bench-results/fuzz-campaign.json
+printf '%s\n' "${json_rows[@]}" | python3 - "$cpu ($(nproc) cores)" "$nice_level" "${all[@]}" <<'PY'
+import json, sys
+machine, nice, order = sys.argv[1], sys.argv[2], sys.argv[3:]
+new = {r["target"]: r for r in map(json.loads, sys.stdin.read().splitlines())}
+path = "bench-results/fuzz-campaign.json"
+try:
+    old = json.load(open(path))
+except (OSError, ValueError):
+    old = {"targets": []}
+rows = {}
+for r in old.get("targets", []):
+    # Rows of reports written before rows carried their own date keep the report's.
+    for k in ("date", "commit", "toolchain"):
+        r.setdefault(k, old.get(k))
+    runs = 10000000 if r["target"] == "bundle_decode" else 1000000
+    cargo = "cargo +nightly" if str(r["toolchain"]).startswith("nightly") else "RUSTC_BOOTSTRAP=1 cargo"
+    r.setdefault("command", f"{cargo} fuzz run -O -a {r['target']} corpus/{r['target']} -- "
+                 f"-runs={runs} -rss_limit_mb=1024 -malloc_limit_mb=1024 -timeout=30 "
+                 f"-print_final_stats=1 -artifact_prefix=artifacts/{r['target']}/")
+    rows[r["target"]] = r
+rows.update(new)
+targets = [rows[t] for t in order if t in rows]
+latest = max(targets, key=lambda r: r["date"] or "")
+json.dump({"date": latest["date"], "commit": latest["commit"], "machine": machine,
+           "targets": targets}, open(path, "w"), indent=1)
+open(path, "a").write("\n")
+fmt = lambda v: "?" if v is None else str(v)
+md = ["# Fuzzing campaign", "",
+      f"Written by `scripts/fuzz-campaign.sh` on {machine}, shared with other work (the fuzzer ran",
+      f"under `nice -n {nice}`). Each row is the last campaign run of its target, with its date and commit",
+      "(`scripts/fuzz-campaign.sh TARGET` reruns one target and keeps the other rows).", "",
+      "Every target ran under AddressSanitizer with overflow checks on (`cargo fuzz run -O -a`) and",
+      "libFuzzer's limits of 1024 MB (peak RSS and any single allocation, a Raspberry Pi 3's memory)",
+      "and 30 s per input, from the seeds of `device/examples/fuzz_seeds.rs` plus `fuzz/regressions/`.",
+      "Edges and features are libFuzzer's coverage counters (instrumented edges reached, and",
+      "edge-and-hit-count features) at the end of the run; corpus is the number of inputs kept.", "",
+      "| target | executions | exec/s | seconds | edges | features | corpus | peak RSS MB | findings | result | date | commit |",
+      "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- | --- |"]
+for r in targets:
+    md.append("| " + " | ".join(fmt(r.get(k)) for k in (
+        "target", "executions", "exec_per_sec", "seconds", "edges", "features", "corpus",
+        "peak_rss_mb", "findings", "result", "date", "commit")) + " |")
+md += ["", "Toolchains: " + "; ".join(sorted({f"{r['target']}: {r.get('toolchain')}" for r in targets})) + ".",
+       "", "Commands (from `fuzz/`, after `cargo fuzz build -O -a` with the same toolchain):", "", "```sh"]
+md += [r["command"] for r in targets if r.get("command")]
+md += ["```", ""]
+bad = [r["target"] for r in targets if r.get("result") != "ok" or r.get("findings")]
+md.append("No crash, out-of-memory, timeout or leak." if not bad else
+          "Not clean: " + ", ".join(bad) + ". Findings are in `fuzz/artifacts/<target>/`; each becomes "
+          "a regression input in `fuzz/regressions/<target>/`.")
+open("bench-results/fuzz-campaign.md", "w").write("\n".join(md) + "\n")
+PY
 echo "fuzz-campaign: wrote bench-results/fuzz-campaign.md and .json"
 exit "$status"
