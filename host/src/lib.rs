@@ -10,6 +10,7 @@ pub mod data;
 pub mod deploy;
 pub mod eval;
 pub mod explain;
+pub mod files;
 pub mod fixtures;
 pub mod graph;
 pub mod import;

@@ -9,13 +9,14 @@ mod conv;
 mod convert;
 mod einsum;
 pub mod fuse;
+mod guard;
 mod load;
 mod ops;
 mod registry;
 
 pub use builder::permute;
 pub use convert::Unsupported;
-pub use load::Loaded;
+pub use load::{Loaded, MAX_INPUT_ELEMENTS, ShapeFrom, check_input_shape};
 
 use anyhow::{Context, Result, bail};
 use qvit_device::Graph;
@@ -36,7 +37,17 @@ pub struct Imported {
 
 /// Imports an ONNX file. `input_shape` overrides the model's; symbolic dimensions default to 1.
 pub fn import_path(path: &Path, input_shape: Option<&[usize]>) -> Result<Imported> {
-    let loaded = load::load_path(path, input_shape)?;
+    import_path_from(path, input_shape, ShapeFrom::Flag)
+}
+
+/// [`import_path`] with the input shape taken from `from` (named in messages).
+pub fn import_path_from(
+    path: &Path,
+    input_shape: Option<&[usize]>,
+    from: ShapeFrom,
+) -> Result<Imported> {
+    crate::files::expect_onnx(path)?;
+    let loaded = load::load_path(path, input_shape, from)?;
     translate(loaded).with_context(|| format!("importing {}", path.display()))
 }
 
@@ -47,7 +58,9 @@ pub fn import_proto(proto: &ModelProto, input_shape: Option<&[usize]>) -> Result
 
 fn translate(loaded: Loaded) -> Result<Imported> {
     let mut b = builder::Builder::default();
-    let unsupported = convert::convert(&loaded.model, &mut b)?;
+    let unsupported = guard::guard("translating the model", || {
+        convert::convert(&loaded.model, &mut b)
+    })?;
     if !unsupported.is_empty() {
         let list: Vec<String> = unsupported
             .iter()
