@@ -26,6 +26,7 @@ enum Source {
         rows: usize,
         cols: usize,
         labels: Option<Vec<u8>>,
+        labels_path: Option<PathBuf>,
     },
     Files {
         files: Vec<(PathBuf, Option<usize>)>,
@@ -95,6 +96,42 @@ impl Dataset {
         }
     }
 
+    /// Refuses labels a model with `classes` outputs cannot predict (`model` names it): an IDX
+    /// label of `classes` or more, or more class folders than classes. Accuracy against such
+    /// labels would be a meaningless number.
+    pub fn check_labels(&self, classes: usize, model: &str) -> Result<()> {
+        match &self.source {
+            Source::Idx {
+                labels: Some(labels),
+                labels_path,
+                ..
+            } => {
+                if let Some((i, &v)) = labels
+                    .iter()
+                    .enumerate()
+                    .find(|(_, v)| usize::from(**v) >= classes)
+                {
+                    bail!(
+                        "{}: label {v} of image #{i} is outside the {classes} classes of {model} \
+                         (0 to {}); these labels do not belong to this model",
+                        labels_path
+                            .as_ref()
+                            .map_or("the labels".into(), |p| p.display().to_string()),
+                        classes.saturating_sub(1)
+                    );
+                }
+            }
+            Source::Files { .. } if self.class_names.len() > classes => bail!(
+                "{} has {} class folders but {model} has {classes} classes; folder i is class \
+                 i, so the folders must not outnumber the model's classes",
+                self.description,
+                self.class_names.len()
+            ),
+            _ => {}
+        }
+        Ok(())
+    }
+
     /// The raw image of sample `i`.
     pub fn image(&self, i: usize) -> Result<(DynamicImage, Option<usize>, String)> {
         match &self.source {
@@ -103,6 +140,7 @@ impl Dataset {
                 rows,
                 cols,
                 labels,
+                ..
             } => {
                 let n = rows * cols;
                 let px = images
@@ -246,9 +284,10 @@ fn open_idx(path: &Path) -> Result<Dataset> {
     let labels_path = name
         .contains("images-idx3")
         .then(|| PathBuf::from(name.replace("images-idx3", "labels-idx1")));
-    let labels = match labels_path {
-        Some(lp) if lp.exists() => {
-            let (ld, l) = read_idx(&lp, 1)?;
+    let labels_path = labels_path.filter(|lp| lp.exists());
+    let labels = match &labels_path {
+        Some(lp) => {
+            let (ld, l) = read_idx(lp, 1)?;
             ensure!(
                 ld[0] == count,
                 "{} has {} labels for {count} images",
@@ -257,7 +296,7 @@ fn open_idx(path: &Path) -> Result<Dataset> {
             );
             Some(l)
         }
-        _ => None,
+        None => None,
     };
     let description = format!(
         "{} ({count} images {rows}×{cols}{})",
@@ -274,6 +313,7 @@ fn open_idx(path: &Path) -> Result<Dataset> {
             rows,
             cols,
             labels,
+            labels_path,
         },
         class_names: vec![],
         description,

@@ -13,7 +13,7 @@ mod text;
 
 pub use axis::group_color;
 pub use bar::{Bar, MAX_BARS, bar_chart, render_bar_chart};
-pub use canvas::MAX_SIDE;
+pub use canvas::{MAX_SIDE, save_png};
 pub use colormap::{diverging, sequential};
 pub use line::{MAX_SERIES, Series, line_chart, render_line_chart};
 pub use overlay::{COLORBAR_WIDTH, overlay};

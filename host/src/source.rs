@@ -1,14 +1,16 @@
-//! Opening what the user points at: an ONNX model (imported on the fly) or a `.qvit` bundle.
+//! Opening what the user points at: an ONNX model (imported on the fly) or a `.qvit` bundle,
+//! told apart by their first bytes (not their names).
 
+use crate::files::{ModelFile, model_file};
 use crate::import;
 use crate::prep::PrepOptions;
 use anyhow::{Context, Result};
 use qvit_device::bundle::{Bundle, Header};
 use std::path::Path;
 
-/// Whether `path` names a bundle rather than an ONNX file.
+/// Whether `path` holds a bundle (its magic bytes) rather than an ONNX model.
 pub fn is_bundle(path: &Path) -> bool {
-    path.extension().is_some_and(|e| e == "qvit")
+    model_file(path, "").is_ok_and(|k| k == ModelFile::Bundle)
 }
 
 /// Reads class labels, one per line, from `path`; or from `labels.txt` beside the model.
@@ -42,7 +44,10 @@ pub fn float_bundle(
         .map(|s| s.to_string_lossy().to_string())
         .unwrap_or_else(|| "model".into());
     let preprocess = if imp.input_shape.len() == 4 {
-        Some(prep.resolve(&imp.input_shape)?)
+        Some(
+            prep.resolve(&imp.input_shape)
+                .with_context(|| format!("preprocessing for {}", model.display()))?,
+        )
     } else {
         None
     };
@@ -73,16 +78,21 @@ pub fn float_bundle(
     })
 }
 
-/// A bundle from a `.qvit` file, or from an ONNX model imported with `prep`.
+/// A bundle from a `.qvit` file, or from an ONNX model imported with `prep`. A bundle keeps
+/// its recorded preprocessing except where `prep` overrides it.
 pub fn open(model: &Path, input_shape: Option<&[usize]>, prep: &PrepOptions) -> Result<Bundle> {
-    if is_bundle(model) {
-        let mut b = Bundle::read_file(model)
-            .with_context(|| format!("loading bundle {}", model.display()))?;
-        if prep.given() {
-            b.header.preprocess = Some(prep.resolve(&b.header.input_shape)?);
+    match model_file(model, "an ONNX model or a .qvit bundle")? {
+        ModelFile::Bundle => {
+            let mut b = Bundle::read_file(model)
+                .with_context(|| format!("loading bundle {}", model.display()))?;
+            if prep.given() {
+                b.header.preprocess = Some(
+                    prep.resolve_over(b.header.preprocess.as_ref(), &b.header.input_shape)
+                        .with_context(|| format!("preprocessing for {}", model.display()))?,
+                );
+            }
+            Ok(b)
         }
-        Ok(b)
-    } else {
-        float_bundle(model, input_shape, prep, None)
+        ModelFile::Onnx => float_bundle(model, input_shape, prep, None),
     }
 }

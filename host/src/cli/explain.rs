@@ -1,6 +1,7 @@
 //! `qvit explain`: relevance heatmaps and Salient Relevance maps of images as PNG overlays and
 //! raw `.npy` maps, and with `--eval` the deletion/insertion faithfulness of each method.
 
+use super::parse;
 use super::relevance::LrpArgs;
 use anyhow::{Context, Result, bail, ensure};
 use clap::{Args, ValueEnum};
@@ -43,8 +44,9 @@ pub struct ExplainArgs {
     /// Heatmap opacity over the image.
     #[arg(long, default_value_t = 0.6)]
     pub alpha: f32,
-    /// Integer upscaling of the overlays (default: up to about 224 pixels; 1 keeps the input's size).
-    #[arg(long)]
+    /// Integer upscaling of the overlays (default: up to about 224 pixels; 1 keeps the input's
+    /// size). The overlays are at most 4096 pixels a side.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=MAX_OVERLAY_SIDE as i64))]
     pub scale: Option<u32>,
     /// The f32 ONNX model a quantized bundle came from: also explain with it and report the
     /// rank correlation of the maps (how quantization changed the explanation).
@@ -61,11 +63,12 @@ pub struct ExplainArgs {
     /// Images for --eval.
     #[arg(long)]
     pub data: Option<PathBuf>,
-    /// At most N images for --eval.
-    #[arg(long, default_value_t = 200)]
+    /// At most N images for --eval (at least 1).
+    #[arg(long, default_value_t = 200, value_parser = parse::count)]
     pub limit: usize,
-    /// Deletion/insertion steps (each removes or inserts 1/STEPS of the pixels).
-    #[arg(long, default_value_t = 20)]
+    /// Deletion/insertion steps, 1 to 1000 (each removes or inserts 1/STEPS of the pixels; every
+    /// step costs 8 model runs per image).
+    #[arg(long, default_value_t = 20, value_parser = steps)]
     pub steps: usize,
     /// What --eval removes and inserts: whole ViT patches (tokens, the unit a ViT sees; the
     /// default, or pixels when the patch size is unknown), or single pixels.
@@ -74,6 +77,73 @@ pub struct ExplainArgs {
     /// Print JSON.
     #[arg(long)]
     pub json: bool,
+}
+
+/// Largest side of an overlay PNG (`--scale` times the input's side): 4096² RGB is 48 MiB.
+const MAX_OVERLAY_SIDE: u32 = 4096;
+/// Most deletion/insertion steps.
+const MAX_STEPS: usize = 1000;
+
+fn steps(s: &str) -> Result<usize, String> {
+    let n = parse::count(s)?;
+    if n > MAX_STEPS {
+        return Err(format!(
+            "{n} steps is more than {MAX_STEPS}; each step costs 8 model runs per image"
+        ));
+    }
+    Ok(n)
+}
+
+impl ExplainArgs {
+    /// Checks what can be checked before opening the model: the numbers, and that no output
+    /// file is one of the inputs (`model`, the reference, the images, the data).
+    pub fn check(&self, model: &Path) -> Result<()> {
+        ensure!(
+            (0.0..=1.0).contains(&self.alpha),
+            "--alpha {} must lie in [0, 1]",
+            self.alpha
+        );
+        self.lrp.check()?;
+        if self.output.exists() && !self.output.is_dir() {
+            bail!(
+                "-o {} is a file; explain writes several files into a folder: give a folder path",
+                self.output.display()
+            );
+        }
+        let mut inputs = super::model_inputs(model);
+        inputs.extend(self.reference.clone());
+        inputs.extend(self.images.iter().cloned());
+        if let Some(d) = &self.data {
+            inputs.extend(qvit_host::files::data_inputs(d));
+        }
+        if !self.output.is_dir() {
+            // A folder still to be created holds no input.
+            return Ok(());
+        }
+        let outputs = if self.eval {
+            vec![self.output.join("faithfulness.png")]
+        } else {
+            let mut v = vec![self.output.join("explain.json")];
+            for img in &self.images {
+                for kind in ["lrp", "patch", "sr"] {
+                    for ext in ["png", "npy"] {
+                        v.push(self.output.join(format!("{}.{kind}.{ext}", stem(img))));
+                    }
+                }
+            }
+            v
+        };
+        let inputs: Vec<&Path> = inputs.iter().map(PathBuf::as_path).collect();
+        let outputs: Vec<&Path> = outputs.iter().map(PathBuf::as_path).collect();
+        qvit_host::files::check_outputs(&inputs, &outputs)
+    }
+}
+
+/// The name an image's maps are saved under.
+fn stem(path: &Path) -> String {
+    path.file_stem()
+        .map(|s| s.to_string_lossy().to_string())
+        .unwrap_or_else(|| "image".into())
 }
 
 /// Deletion/insertion unit.
@@ -90,13 +160,13 @@ pub enum UnitArg {
 pub struct SrArgs {
     /// Patch side in pixels (default: Goferman et al.'s 7 at 224 pixels, scaled with the image
     /// side, at least 3).
-    #[arg(long)]
+    #[arg(long, value_parser = parse::count)]
     pub sr_patch: Option<usize>,
     /// Relative scales, comma-separated.
     #[arg(long, value_delimiter = ',', default_value = "1,0.8,0.5,0.3")]
     pub sr_scales: Vec<f32>,
-    /// Number of most similar patches compared (K).
-    #[arg(long, default_value_t = 64)]
+    /// Number of most similar patches compared (K, at least 1).
+    #[arg(long, default_value_t = 64, value_parser = parse::count)]
     pub sr_neighbours: usize,
     /// Position weight c in d = d_value / (1 + c·d_position).
     #[arg(long, default_value_t = 3.0)]
@@ -127,10 +197,20 @@ impl SrArgs {
 
 /// Runs `qvit explain` on an opened model (`graph` with preprocessing `pre`).
 pub fn run(graph: Graph, pre: &Preprocess, labels: &[String], args: &ExplainArgs) -> Result<()> {
-    ensure!(
-        (0.0..=1.0).contains(&args.alpha),
-        "--alpha must lie in [0, 1]"
-    );
+    let side = pre.crop[0].max(pre.crop[1]);
+    if let Some(s) = args.scale
+        && u64::from(side) * u64::from(s) > u64::from(MAX_OVERLAY_SIDE)
+    {
+        bail!(
+            "--scale {s} would draw the {}x{} input at {}x{} pixels; overlays are at most \
+             {MAX_OVERLAY_SIDE} pixels a side: give --scale {} or less",
+            pre.crop[0],
+            pre.crop[1],
+            u64::from(pre.crop[0]) * u64::from(s),
+            u64::from(pre.crop[1]) * u64::from(s),
+            (MAX_OVERLAY_SIDE / side.max(1)).max(1)
+        );
+    }
     std::fs::create_dir_all(&args.output)
         .with_context(|| format!("creating {}", args.output.display()))?;
     if args.eval {
@@ -162,10 +242,7 @@ pub fn run(graph: Graph, pre: &Preprocess, labels: &[String], args: &ExplainArgs
             .apply(&img)
             .with_context(|| format!("preprocessing {}", path.display()))?;
         let m = maps(&mut lrp, &x, seed, pre, want_sr.then_some(&params))?;
-        let stem = path
-            .file_stem()
-            .map(|s| s.to_string_lossy().to_string())
-            .unwrap_or_else(|| "image".into());
+        let stem = stem(path);
         let shown = display_image(&x, pre)?;
         let s = args
             .scale
@@ -174,16 +251,15 @@ pub fn run(graph: Graph, pre: &Preprocess, labels: &[String], args: &ExplainArgs
         let mut files = Vec::new();
         let mut save = |name: String, map: &Map, signed: bool| -> Result<()> {
             let png = args.output.join(format!("{stem}.{name}.png"));
-            qvit_host::plot::overlay(
+            let drawn = qvit_host::plot::overlay(
                 &shown,
                 &display_range(&map.data),
                 map.w,
                 map.h,
                 args.alpha,
                 signed,
-            )?
-            .save(&png)
-            .with_context(|| format!("writing {}", png.display()))?;
+            )?;
+            qvit_host::plot::save_png(&drawn, &png)?;
             let npy = args.output.join(format!("{stem}.{name}.npy"));
             qvit_device::npy::write(&npy, &Tensor::new(vec![map.h, map.w], map.data.clone())?)?;
             files.push(png.display().to_string());
@@ -226,8 +302,10 @@ pub fn run(graph: Graph, pre: &Preprocess, labels: &[String], args: &ExplainArgs
     }
     let out = json!({ "method": format!("{:?}", args.method).to_lowercase(), "images": summary });
     let file = args.output.join("explain.json");
-    std::fs::write(&file, serde_json::to_string_pretty(&out)? + "\n")
-        .with_context(|| format!("writing {}", file.display()))?;
+    qvit_host::files::write(
+        &file,
+        (serde_json::to_string_pretty(&out)? + "\n").as_bytes(),
+    )?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&out)?);
     } else {
@@ -284,7 +362,6 @@ fn evaluate(graph: Graph, pre: &Preprocess, data: &Path, args: &ExplainArgs) -> 
     let ds = qvit_host::data::Dataset::open(data)?;
     let n = args.limit.min(ds.len());
     ensure!(n > 0, "{} holds no images", data.display());
-    ensure!(args.steps >= 1, "--steps must be at least 1");
     let seed = args.lrp.seed(&graph)?;
     let mut lrp = Lrp::new(graph.clone(), args.lrp.options())?;
     let grad_opts = LrpOptions {

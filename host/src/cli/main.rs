@@ -9,13 +9,16 @@ mod deploy;
 mod explain;
 mod inspect;
 mod package;
+mod parse;
 mod prep;
 mod quantize;
 mod relevance;
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
-use std::path::PathBuf;
+use parse::Shape;
+use qvit_host::files::{self, ModelFile};
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 #[derive(Parser)]
@@ -36,7 +39,7 @@ enum Cmd {
         /// ONNX model.
         model: PathBuf,
         /// Input shape, e.g. 1,3,224,224 (default: the model's, symbolic dimensions as 1).
-        #[arg(long, value_parser = parse_shape)]
+        #[arg(long, value_parser = parse::shape)]
         input_shape: Option<Shape>,
         /// Print JSON instead of a table.
         #[arg(long)]
@@ -66,7 +69,7 @@ Ablations: --no-channel-clip, --no-reparam, --no-log2-softmax, --clip percentile
         #[arg(short, long)]
         output: PathBuf,
         /// Input shape, e.g. 1,3,224,224.
-        #[arg(long, value_parser = parse_shape)]
+        #[arg(long, value_parser = parse::shape)]
         input_shape: Option<Shape>,
         /// Class labels, one per line (default: labels.txt beside the model, if any).
         #[arg(long)]
@@ -85,18 +88,19 @@ Example:\n  qvit eval vit_mnist.onnx --preset mnist --data ../shared/data/mnist/
         /// Labelled data.
         #[arg(long)]
         data: PathBuf,
-        /// Evaluate at most N images.
-        #[arg(long)]
+        /// Evaluate at most N images (at least 1).
+        #[arg(long, value_parser = parse::count)]
         limit: Option<usize>,
         /// Print JSON ({"top1", "top5", "n", …}).
         #[arg(long)]
         json: bool,
         /// Input shape for ONNX models.
-        #[arg(long, value_parser = parse_shape)]
+        #[arg(long, value_parser = parse::shape)]
         input_shape: Option<Shape>,
-        /// Threads for the runtime.
-        #[arg(long, default_value_t = 1)]
-        threads: usize,
+        /// Threads for the runtime, 1 to 1024 (more than the machine's cores slows it down).
+        #[arg(long, default_value_t = 1,
+              value_parser = clap::value_parser!(u32).range(1..=parse::MAX_THREADS as i64))]
+        threads: u32,
         #[command(flatten)]
         prep: prep::PrepArgs,
     },
@@ -113,8 +117,8 @@ Example:\n  qvit compare vit-w4a4.qvit vit.onnx --data imagenet-sample/ --limit 
         /// Images (labelled data also reports both accuracies).
         #[arg(long)]
         data: PathBuf,
-        /// Compare on at most N images.
-        #[arg(long)]
+        /// Compare on at most N images (at least 1).
+        #[arg(long, value_parser = parse::count)]
         limit: Option<usize>,
         /// Print JSON.
         #[arg(long)]
@@ -133,8 +137,8 @@ Example:\n  qvit relevance vit_mnist.onnx --preset mnist --data t10k-images-idx3
         /// Images.
         #[arg(long)]
         data: PathBuf,
-        /// Use at most N images (the first N).
-        #[arg(long, default_value_t = 32)]
+        /// Use at most N images (the first N; at least 1).
+        #[arg(long, default_value_t = 32, value_parser = parse::count)]
         limit: usize,
         /// Print JSON instead of tables.
         #[arg(long)]
@@ -148,7 +152,7 @@ Example:\n  qvit relevance vit_mnist.onnx --preset mnist --data t10k-images-idx3
         #[arg(long, value_enum, default_value_t = relevance::StatisticArg::AbsIn)]
         statistic: relevance::StatisticArg,
         /// Input shape for ONNX models.
-        #[arg(long, value_parser = parse_shape)]
+        #[arg(long, value_parser = parse::shape)]
         input_shape: Option<Shape>,
         #[command(flatten)]
         prep: prep::PrepArgs,
@@ -168,7 +172,7 @@ qvit explain vit_mnist.onnx --preset mnist --eval --data t10k-images-idx3-ubyte 
         #[command(flatten)]
         args: explain::ExplainArgs,
         /// Input shape for ONNX models.
-        #[arg(long, value_parser = parse_shape)]
+        #[arg(long, value_parser = parse::shape)]
         input_shape: Option<Shape>,
         #[command(flatten)]
         prep: prep::PrepArgs,
@@ -179,39 +183,52 @@ qvit explain vit_mnist.onnx --preset mnist --eval --data t10k-images-idx3-ubyte 
     Package(package::PackageArgs),
 }
 
-/// A tensor shape given on the command line as `1,3,224,224`.
-#[derive(Clone, Debug)]
-struct Shape(Vec<usize>);
-
-fn parse_shape(s: &str) -> Result<Shape, String> {
-    let dims = s
-        .split(',')
-        .map(|d| {
-            d.trim()
-                .parse::<usize>()
-                .map_err(|e| format!("bad dimension {d:?}: {e}"))
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    if dims.contains(&0) {
-        return Err("dimensions must be at least 1".into());
-    }
-    Ok(Shape(dims))
-}
-
 /// An ONNX model or bundle and the image preprocessing it needs.
 fn open_for_images(
-    model: &std::path::Path,
+    model: &Path,
     input_shape: Option<&Shape>,
     prep: &prep::PrepArgs,
 ) -> Result<(qvit_device::bundle::Bundle, qvit_device::Preprocess)> {
     let bundle =
         qvit_host::source::open(model, input_shape.map(|s| s.0.as_slice()), &prep.options())?;
-    let pre = bundle
-        .header
-        .preprocess
-        .clone()
-        .context("the model has no image preprocessing; pass --preset or --mean/--std")?;
+    if let Some(s) = input_shape
+        && s.0 != bundle.header.input_shape
+    {
+        bail!(
+            "--input-shape {:?} differs from the input shape {:?} recorded in {}; it applies \
+             to ONNX models only, leave it out",
+            s.0,
+            bundle.header.input_shape,
+            model.display()
+        );
+    }
+    let pre = bundle.header.preprocess.clone().with_context(|| {
+        format!(
+            "{} takes input of shape {:?}, not an NCHW image, and records no image \
+             preprocessing; this command feeds it images",
+            model.display(),
+            bundle.header.input_shape
+        )
+    })?;
     Ok((bundle, pre))
+}
+
+/// The files an opened model reads: the model and, for ONNX, a labels.txt beside it.
+fn model_inputs(model: &Path) -> Vec<PathBuf> {
+    let labels = model.with_file_name("labels.txt");
+    let mut v = vec![model.to_path_buf()];
+    if labels.is_file() {
+        v.push(labels);
+    }
+    v
+}
+
+/// The number of classes a model's first output scores (its last dimension).
+fn classes(graph: &qvit_device::Graph) -> Option<usize> {
+    graph
+        .outputs
+        .first()
+        .and_then(|&o| graph.shape(o).last().copied())
 }
 
 fn main() -> ExitCode {
@@ -275,59 +292,15 @@ fn run(cli: Cli) -> Result<()> {
             input_shape,
             labels,
             prep,
-        } => {
-            if !float {
-                let fb = qvit_host::source::float_bundle(
-                    &model,
-                    input_shape.as_ref().map(|s| s.0.as_slice()),
-                    &prep.options(),
-                    labels.as_deref(),
-                )?;
-                let q = quantize::run(fb, &quant, &output)?;
-                let r = &q.report;
-                let (json, md) = quantize::report_paths(&output);
-                if let Some(z) = &r.sizes {
-                    eprintln!(
-                        "wrote {} ({} bytes: int weights {}, scales {}, float {}, graph {}; bound {:.0}: {}); {} layers quantized, {} left f32; calibration {} images, {:.1} s\nreports: {}, {}",
-                        output.display(),
-                        z.bundle.total,
-                        z.bundle.int_weights,
-                        z.bundle.scales,
-                        z.bundle.float_consts,
-                        z.bundle.graph,
-                        z.bound_bytes,
-                        if z.within_bound { "within" } else { "EXCEEDED" },
-                        r.layers.len(),
-                        r.float_layers.len(),
-                        r.calib_images,
-                        r.calib_seconds,
-                        md.display(),
-                        json.display()
-                    );
-                }
-                return Ok(());
-            }
-            let bundle = qvit_host::source::float_bundle(
-                &model,
-                input_shape.as_ref().map(|s| s.0.as_slice()),
-                &prep.options(),
-                labels.as_deref(),
-            )?;
-            let stats = bundle
-                .write_file(&output)
-                .with_context(|| format!("writing {}", output.display()))?;
-            let si = inspect::si;
-            eprintln!(
-                "wrote {} ({} bytes: weights {}, graph {}, header {}); {} parameters, {} labels",
-                output.display(),
-                stats.total,
-                si(stats.weights as f64),
-                si(stats.graph as f64),
-                si(stats.header as f64),
-                si(stats.params as f64),
-                bundle.header.labels.len()
-            );
-        }
+        } => quantize::command(
+            &model,
+            float,
+            &quant,
+            &output,
+            input_shape.as_ref().map(|s| s.0.as_slice()),
+            labels.as_deref(),
+            &prep,
+        )?,
         Cmd::Eval {
             model,
             data,
@@ -337,10 +310,16 @@ fn run(cli: Cli) -> Result<()> {
             threads,
             prep,
         } => {
+            if let Some(w) = parse::threads_warning(threads) {
+                eprintln!("{w}");
+            }
             let (bundle, pre) = open_for_images(&model, input_shape.as_ref(), &prep)?;
             let ds = qvit_host::data::Dataset::open(&data)?;
+            if let Some(c) = classes(&bundle.graph) {
+                ds.check_labels(c, &model.display().to_string())?;
+            }
             let mut m = qvit_device::model::Model::from_bundle(bundle)?;
-            m.set_threads(threads);
+            m.set_threads(threads as usize);
             let r = qvit_host::eval::evaluate(&mut m, &ds, &pre, limit)?;
             if json {
                 let v = serde_json::json!({
@@ -370,15 +349,31 @@ fn run(cli: Cli) -> Result<()> {
             limit,
             json,
         } => {
+            if files::model_file(&bundle, "the quantized .qvit bundle")? != ModelFile::Bundle {
+                bail!(
+                    "{} is not a qvit bundle; compare takes the quantized bundle first, then \
+                     the ONNX model it was made from",
+                    bundle.display()
+                );
+            }
             let q = qvit_device::bundle::Bundle::read_file(&bundle)
                 .with_context(|| format!("loading {}", bundle.display()))?;
-            let pre = q
-                .header
-                .preprocess
-                .clone()
-                .context("the bundle records no image preprocessing")?;
-            let f = qvit_host::import::import_path(&model, Some(&q.header.input_shape))?;
+            let pre = q.header.preprocess.clone().with_context(|| {
+                format!(
+                    "{} records no image preprocessing (its input is {:?}); compare feeds images",
+                    bundle.display(),
+                    q.header.input_shape
+                )
+            })?;
             let ds = qvit_host::data::Dataset::open(&data)?;
+            if let Some(c) = classes(&q.graph) {
+                ds.check_labels(c, &bundle.display().to_string())?;
+            }
+            let f = qvit_host::import::import_path_from(
+                &model,
+                Some(&q.header.input_shape),
+                qvit_host::import::ShapeFrom::Bundle,
+            )?;
             let c = qvit_host::compare::compare(&q.graph, &f.graph, &ds, &pre, limit)?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&c)?);
@@ -399,6 +394,13 @@ fn run(cli: Cli) -> Result<()> {
         } => {
             use relevance as rel;
             rel::check_plot_path(&plot)?;
+            lrp.check()?;
+            if let Some(p) = &plot {
+                let mut inputs = model_inputs(&model);
+                inputs.extend(files::data_inputs(&data));
+                let inputs: Vec<&Path> = inputs.iter().map(PathBuf::as_path).collect();
+                files::check_outputs(&inputs, &[p])?;
+            }
             let (bundle, pre) = open_for_images(&model, input_shape.as_ref(), &prep)?;
             let s = rel::scores_on(
                 bundle.graph,
@@ -426,6 +428,7 @@ fn run(cli: Cli) -> Result<()> {
             input_shape,
             prep,
         } => {
+            args.check(&model)?;
             let (bundle, pre) = open_for_images(&model, input_shape.as_ref(), &prep)?;
             explain::run(bundle.graph, &pre, &bundle.header.labels, &args)?;
         }

@@ -1,10 +1,12 @@
 //! `qvit quantize` with calibration: options, the run, and the files it writes.
 
+use super::parse;
 use super::relevance::{AttnArg, StatisticArg};
 use anyhow::{Context, Result, bail, ensure};
 use clap::{Args, ValueEnum};
 use qvit_device::bundle::Bundle;
 use qvit_host::data::load_inputs;
+use qvit_host::files;
 use qvit_host::quant::clip::ClipMethod;
 use qvit_host::quant::mixed::{MixedOptions, allocate_bits};
 use qvit_host::quant::report::size_report;
@@ -28,8 +30,8 @@ pub struct QuantArgs {
     /// Calibration data: an IDX images file, a folder of class subfolders, or a folder of images.
     #[arg(long)]
     pub calib: Option<PathBuf>,
-    /// Use at most N calibration images (the first N).
-    #[arg(long, default_value_t = 128)]
+    /// Use at most N calibration images (the first N; at least 1).
+    #[arg(long, default_value_t = 128, value_parser = parse::count)]
     pub calib_limit: usize,
     /// Weight bits, 2..8 (symmetric, per output channel; ≤ 4 bits are nibble-packed).
     #[arg(long, value_parser = clap::value_parser!(u8).range(2..=8))]
@@ -43,8 +45,8 @@ pub struct QuantArgs {
     /// How activation ranges are clipped.
     #[arg(long, value_enum, default_value_t = ClipArg::Mse)]
     pub clip: ClipArg,
-    /// Percentile for --clip percentile.
-    #[arg(long, default_value_t = 0.9999)]
+    /// Percentile for --clip percentile, in [0.5, 1].
+    #[arg(long, default_value_t = 0.9999, value_parser = parse::finite)]
     pub percentile: f64,
     /// Do not clip outlier channels of post-LayerNorm activations (plain RepQ-ViT
     /// reparameterisation). The clip only applies below 8 activation bits.
@@ -69,10 +71,10 @@ pub struct QuantArgs {
     #[arg(long, requires = "budget")]
     pub mixed: bool,
     /// Average weight bits of the body layers, weighted by parameters; never exceeded.
-    #[arg(long, requires = "mixed")]
+    #[arg(long, requires = "mixed", value_parser = parse::finite)]
     pub budget: Option<f64>,
     /// Average activation bits of the body layers, weighted by elements (default: --budget).
-    #[arg(long, requires = "mixed")]
+    #[arg(long, requires = "mixed", value_parser = parse::finite)]
     pub abudget: Option<f64>,
     /// Bit widths a layer may get.
     #[arg(long, value_delimiter = ',', default_value = "2,3,4,5,6,8")]
@@ -81,11 +83,11 @@ pub struct QuantArgs {
     /// or sensitivity (measured output error of each layer quantized alone).
     #[arg(long, default_value = "lrp")]
     pub allocate: String,
-    /// Calibration images used for relevance (--allocate lrp).
-    #[arg(long, default_value_t = 32)]
+    /// Calibration images used for relevance (--allocate lrp; at least 1).
+    #[arg(long, default_value_t = 32, value_parser = parse::count)]
     pub lrp_images: usize,
-    /// Calibration images used to measure sensitivity (--allocate sensitivity).
-    #[arg(long, default_value_t = 8)]
+    /// Calibration images used to measure sensitivity (--allocate sensitivity; at least 1).
+    #[arg(long, default_value_t = 8, value_parser = parse::count)]
     pub sensitivity_images: usize,
     /// Relevance statistic of --allocate lrp (see `qvit relevance --help`).
     #[arg(long, value_enum, default_value_t = StatisticArg::AbsIn)]
@@ -122,7 +124,13 @@ impl QuantArgs {
         };
         ensure!(
             (0.5..=1.0).contains(&self.percentile),
-            "--percentile must lie in [0.5, 1]"
+            "--percentile {} must lie in [0.5, 1]",
+            self.percentile
+        );
+        ensure!(
+            self.channel_clip_k.is_finite() && self.channel_clip_k > 0.0,
+            "--channel-clip-k {} must be a finite number above 0, e.g. 2",
+            self.channel_clip_k
         );
         Ok(QuantOptions {
             wbits,
@@ -186,8 +194,8 @@ impl QuantArgs {
             statistic: self.lrp_statistic.statistic(),
             lrp_gammas: self.lrp_gamma.clone(),
             select_images: self.select_images,
-            lrp_images: self.lrp_images.max(1),
-            sensitivity_images: self.sensitivity_images.max(1),
+            lrp_images: self.lrp_images,
+            sensitivity_images: self.sensitivity_images,
         }))
     }
 }
@@ -235,14 +243,15 @@ pub fn run(float: Bundle, args: &QuantArgs, output: &Path) -> Result<Quantized> 
         .with_context(|| format!("writing {}", output.display()))?;
     q.report.sizes = Some(size_report(&q.graph, opts.wbits, stats));
     let (json, md) = report_paths(output);
-    std::fs::write(&json, serde_json::to_string_pretty(&q.report)? + "\n")
-        .with_context(|| format!("writing {}", json.display()))?;
+    files::write(
+        &json,
+        (serde_json::to_string_pretty(&q.report)? + "\n").as_bytes(),
+    )?;
     let title = output
         .file_name()
         .map(|n| n.to_string_lossy().to_string())
         .unwrap_or_default();
-    std::fs::write(&md, q.report.markdown(&title))
-        .with_context(|| format!("writing {}", md.display()))?;
+    files::write(&md, q.report.markdown(&title).as_bytes())?;
     Ok(q)
 }
 
@@ -252,4 +261,75 @@ pub fn report_paths(bundle: &Path) -> (PathBuf, PathBuf) {
         bundle.with_extension("report.json"),
         bundle.with_extension("report.md"),
     )
+}
+
+/// `qvit quantize`: checks the flags and the output paths, then writes an f32 bundle
+/// (`float`) or a quantized one with its reports.
+pub fn command(
+    model: &Path,
+    float: bool,
+    quant: &QuantArgs,
+    output: &Path,
+    input_shape: Option<&[usize]>,
+    labels: Option<&Path>,
+    prep: &super::prep::PrepArgs,
+) -> Result<()> {
+    // Everything that can be refused without reading the model is refused first.
+    let (json, md) = report_paths(output);
+    let mut outputs = vec![output];
+    let mut inputs = super::model_inputs(model);
+    inputs.extend(labels.map(Path::to_path_buf));
+    if !float {
+        quant.options()?;
+        let Some(calib) = &quant.calib else {
+            bail!(
+                "quantizing needs calibration data: --calib DIR|IDX (or --float for an f32 bundle)"
+            );
+        };
+        inputs.extend(files::data_inputs(calib));
+        outputs.extend([json.as_path(), md.as_path()]);
+    }
+    let inputs: Vec<&Path> = inputs.iter().map(PathBuf::as_path).collect();
+    files::check_outputs(&inputs, &outputs)?;
+    let fb = qvit_host::source::float_bundle(model, input_shape, &prep.options(), labels)?;
+    if float {
+        let stats = fb
+            .write_file(output)
+            .with_context(|| format!("writing {}", output.display()))?;
+        let si = super::inspect::si;
+        eprintln!(
+            "wrote {} ({} bytes: weights {}, graph {}, header {}); {} parameters, {} labels",
+            output.display(),
+            stats.total,
+            si(stats.weights as f64),
+            si(stats.graph as f64),
+            si(stats.header as f64),
+            si(stats.params as f64),
+            fb.header.labels.len()
+        );
+        return Ok(());
+    }
+    let q = run(fb, quant, output)?;
+    let r = &q.report;
+    if let Some(z) = &r.sizes {
+        eprintln!(
+            "wrote {} ({} bytes: int weights {}, scales {}, float {}, graph {}; bound {:.0}: {}); \
+             {} layers quantized, {} left f32; calibration {} images, {:.1} s\nreports: {}, {}",
+            output.display(),
+            z.bundle.total,
+            z.bundle.int_weights,
+            z.bundle.scales,
+            z.bundle.float_consts,
+            z.bundle.graph,
+            z.bound_bytes,
+            if z.within_bound { "within" } else { "EXCEEDED" },
+            r.layers.len(),
+            r.float_layers.len(),
+            r.calib_images,
+            r.calib_seconds,
+            md.display(),
+            json.display()
+        );
+    }
+    Ok(())
 }

@@ -79,6 +79,14 @@ impl AttnArg {
 }
 
 impl LrpArgs {
+    /// Refuses an ε that is negative or not finite.
+    pub fn check(&self) -> Result<()> {
+        if !(self.eps.is_finite() && self.eps >= 0.0) {
+            bail!("--eps {} must be a finite number ≥ 0, e.g. 1e-6", self.eps);
+        }
+        Ok(())
+    }
+
     /// Rule options.
     pub fn options(&self) -> LrpOptions {
         LrpOptions {

@@ -51,6 +51,9 @@ pub struct DeployOptions {
 pub fn run(args: DeployOptions) -> Result<()> {
     let plan = plan(&args)?;
     let targets = target::expand(&args.hosts)?;
+    if plan.bench.is_some() {
+        check_results(&args, &plan, &targets)?;
+    }
     let reports = run_all(&targets, args.jobs as usize, |t| {
         steps::deploy_box(&plan, t)
     });
@@ -113,6 +116,44 @@ fn plan(args: &DeployOptions) -> Result<steps::Plan> {
             config: args.ssh_config.clone(),
         },
     })
+}
+
+/// Refuses, before any connection, a `--results` that cannot hold the result files (a file, or
+/// under a file) and result files that would replace an input (the bundle, the runner, the ssh
+/// config, a host list), so a finished benchmark is never lost to a bad path.
+fn check_results(
+    args: &DeployOptions,
+    plan: &steps::Plan,
+    targets: &[target::Target],
+) -> Result<()> {
+    let results = &args.results;
+    if let Some(existing) = results.ancestors().find(|a| a.exists())
+        && !existing.is_dir()
+    {
+        bail!(
+            "--results {}: {} is a file; --results names the folder that receives one JSON \
+             file per box: give a folder path",
+            results.display(),
+            existing.display()
+        );
+    }
+    if !results.is_dir() {
+        return Ok(()); // created on the first result; nothing in it can be an input yet
+    }
+    let mut inputs: Vec<&Path> = vec![&plan.bundle, &plan.runner];
+    inputs.extend(args.ssh_config.as_deref());
+    inputs.extend(
+        args.hosts
+            .iter()
+            .filter_map(|h| h.strip_prefix('@'))
+            .map(Path::new),
+    );
+    let outputs: Vec<PathBuf> = targets
+        .iter()
+        .map(|t| steps::result_path(plan, t))
+        .collect();
+    let outputs: Vec<&Path> = outputs.iter().map(PathBuf::as_path).collect();
+    crate::files::check_outputs(&inputs, &outputs)
 }
 
 /// `qvit-run` in the directory of the running `qvit`.

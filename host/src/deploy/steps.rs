@@ -342,17 +342,25 @@ pub fn file_stem(s: &str) -> String {
         .collect()
 }
 
+/// Where the benchmark result of `target` goes: `RESULTS/<host>__<bundle stem>.json`.
+pub fn result_path(plan: &Plan, target: &Target) -> PathBuf {
+    let stem = Path::new(&plan.bundle_name)
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    plan.results.join(format!(
+        "{}__{}.json",
+        file_stem(&target.label),
+        file_stem(&stem)
+    ))
+}
+
 /// `RESULTS/<host>__<bundle>.json`: one file per box and bundle, replaced whole
 /// ([`qvit_device::outfile`]: written beside it, flushed, renamed).
 fn write_result(plan: &Plan, target: &Target, bench: &Value) -> Result<PathBuf> {
     std::fs::create_dir_all(&plan.results)
         .with_context(|| format!("creating {}", plan.results.display()))?;
-    let stem = Path::new(&plan.bundle_name)
-        .file_stem()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let name = format!("{}__{}.json", file_stem(&target.label), file_stem(&stem));
-    let path = plan.results.join(&name);
+    let path = result_path(plan, target);
     let text = serde_json::to_string_pretty(bench)? + "\n";
     qvit_device::outfile::write(&path, text.as_bytes())?;
     Ok(path)

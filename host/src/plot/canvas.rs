@@ -54,10 +54,13 @@ pub(crate) fn plotting(e: impl std::fmt::Display) -> anyhow::Error {
     anyhow!("plotting: {e}")
 }
 
-/// Writes `img` as PNG whatever the file extension, since callers choose arbitrary names.
-pub(crate) fn save_png(img: &RgbImage, path: &Path) -> Result<()> {
-    img.save_with_format(path, ImageFormat::Png)
-        .with_context(|| format!("writing PNG {}", path.display()))
+/// Writes `img` as PNG whatever the file extension, since callers choose arbitrary names;
+/// atomically ([`crate::files::write`]), so a failed write leaves any old file whole.
+pub fn save_png(img: &RgbImage, path: &Path) -> Result<()> {
+    let mut bytes = std::io::Cursor::new(Vec::new());
+    img.write_to(&mut bytes, ImageFormat::Png)
+        .with_context(|| format!("encoding PNG {}", path.display()))?;
+    crate::files::write(path, bytes.get_ref())
 }
 
 /// `[r, g, b]` as a plotters colour.
