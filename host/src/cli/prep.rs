@@ -14,6 +14,8 @@ pub enum PresetArg {
     FashionMnist,
     /// Pixels scaled to [0, 1], nothing else.
     Unit,
+    /// No normalisation, said explicitly: pixels scaled to [0, 1] as they are (as `unit`).
+    None,
 }
 
 /// How images become the model's input (torchvision order: resize, centre crop, scale to [0, 1], normalise).
@@ -48,7 +50,7 @@ impl PrepArgs {
                 PresetArg::Imagenet => Preset::Imagenet,
                 PresetArg::Mnist => Preset::Mnist,
                 PresetArg::FashionMnist => Preset::FashionMnist,
-                PresetArg::Unit => Preset::Unit,
+                PresetArg::Unit | PresetArg::None => Preset::Unit,
             }),
             mean: self.mean.clone(),
             std: self.std.clone(),
