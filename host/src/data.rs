@@ -48,6 +48,15 @@ impl Dataset {
     /// Opens an IDX images file, a folder of class subfolders, or a flat image folder.
     pub fn open(path: &Path) -> Result<Dataset> {
         if path.is_file() {
+            let kind = crate::files::FileKind::of(path)?;
+            if kind != crate::files::FileKind::Idx {
+                bail!(
+                    "{} is {}, not a data source; give an IDX images file, a folder of class \
+                     subfolders, or a folder of images",
+                    path.display(),
+                    kind.describe()
+                );
+            }
             return open_idx(path);
         }
         ensure!(

@@ -181,12 +181,25 @@ pub fn write(path: &Path, bytes: &[u8]) -> Result<()> {
 }
 
 /// The files a data source reads: the path itself and, for an IDX images file, its labels
-/// file (found by name). For a folder, the folder (an output inside it is not an input).
+/// file (found by name); for a folder, the files in it and in its class subfolders (an output
+/// may go into the folder, but may not replace one of its images).
 pub fn data_inputs(path: &Path) -> Vec<PathBuf> {
     let mut v = vec![path.to_path_buf()];
     let name = path.to_string_lossy();
     if path.is_file() && name.contains("images-idx3") {
         v.push(PathBuf::from(name.replace("images-idx3", "labels-idx1")));
+    }
+    let list = |dir: &Path| -> Vec<PathBuf> {
+        std::fs::read_dir(dir)
+            .map(|rd| rd.filter_map(|e| e.ok().map(|e| e.path())).collect())
+            .unwrap_or_default()
+    };
+    for entry in list(path) {
+        if entry.is_dir() {
+            v.extend(list(&entry).into_iter().filter(|p| p.is_file()));
+        } else {
+            v.push(entry);
+        }
     }
     v
 }

@@ -356,13 +356,13 @@ pub fn result_path(plan: &Plan, target: &Target) -> PathBuf {
 }
 
 /// `RESULTS/<host>__<bundle>.json`: one file per box and bundle, replaced whole
-/// ([`qvit_device::outfile`]: written beside it, flushed, renamed).
+/// ([`crate::files::write`]: written beside it, flushed, renamed).
 fn write_result(plan: &Plan, target: &Target, bench: &Value) -> Result<PathBuf> {
     std::fs::create_dir_all(&plan.results)
         .with_context(|| format!("creating {}", plan.results.display()))?;
     let path = result_path(plan, target);
     let text = serde_json::to_string_pretty(bench)? + "\n";
-    qvit_device::outfile::write(&path, text.as_bytes())?;
+    crate::files::write(&path, text.as_bytes())?;
     Ok(path)
 }
 
