@@ -212,7 +212,7 @@ fn bad_bundles_names_paths_and_tools_fail_before_any_artifact_is_written() {
     let missing_dir = dir.path().join("no/such/dir/x.mender");
     for (output, want) in [
         (s(&missing_dir), "does not exist"),
-        (s(&good), "overwrite the bundle"),
+        (s(&good), "refusing to write"),
     ] {
         let args = [
             s(&good),

@@ -81,6 +81,10 @@ pub(super) fn write(plan: &Plan, args: &PackageOptions) -> Result<PackageReport>
         .arg(&staged_out);
     run_tool(check, &args.mender_artifact, "validating the artifact")?;
 
+    // Flushed before the rename, so a crash never leaves a named but empty artifact.
+    std::fs::File::open(&staged_out)
+        .and_then(|f| f.sync_all())
+        .with_context(|| format!("flushing {}", staged_out.display()))?;
     std::fs::rename(&staged_out, out)
         .with_context(|| format!("moving the artifact to {}", out.display()))?;
     let bytes = std::fs::metadata(out)

@@ -8,7 +8,7 @@
 
 mod mender;
 
-use anyhow::{Context, Result, bail, ensure};
+use anyhow::{Context, Result, ensure};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
 
@@ -120,12 +120,9 @@ fn plan(args: &PackageOptions) -> Result<Plan> {
         .clone()
         .unwrap_or_else(|| format!("{name}-{crc32}"));
     check_token("--artifact-name", &artifact_name)?;
-    if same_file(&args.output, path) {
-        bail!(
-            "-o {} would overwrite the bundle itself; choose another output",
-            args.output.display()
-        );
-    }
+    let mut inputs = vec![path.as_path()];
+    inputs.extend(args.key.as_deref());
+    crate::files::check_outputs(&inputs, &[args.output.as_path()])?;
     Ok(Plan {
         bundle: path.clone(),
         name,
@@ -181,11 +178,4 @@ fn check_token(what: &str, value: &str) -> Result<()> {
         "{what} {value:?} must be 1 to 256 characters without spaces, quotes or backslashes"
     );
     Ok(())
-}
-
-fn same_file(a: &Path, b: &Path) -> bool {
-    match (a.canonicalize(), b.canonicalize()) {
-        (Ok(a), Ok(b)) => a == b,
-        _ => false,
-    }
 }
