@@ -60,7 +60,7 @@ pub fn save_png(img: &RgbImage, path: &Path) -> Result<()> {
     let mut bytes = std::io::Cursor::new(Vec::new());
     img.write_to(&mut bytes, ImageFormat::Png)
         .with_context(|| format!("encoding PNG {}", path.display()))?;
-    crate::files::write(path, bytes.get_ref())
+    crate::files::write(path, bytes.get_ref()).context("writing PNG")
 }
 
 /// `[r, g, b]` as a plotters colour.
