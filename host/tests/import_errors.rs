@@ -102,3 +102,52 @@ fn supported_chain_imports_and_runs() {
         assert!((a - b).abs() < 1e-6, "{:?} vs {want:?}", y.data);
     }
 }
+
+#[test]
+fn all_dynamic_input_that_fails_at_size_one_says_to_pass_input_shape() {
+    use tract_onnx::pb::TensorProto;
+    // x[N, C, H, W] reshaped to [1, 16]: fine for the real sizes, impossible at 1x1x1x1.
+    let mut m = model(vec![], "y");
+    let g = m.graph.as_mut().unwrap();
+    let dynamic = |name: &str| Dimension {
+        value: Some(dimension::Value::DimParam(name.into())),
+        ..Default::default()
+    };
+    let mut x = value("x", &[]);
+    if let Some(type_proto::Value::TensorType(t)) = x.r#type.as_mut().and_then(|t| t.value.as_mut())
+    {
+        t.shape = Some(TensorShapeProto {
+            dim: ["n", "c", "h", "w"].into_iter().map(dynamic).collect(),
+        });
+    }
+    g.input = vec![x];
+    g.output = vec![value("y", &[1, 16])];
+    g.initializer = vec![TensorProto {
+        name: "s".into(),
+        dims: vec![2],
+        data_type: 7, // int64
+        int64_data: vec![1, 16],
+        ..Default::default()
+    }];
+    g.node = vec![NodeProto {
+        name: "reshape".into(),
+        op_type: "Reshape".into(),
+        input: vec!["x".into(), "s".into()],
+        output: vec!["y".into()],
+        ..Default::default()
+    }];
+    let err = format!(
+        "{:#}",
+        import_proto(&m, None).err().expect("1 element is not 16")
+    );
+    assert!(
+        err.contains("[1, 2, 3] open") && err.contains("pass --input-shape"),
+        "{err}"
+    );
+    assert!(
+        err.len() < 2000,
+        "a tract dump instead of a sentence: {err}"
+    );
+    // With the real sizes it imports.
+    assert!(import_proto(&m, Some(&[1, 1, 4, 4])).is_ok());
+}
