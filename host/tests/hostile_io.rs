@@ -4,7 +4,7 @@
 
 mod hostile_util;
 
-use hostile_util::{Dir, FASHION, case, check, fixture, flipped, repo};
+use hostile_util::{Dir, FASHION, case, check, fixture, flipped, repo, words};
 use std::path::PathBuf;
 
 /// An IDX images file with `labels` as its labels, written as a pair in `d`.
@@ -281,153 +281,74 @@ fn flags_out_of_range() {
 fn outputs_onto_inputs_are_refused_before_any_work() {
     let f = fixture();
     let d = Dir::new("outputs");
-    let m = f.arg("m.onnx");
+    let (m, b) = (f.arg("m.onnx"), f.arg("f.qvit"));
     let calib = f.arg("calib-images-idx3-ubyte");
     std::os::unix::fs::symlink(f.path("m.onnx"), d.path("link.onnx")).unwrap();
     std::os::unix::fs::symlink(f.path("f.qvit"), d.path("link.qvit")).unwrap();
-    let b = f.arg("f.qvit");
     std::fs::create_dir(d.path("sub")).unwrap();
-    std::fs::create_dir(d.path("img")).unwrap();
     let png = std::fs::read(f.path("sample.png")).unwrap();
     d.file("img/a.png", &png);
     d.file("img/a.lrp.png", &png);
     d.file("file", b"x");
     d.file("m.report.md", &std::fs::read(f.path("labels.txt")).unwrap());
-    let float = |out: &str| {
-        case(
-            &[
-                "quantize",
-                &m,
-                "--float",
-                "--preset",
-                "fashion-mnist",
-                "-o",
-                out,
-            ],
-            &["refusing to write", "choose another output path"],
-        )
-    };
-    let quant = |out: &str| {
-        case(
-            &[
-                "quantize",
-                &m,
-                "--preset",
-                "fashion-mnist",
-                "--calib",
-                &calib,
-                "--wbits",
-                "8",
-                "--abits",
-                "8",
-                "-o",
-                out,
-            ],
-            &["refusing to write"],
-        )
-    };
-    let mut cases = vec![
-        float(&m),
-        float(&d.arg("link.onnx")),
-        float(&format!("{}/../{}", d.arg("sub"), "link.onnx")),
-        float(&f.arg("labels.txt")),
-        quant(&calib),
-        quant(&f.arg("calib-labels-idx1-ubyte")),
-        // The reports beside the bundle (m.report.json, m.report.md) may not be inputs either.
-        case(
-            &[
-                "quantize",
-                &m,
-                "--preset",
-                "fashion-mnist",
-                "--calib",
-                &calib,
-                "--wbits",
-                "8",
-                "--abits",
-                "8",
-                "--labels",
-                &d.arg("m.report.md"),
-                "-o",
-                &d.arg("m.qvit"),
-            ],
-            &["m.report.md"],
+    let float = format!("quantize {m} --float --preset fashion-mnist -o");
+    let quant = format!("quantize {m} --preset fashion-mnist --calib {calib} --wbits 8 --abits 8");
+    let package = format!("package {b} --format mender --device-type pi4 -o");
+    let refused = ["refusing to write", "choose another output path"];
+    let cases = [
+        words(&format!("{float} {m}"), &refused),
+        words(&format!("{float} {}", d.arg("link.onnx")), &refused),
+        words(&format!("{float} {}/../link.onnx", d.arg("sub")), &refused),
+        words(&format!("{float} {}", f.arg("labels.txt")), &refused),
+        words(&format!("{quant} -o {calib}"), &refused),
+        words(
+            &format!("{quant} -o {}", f.arg("calib-labels-idx1-ubyte")),
+            &refused,
         ),
-        case(
-            &[
-                "quantize",
-                &m,
-                "--float",
-                "--preset",
-                "fashion-mnist",
-                "-o",
-                &d.arg("sub"),
-            ],
+        // The reports beside the bundle (m.report.json, m.report.md) may not be inputs either.
+        words(
+            &format!(
+                "{quant} --labels {} -o {}",
+                d.arg("m.report.md"),
+                d.arg("m.qvit")
+            ),
+            &["refusing to write", "m.report.md"],
+        ),
+        words(
+            &format!("{float} {}", d.arg("sub")),
             &["is a directory; give a file path"],
         ),
-        case(
-            &[
-                "quantize",
-                &m,
-                "--float",
-                "--preset",
-                "fashion-mnist",
-                "-o",
-                &d.arg("nodir/o.qvit"),
-            ],
+        words(
+            &format!("{float} {}", d.arg("nodir/o.qvit")),
             &["does not exist"],
         ),
-        case(
-            &[
-                "relevance",
-                &f.arg("f.qvit"),
-                "--data",
-                &d.arg("img"),
-                "--plot",
-                &d.arg("img/a.png"),
-            ],
+        words(
+            &format!(
+                "relevance {b} --data {} --plot {}",
+                d.arg("img"),
+                d.arg("img/a.png")
+            ),
             &["refusing to write", "a.png"],
         ),
-        case(
-            &[
-                "explain",
-                &f.arg("f.qvit"),
-                &d.arg("img/a.png"),
-                &d.arg("img/a.lrp.png"),
-                "-o",
-                &d.arg("img"),
-            ],
+        words(
+            &format!(
+                "explain {b} {} {} -o {}",
+                d.arg("img/a.png"),
+                d.arg("img/a.lrp.png"),
+                d.arg("img")
+            ),
             &["refusing to write", "a.lrp.png"],
         ),
-        case(
-            &[
-                "explain",
-                &f.arg("f.qvit"),
-                &f.arg("sample.png"),
-                "-o",
-                &d.arg("file"),
-            ],
+        words(
+            &format!("explain {b} {} -o {}", f.arg("sample.png"), d.arg("file")),
             &["is a file", "give a folder path"],
         ),
+        words(&format!("{package} {}", d.arg("link.qvit")), &refused),
+        words(
+            &format!("{package} {0} --key {0}", f.arg("labels.txt")),
+            &["refusing to write", "labels.txt"],
+        ),
     ];
-    let package = |out: &str, key: &[&str]| {
-        let mut a = vec![
-            "package",
-            b.as_str(),
-            "--format",
-            "mender",
-            "--device-type",
-            "pi4",
-            "-o",
-            out,
-        ];
-        a.extend(key);
-        case(&a, &["refusing to write", out])
-    };
-    cases.extend([
-        package(&d.arg("link.qvit"), &[]),
-        package(&f.arg("labels.txt"), &["--key", &f.arg("labels.txt")]),
-    ]);
     assert_eq!(check(&cases, &[f.dir.0.clone(), d.0.clone()]), 14);
 }
 

@@ -149,6 +149,11 @@ pub fn case(args: &[&str], says: &[&str]) -> Case {
     }
 }
 
+/// A case written as one command line, split at whitespace (the scratch paths have none).
+pub fn words(line: &str, says: &[&str]) -> Case {
+    case(&line.split_whitespace().collect::<Vec<_>>(), says)
+}
+
 /// Runs every case; `inputs` (files or folders) must be unchanged after each. Returns the
 /// number of cases run. All failures are collected and reported at once.
 pub fn check(cases: &[Case], inputs: &[PathBuf]) -> usize {
