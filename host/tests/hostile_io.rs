@@ -116,163 +116,65 @@ fn flags_out_of_range() {
     let d = Dir::new("flags");
     let (m, b) = (f.arg("m.onnx"), f.arg("f.qvit"));
     let data = f.arg("calib-images-idx3-ubyte");
-    let q = |extra: &[&str]| {
-        let mut a = vec![
-            "quantize",
-            m.as_str(),
-            "--preset",
-            "fashion-mnist",
-            "--calib",
-            data.as_str(),
-        ];
-        a.extend(extra);
-        a.iter().map(|s| s.to_string()).collect::<Vec<_>>()
-    };
-    let out = d.arg("q.qvit");
-    let mut cases = vec![
-        case(
-            &["eval", &b, "--data", &data, "--threads", "100000"],
+    let (png, x, out) = (f.arg("sample.png"), d.arg("x"), d.arg("q.qvit"));
+    let eval = format!("eval {b} --data {data}");
+    let explain = format!("explain {b} {png} -o {x}");
+    let faithful = format!("explain {b} --eval --data {data} -o {x}");
+    let quant = format!("quantize {m} --preset fashion-mnist --calib {data} -o {out}");
+    let cases = [
+        words(
+            &format!("{eval} --threads 100000"),
             &["--threads", "100000"],
         ),
-        case(
-            &["eval", &b, "--data", &data, "--threads", "0"],
-            &["--threads"],
-        ),
-        case(
-            &[
-                "explain",
-                &b,
-                &f.arg("sample.png"),
-                "-o",
-                &d.arg("x"),
-                "--scale",
-                "2000",
-            ],
+        words(&format!("{eval} --threads 0"), &["--threads"]),
+        words(
+            &format!("{explain} --scale 2000"),
             &["--scale 2000", "give --scale 146 or less"],
         ),
-        case(
-            &[
-                "explain",
-                &b,
-                &f.arg("sample.png"),
-                "-o",
-                &d.arg("x"),
-                "--scale",
-                "100000",
-            ],
-            &["--scale"],
-        ),
-        case(
-            &[
-                "explain",
-                &b,
-                "--eval",
-                "--data",
-                &data,
-                "-o",
-                &d.arg("x"),
-                "--steps",
-                "0",
-            ],
-            &["--steps", "zero"],
-        ),
-        case(
-            &[
-                "explain",
-                &b,
-                "--eval",
-                "--data",
-                &data,
-                "-o",
-                &d.arg("x"),
-                "--steps",
-                "100000",
-            ],
+        words(&format!("{explain} --scale 100000"), &["--scale"]),
+        words(&format!("{faithful} --steps 0"), &["--steps", "zero"]),
+        words(
+            &format!("{faithful} --steps 100000"),
             &["100000 steps is more than 1000"],
         ),
-        case(
-            &[
-                "explain",
-                &b,
-                &f.arg("sample.png"),
-                "-o",
-                &d.arg("x"),
-                "--alpha",
-                "2",
-            ],
+        words(
+            &format!("{explain} --alpha 2"),
             &["--alpha 2 must lie in [0, 1]"],
         ),
-        case(
-            &["relevance", &b, "--data", &data, "--eps=-1"],
+        words(
+            &format!("relevance {b} --data {data} --eps=-1"),
             &["--eps -1"],
         ),
-        case(
-            &["relevance", &b, "--data", &data, "--limit", "0"],
+        words(
+            &format!("relevance {b} --data {data} --limit 0"),
             &["the limit is zero"],
         ),
-    ];
-    for (extra, says) in [
-        (
-            &["--mixed", "--budget", "inf", "-o", &out][..],
-            &["--budget", "inf is not a finite number"][..],
+        words(
+            &format!("{quant} --mixed --budget inf"),
+            &["--budget", "inf is not a finite number"],
         ),
-        (
-            &["--mixed", "--budget", "nan", "-o", &out],
+        words(
+            &format!("{quant} --mixed --budget nan"),
             &["--budget", "NaN is not a finite number"],
         ),
-        (
-            &["--mixed", "--budget", "4", "--abudget=-inf", "-o", &out],
+        words(
+            &format!("{quant} --mixed --budget 4 --abudget=-inf"),
             &["--abudget"],
         ),
-        (
-            &[
-                "--wbits",
-                "4",
-                "--abits",
-                "8",
-                "--percentile",
-                "2",
-                "--clip",
-                "percentile",
-                "-o",
-                &out,
-            ],
+        words(
+            &format!("{quant} --wbits 4 --abits 8 --percentile 2 --clip percentile"),
             &["--percentile 2 must lie in [0.5, 1]"],
         ),
-        (&["--wbits", "9", "-o", &out], &["--wbits"]),
-        (
-            &[
-                "--wbits",
-                "4",
-                "--abits",
-                "8",
-                "--lrp-images",
-                "0",
-                "-o",
-                &out,
-            ],
+        words(&format!("{quant} --wbits 9"), &["--wbits"]),
+        words(
+            &format!("{quant} --wbits 4 --abits 8 --lrp-images 0"),
             &["--lrp-images", "zero"],
         ),
-    ] {
-        let a = q(extra);
-        let a: Vec<&str> = a.iter().map(String::as_str).collect();
-        cases.push(case(&a, says));
-    }
-    cases.push(case(
-        &[
-            "quantize",
-            &m,
-            "--preset",
-            "fashion-mnist",
-            "--wbits",
-            "8",
-            "--abits",
-            "8",
-            "-o",
-            &out,
-        ],
-        &["quantizing needs calibration data: --calib"],
-    ));
+        words(
+            &format!("quantize {m} --preset fashion-mnist --wbits 8 --abits 8 -o {out}"),
+            &["quantizing needs calibration data: --calib"],
+        ),
+    ];
     assert_eq!(check(&cases, &[f.dir.0.clone(), d.0.clone()]), 16);
     assert!(!d.path("q.qvit").exists() && !d.path("x").exists());
 }

@@ -17,17 +17,11 @@ const SOFTWARE_FILESYSTEM: &str = "qvit-model";
 /// Writes the artifact of `plan` to `args.output` (see the module doc of `package`).
 pub(super) fn write(plan: &Plan, args: &PackageOptions) -> Result<PackageReport> {
     let out = &args.output;
+    // Its existence was checked with the output path (`host::files::check_outputs`).
     let out_dir = match out.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
     };
-    if !out_dir.is_dir() {
-        bail!(
-            "cannot write {}: directory {} does not exist",
-            out.display(),
-            out_dir.display()
-        );
-    }
     if let Some(key) = &args.key
         && !key.is_file()
     {
