@@ -73,3 +73,85 @@ pub(crate) fn reduce_row(p: [int32x4_t; 4]) -> int32x4_t {
     // SAFETY: NEON is part of the aarch64 baseline; these are register-only operations.
     unsafe { vpaddq_s32(vpaddq_s32(p[0], p[1]), vpaddq_s32(p[2], p[3])) }
 }
+
+/// The entry points every aarch64 GEMM kernel file builds around its `dot_tile(a, b)` (the
+/// panel product as `MR` rows of `V` four-channel vectors): the tile micro-kernel's body
+/// `kernel(a, b, tile)` (rows stored into the tile), the public whole-product entry (tier hit,
+/// length check, then the loop) and that loop, `store_all`, compiled with the kernel's
+/// features so `dot_tile` inlines into it.
+macro_rules! gemm_entries {
+    (
+        token: $token:ty,
+        tier: $tier:ident,
+        features: $features:literal,
+        packed: $packed:ident,
+        mr: $mr:expr,
+        vectors: $v:literal,
+        kr: $kr:expr $(,)?
+    ) => {
+        /// # Safety
+        /// `a` and `b` are one panel each of the same number of blocks, `tile` holds MR·NR
+        /// values, and the CPU has the kernel's features.
+        #[target_feature(enable = $features)]
+        unsafe fn kernel(a: &[i8], b: &[i8], tile: &mut [i32]) {
+            for (row, out) in dot_tile(a, b).iter().zip(tile.chunks_exact_mut(4 * $v)) {
+                for (i, &v) in row.iter().enumerate() {
+                    // SAFETY: `out` holds the 4·V values of one tile row; 4i + 4 ≤ 4·V.
+                    unsafe { std::arch::aarch64::vst1q_s32(out.as_mut_ptr().add(4 * i), v) };
+                }
+            }
+        }
+
+        #[doc = concat!(
+            "The whole product over packed operands: `out[i][j] = Σ a·w − fold[j]` for every ",
+            "row `i < m` and channel `j < n`, where `ap` holds the ⌈m/", stringify!($mr),
+            "⌉ activation panels and `b` the ⌈n/", stringify!($v), "·4⌉ weight panels (blocks of ",
+            stringify!($kr), " k). Errors on other lengths."
+        )]
+        #[allow(clippy::too_many_arguments)]
+        pub fn $packed(
+            _cpu: $token,
+            ap: &[i8],
+            m: usize,
+            b: &[i8],
+            n: usize,
+            kb: usize,
+            fold: &[i32],
+            out: &mut [i32],
+        ) -> $crate::Result<()> {
+            $crate::tier::hit($crate::Tier::$tier);
+            let geometry = ($mr, 4 * $v, $kr);
+            let name = concat!(module_path!(), "::", stringify!($packed));
+            $crate::pack::check_packed(name, geometry, ap, m, b, n, kb, fold, out)?;
+            // SAFETY: the token proves the kernel's features; lengths were checked just above.
+            unsafe { store_all(ap, m, b, n, kb, fold, out) };
+            Ok(())
+        }
+
+        /// # Safety
+        /// The lengths the packed entry checks hold, and the CPU has the kernel's features.
+        #[target_feature(enable = $features)]
+        unsafe fn store_all(
+            ap: &[i8],
+            m: usize,
+            b: &[i8],
+            n: usize,
+            kb: usize,
+            fold: &[i32],
+            out: &mut [i32],
+        ) {
+            let geometry = $crate::aarch64::drive::Panels { kr: $kr, kb };
+            $crate::aarch64::drive::store_packed::<{ $mr }, $v>(
+                geometry,
+                ap,
+                m,
+                b,
+                n,
+                fold,
+                out,
+                |a, b| dot_tile(a, b),
+            );
+        }
+    };
+}
+pub(crate) use gemm_entries;

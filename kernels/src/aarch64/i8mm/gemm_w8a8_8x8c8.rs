@@ -13,8 +13,6 @@ use crate::cpu::I8mm;
 use std::arch::aarch64::*;
 use std::arch::asm;
 
-use crate::aarch64::drive::{Panels, store_packed};
-
 const MR: usize = 8;
 const NR: usize = 8;
 const KR: usize = 8;
@@ -88,53 +86,12 @@ fn dot_tile(a: &[i8], b: &[i8]) -> [[int32x4_t; 2]; MR] {
     })
 }
 
-/// # Safety
-/// `a.len() == b.len() == 64·kb`, `tile.len() == 64`, and the CPU has i8mm.
-#[target_feature(enable = "neon,i8mm")]
-unsafe fn kernel(a: &[i8], b: &[i8], tile: &mut [i32]) {
-    for (row, out) in dot_tile(a, b).iter().zip(tile.chunks_exact_mut(NR)) {
-        // SAFETY: `out` holds the NR = 8 values of one tile row.
-        unsafe {
-            vst1q_s32(out.as_mut_ptr(), row[0]);
-            vst1q_s32(out.as_mut_ptr().add(4), row[1]);
-        }
-    }
-}
-
-/// The whole product over packed operands: `out[i][j] = Σ a·w − fold[j]` for every row `i < m`
-/// and channel `j < n`, where `ap` holds the ⌈m/8⌉ activation panels and `b` the ⌈n/8⌉ weight
-/// panels (64·kb bytes each). Errors on other lengths.
-#[allow(clippy::too_many_arguments)]
-pub fn gemm_w8a8_8x8c8_packed(
-    _cpu: I8mm,
-    ap: &[i8],
-    m: usize,
-    b: &[i8],
-    n: usize,
-    kb: usize,
-    fold: &[i32],
-    out: &mut [i32],
-) -> Result<()> {
-    crate::tier::hit(crate::Tier::I8mm);
-    let name = "aarch64.i8mm.gemm_w8a8_8x8c8_packed";
-    crate::pack::check_packed(name, (MR, NR, KR), ap, m, b, n, kb, fold, out)?;
-    // SAFETY: the token proves the CPU has i8mm; lengths were checked just above.
-    unsafe { store_all(ap, m, b, n, kb, fold, out) };
-    Ok(())
-}
-
-/// # Safety
-/// The lengths checked by [`gemm_w8a8_8x8c8_packed`] hold, and the CPU has i8mm.
-#[target_feature(enable = "neon,i8mm")]
-unsafe fn store_all(
-    ap: &[i8],
-    m: usize,
-    b: &[i8],
-    n: usize,
-    kb: usize,
-    fold: &[i32],
-    out: &mut [i32],
-) {
-    let geometry = Panels { kr: KR, kb };
-    store_packed::<MR, 2>(geometry, ap, m, b, n, fold, out, |a, b| dot_tile(a, b));
+crate::aarch64::drive::gemm_entries! {
+    token: I8mm,
+    tier: I8mm,
+    features: "neon,i8mm",
+    packed: gemm_w8a8_8x8c8_packed,
+    mr: MR,
+    vectors: 2,
+    kr: KR,
 }

@@ -11,7 +11,7 @@ use crate::Result;
 use crate::cpu::Neon;
 use std::arch::aarch64::*;
 
-use crate::aarch64::drive::{Panels, reduce_row, store_packed};
+use crate::aarch64::drive::reduce_row;
 
 const MR: usize = 4;
 const NR: usize = 4;
@@ -61,50 +61,12 @@ fn dot_tile(a: &[i8], b: &[i8]) -> [[int32x4_t; 1]; MR] {
     acc.map(|row| [reduce_row(row)])
 }
 
-/// # Safety
-/// `a.len() == b.len() == 64·kb`, `tile.len() == 16`, and the CPU has NEON.
-#[target_feature(enable = "neon")]
-unsafe fn kernel(a: &[i8], b: &[i8], tile: &mut [i32]) {
-    for (row, out) in dot_tile(a, b).iter().zip(tile.chunks_exact_mut(NR)) {
-        // SAFETY: `out` holds the NR = 4 values of one tile row.
-        unsafe { vst1q_s32(out.as_mut_ptr(), row[0]) };
-    }
-}
-
-/// The whole product over packed operands: `out[i][j] = Σ a·w − fold[j]` for every row `i < m`
-/// and channel `j < n`, where `ap` holds the ⌈m/4⌉ activation panels and `b` the ⌈n/4⌉ weight
-/// panels (64·kb bytes each). Errors on other lengths.
-#[allow(clippy::too_many_arguments)]
-pub fn gemm_w8a8_4x4c16_packed(
-    _cpu: Neon,
-    ap: &[i8],
-    m: usize,
-    b: &[i8],
-    n: usize,
-    kb: usize,
-    fold: &[i32],
-    out: &mut [i32],
-) -> Result<()> {
-    crate::tier::hit(crate::Tier::Neon);
-    let name = "aarch64.neon.gemm_w8a8_4x4c16_packed";
-    crate::pack::check_packed(name, (MR, NR, KR), ap, m, b, n, kb, fold, out)?;
-    // SAFETY: the token proves NEON; lengths were checked just above.
-    unsafe { store_all(ap, m, b, n, kb, fold, out) };
-    Ok(())
-}
-
-/// # Safety
-/// The lengths checked by [`gemm_w8a8_4x4c16_packed`] hold, and the CPU has NEON.
-#[target_feature(enable = "neon")]
-unsafe fn store_all(
-    ap: &[i8],
-    m: usize,
-    b: &[i8],
-    n: usize,
-    kb: usize,
-    fold: &[i32],
-    out: &mut [i32],
-) {
-    let geometry = Panels { kr: KR, kb };
-    store_packed::<MR, 1>(geometry, ap, m, b, n, fold, out, |a, b| dot_tile(a, b));
+crate::aarch64::drive::gemm_entries! {
+    token: Neon,
+    tier: Neon,
+    features: "neon",
+    packed: gemm_w8a8_4x4c16_packed,
+    mr: MR,
+    vectors: 1,
+    kr: KR,
 }
