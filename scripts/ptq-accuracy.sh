@@ -5,15 +5,20 @@
 # Writes bench-results/ptq-accuracy.json and bench-results/ptq-accuracy.md, with the onnxruntime
 # quantize_static int8 rows from bench-results/ort-quantize-static.json beside ours.
 # Runs one job at a time (1 thread); the whole matrix takes about 15-25 min on 2 shared cores.
-# PTQ_MODELS="mnist fashion dinov2" and PTQ_BITS="8 6 4" select a subset (all by default); bundles stay in
-# target/ptq-accuracy/run.*/ for inspection.
+# PTQ_MODELS="mnist fashion dinov2", PTQ_BITS="8 6 4" and PTQ_VARIANTS="all round-nearest …" select a
+# subset (all by default); a subset run can go to its own files with PTQ_NAME=NAME
+# (bench-results/NAME.{json,md}). Bundles stay in target/ptq-accuracy/run.*/ for inspection.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 models="${PTQ_MODELS:-mnist fashion dinov2}"
 read -ra bits_list <<<"${PTQ_BITS:-8 6 4}"
-mnist_variants=(all no-channel-clip no-reparam no-log2-softmax clip-minmax clip-percentile)
-vits_variants=(all no-channel-clip no-reparam no-log2-softmax)
+mnist_variants=(all no-channel-clip no-reparam no-log2-softmax clip-minmax clip-percentile round-nearest round-gptq)
+vits_variants=(all no-channel-clip no-reparam no-log2-softmax round-nearest round-gptq)
+if [[ -n ${PTQ_VARIANTS:-} ]]; then
+    read -ra mnist_variants <<<"$PTQ_VARIANTS"
+    vits_variants=("${mnist_variants[@]}")
+fi
 
 start=$(date +%s)
 cargo build -p qvit-host
@@ -37,6 +42,8 @@ variant_flags() {
         no-log2-softmax) echo "--no-log2-softmax" ;;
         clip-minmax) echo "--clip minmax" ;;
         clip-percentile) echo "--clip percentile" ;;
+        round-nearest) echo "--weight-round nearest" ;;
+        round-gptq) echo "--weight-round gptq" ;;
         *) echo "unknown variant $1" >&2; return 1 ;;
     esac
 }
@@ -133,10 +140,12 @@ if [[ " $models " == *" dinov2 "* ]]; then
 fi
 
 end=$(date +%s)
-WORK="$work" TOTAL_SECONDS=$((end - start)) MODELS="$models" python3 - <<'PY'
+NAME="${PTQ_NAME:-ptq-accuracy}" SUBSET="models=[$models] bits=[${bits_list[*]}] variants=[${PTQ_VARIANTS:-all}]" WORK="$work" TOTAL_SECONDS=$((end - start)) MODELS="$models" python3 - <<'PY'
 import json, os, subprocess, datetime
 
 work = os.environ["WORK"]
+out_name = os.environ["NAME"]
+subset = os.environ["SUBSET"]
 total = int(os.environ["TOTAL_SECONDS"])
 
 def read(path, default=None):
@@ -244,7 +253,10 @@ commands = {
 variant_flags = {"all": "(defaults: --clip mse, channel clip K=2, reparam, log2 softmax)",
                  "no-channel-clip": "--no-channel-clip", "no-reparam": "--no-reparam",
                  "no-log2-softmax": "--no-log2-softmax", "clip-minmax": "--clip minmax",
-                 "clip-percentile": "--clip percentile (0.9999)"}
+                 "clip-percentile": "--clip percentile (0.9999)",
+                 "round-nearest": "--weight-round nearest (each weight to its nearest grid point)",
+                 "round-gptq": "--weight-round gptq (GPTQ: column by column, error fed forward through the "
+                               "inverse calibration Hessian; same grid)"}
 
 out = {"what": "qvit post-training quantization accuracy and ablations (W=A bits)",
        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
@@ -253,7 +265,8 @@ out = {"what": "qvit post-training quantization accuracy and ablations (W=A bits
        "total_seconds": total, "work_dir": work, "script": "scripts/ptq-accuracy.sh",
        "fashion_test_set": fashion_testset, "commands": commands, "variant_flags": variant_flags,
        "runs": runs, "ort_int8_peer": {"source": "bench-results/ort-quantize-static.json", "rows": ort_rows}}
-json.dump(out, open("bench-results/ptq-accuracy.json", "w"), indent=1)
+out["subset"] = subset
+json.dump(out, open(f"bench-results/{out_name}.json", "w"), indent=1)
 
 # ---- markdown ----
 def find(key, variant, bits):
@@ -284,14 +297,16 @@ md = [f"# qvit post-training quantization accuracy", "",
       f"- commit: {commit}" + (" plus uncommitted changes in the work tree at build time" if dirty else "")
       + f"; binary sha256 {binary_sha256[:16]}… (built once, copied, used for every run)",
       f"- script: `scripts/ptq-accuracy.sh` (debug profile binary `target/debug/qvit`), "
-      f"total wall time {total // 60} min {total % 60} s",
+      f"total wall time {total // 60} min {total % 60} s; subset {subset} "
+      f"(environment PTQ_MODELS, PTQ_BITS, PTQ_VARIANTS, PTQ_NAME={out_name})",
       "- W=A: `--wbits B --abits B`; patch embedding and head stay at `--edge-bits 8` (default).",
       "- variants: " + "; ".join(f"`{k}` = {v}" for k, v in variant_flags.items()), ""]
 for key in ["mnist", "fashion", "dinov2"]:
     if not any(r["model"] == key for r in runs):
         continue
     md += [f"## {titles[key]}", "", "Commands:", "", "```"] + commands[key] + ["```", ""]
-    variants = ["all", "no-channel-clip", "no-reparam", "no-log2-softmax", "clip-minmax", "clip-percentile"]
+    variants = ["all", "no-channel-clip", "no-reparam", "no-log2-softmax", "clip-minmax", "clip-percentile",
+                "round-nearest", "round-gptq"]
     variants = [v for v in variants if any(r["model"] == key and r["variant"] == v for r in runs)]
     if key != "dinov2":
         fp = find(key, "fp32", 32)
@@ -357,7 +372,8 @@ for key, name in [("mnist", "MNIST ViT"), ("fashion", "Fashion-MNIST ViT")]:
     w4 = top1(key, "all", 4)
     if w4 is not None:
         parts = []
-        for v in ["no-channel-clip", "no-reparam", "no-log2-softmax", "clip-minmax", "clip-percentile"]:
+        for v in ["no-channel-clip", "no-reparam", "no-log2-softmax", "clip-minmax", "clip-percentile",
+                  "round-nearest", "round-gptq"]:
             x = top1(key, v, 4)
             if x is not None:
                 parts.append(f"`{v}` {pct(x)} % ({100 * (x - w4):+.2f} pt vs `all`)")
@@ -372,7 +388,7 @@ def cos(v, b):
 a8, a6, a4 = cos("all", 8), cos("all", 6), cos("all", 4)
 if a4:
     parts = []
-    for v in ["no-channel-clip", "no-reparam", "no-log2-softmax"]:
+    for v in ["no-channel-clip", "no-reparam", "no-log2-softmax", "round-nearest", "round-gptq"]:
         x = cos(v, 4)
         if x:
             parts.append(f"`{v}` {x['output_cosine_mean']:.4f} ({x['output_cosine_mean'] - a4['output_cosine_mean']:+.4f})")
@@ -396,6 +412,6 @@ errors = [r for r in runs if "error" in r]
 if errors:
     reading.append("**Failures.** " + "; ".join(f"{r['model']} {r['variant']} W{r['bits']}: {r['error']}" for r in errors) + ".")
 md += ["## Reading (facts only)", ""] + [p + "\n" for p in reading]
-open("bench-results/ptq-accuracy.md", "w").write("\n".join(md))
+open(f"bench-results/{out_name}.md", "w").write("\n".join(md))
 print("\n".join(md))
 PY

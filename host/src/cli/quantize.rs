@@ -10,7 +10,7 @@ use qvit_host::files;
 use qvit_host::quant::clip::ClipMethod;
 use qvit_host::quant::mixed::{MixedOptions, allocate_bits};
 use qvit_host::quant::report::size_report;
-use qvit_host::quant::{QuantOptions, Quantized, quantize};
+use qvit_host::quant::{QuantOptions, Quantized, WeightRound, quantize};
 use std::path::{Path, PathBuf};
 
 /// Activation range selection on the command line.
@@ -22,6 +22,16 @@ pub enum ClipArg {
     Percentile,
     /// Full observed range.
     Minmax,
+}
+
+/// Weight rounding on the command line.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum WeightRoundArg {
+    /// Each weight to its nearest point of its channel's grid.
+    Nearest,
+    /// GPTQ: columns rounded in turn, each one's error fed forward onto the rest through the
+    /// inverse Hessian of the layer's calibration inputs (same grid, same bundle; slower).
+    Gptq,
 }
 
 /// Quantization flags of `qvit quantize`.
@@ -62,6 +72,10 @@ pub struct QuantArgs {
     /// i.e. shifts, up to 4 bits; 2^(bits−4) levels per octave above).
     #[arg(long)]
     pub no_log2_softmax: bool,
+    /// How weights are rounded onto their per-channel grid (the scales are chosen the same way
+    /// either way; the device runs both unchanged).
+    #[arg(long, value_enum, default_value_t = WeightRoundArg::Nearest)]
+    pub weight_round: WeightRoundArg,
     /// Keep biases, norms, embeddings and scales in f32 (default: rounded to f16 values, stored
     /// in half the bytes).
     #[arg(long)]
@@ -149,6 +163,10 @@ impl QuantArgs {
             log2_softmax: !self.no_log2_softmax,
             layer_bits: Default::default(),
             f16_consts: !self.f32_consts,
+            weight_round: match self.weight_round {
+                WeightRoundArg::Nearest => WeightRound::Nearest,
+                WeightRoundArg::Gptq => WeightRound::Gptq,
+            },
         })
     }
 }

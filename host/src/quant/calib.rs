@@ -2,6 +2,7 @@
 //! deterministic subsample of every watched tensor (per tensor, or per channel of the last
 //! axis), from which the clipping methods pick ranges.
 
+use super::gptq::Gram;
 use anyhow::{Context, Result};
 use qvit_device::exec::Executor;
 use qvit_device::{Graph, Tensor, ValueId};
@@ -57,6 +58,8 @@ pub struct Calibration {
     pub tensors: HashMap<ValueId, TensorStats>,
     /// Per-channel (last axis) statistics of the channel-watched values.
     pub channels: HashMap<ValueId, Vec<TensorStats>>,
+    /// `XᵀX` of the gram-watched values (Linear inputs, for GPTQ rounding).
+    pub gram: HashMap<ValueId, Gram>,
     /// Images used.
     pub images: usize,
 }
@@ -67,6 +70,18 @@ pub fn calibrate(
     inputs: &[Tensor],
     watch: &[ValueId],
     watch_channels: &[ValueId],
+    what: &str,
+) -> Result<Calibration> {
+    calibrate_with_gram(g, inputs, watch, watch_channels, &[], what)
+}
+
+/// [`calibrate`], also accumulating `XᵀX` over the last axis of every value in `watch_gram`.
+pub fn calibrate_with_gram(
+    g: &Graph,
+    inputs: &[Tensor],
+    watch: &[ValueId],
+    watch_channels: &[ValueId],
+    watch_gram: &[ValueId],
     what: &str,
 ) -> Result<Calibration> {
     let n = inputs.len();
@@ -89,6 +104,10 @@ pub fn calibrate(
                 .collect(),
         );
     }
+    for &v in watch_gram {
+        let k = g.shape(v).last().copied().unwrap_or(1);
+        cal.gram.insert(v, Gram::new(k));
+    }
     let mut ex = Executor::new(g.clone(), KernelSet::detect()).context("planning the f32 graph")?;
     let bar = crate::progress::bar(n, what);
     for (img, x) in inputs.iter().enumerate() {
@@ -101,6 +120,9 @@ pub fn calibrate(
                 for (ch, s) in chs.iter_mut().enumerate() {
                     s.add(data.iter().skip(ch).step_by(c).copied(), img);
                 }
+            }
+            if let Some(gram) = cal.gram.get_mut(&v) {
+                gram.add(data);
             }
         };
         // Graph inputs are not produced by a node, so the observer never sees them.

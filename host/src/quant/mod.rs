@@ -12,7 +12,9 @@
 pub mod allocate;
 pub mod calib;
 pub mod clip;
+pub mod gptq;
 pub mod layer_error;
+pub mod linalg;
 pub mod mixed;
 pub mod patchify;
 pub mod reparam;
@@ -22,7 +24,7 @@ pub mod select;
 use crate::graph::consumers;
 use crate::graph::edit::add_const;
 use anyhow::{Result, ensure};
-use calib::calibrate;
+use calib::{calibrate, calibrate_with_gram};
 use clip::ClipMethod;
 use qvit_device::Tensor;
 use qvit_device::graph::{Graph, Op, Source, ValueId};
@@ -53,6 +55,28 @@ pub struct QuantOptions {
     /// Round the remaining f32 constants (biases, norms, embeddings, scales) to f16 values so
     /// the bundle stores them in 2 bytes; tensors outside f16's normal range stay f32.
     pub f16_consts: bool,
+    /// How weights are rounded onto their per-channel grid.
+    pub weight_round: WeightRound,
+}
+
+/// How weights are rounded onto the grid their per-output-channel scales define.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WeightRound {
+    /// Each weight to its nearest grid point.
+    Nearest,
+    /// GPTQ: column by column, each column's error fed forward through the inverse calibration
+    /// Hessian of the layer's input ([`gptq`]).
+    Gptq,
+}
+
+impl std::fmt::Display for WeightRound {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            WeightRound::Nearest => "nearest",
+            WeightRound::Gptq => "gptq",
+        })
+    }
 }
 
 impl Default for QuantOptions {
@@ -67,6 +91,7 @@ impl Default for QuantOptions {
             log2_softmax: true,
             layer_bits: BTreeMap::new(),
             f16_consts: true,
+            weight_round: WeightRound::Nearest,
         }
     }
 }
@@ -220,11 +245,12 @@ pub fn quantize(g: &Graph, calib: &[Tensor], opts: &QuantOptions) -> Result<Quan
     let edges = edge_linears(&prep);
     let mut g = prep.graph;
 
-    let cal = calibrate(
+    let cal = calibrate_with_gram(
         &g,
         calib,
         &layer_inputs(&g),
         &[],
+        &gram_inputs(&g, opts),
         "calibrate (layer inputs)",
     )?;
 
@@ -244,6 +270,7 @@ pub fn quantize(g: &Graph, calib: &[Tensor], opts: &QuantOptions) -> Result<Quan
         reparam: opts.reparam,
         channel_clip_k: opts.channel_clip,
         log2_softmax: opts.log2_softmax,
+        weight_round: opts.weight_round,
         calib_images: calib.len(),
         calib_seconds: start.elapsed().as_secs_f64(),
         layers,
@@ -253,6 +280,23 @@ pub fn quantize(g: &Graph, calib: &[Tensor], opts: &QuantOptions) -> Result<Quan
         mixed: None,
     };
     Ok(Quantized { graph: g, report })
+}
+
+/// The inputs whose `XᵀX` the weight rounding needs: those of Linears with constant weights
+/// under [`WeightRound::Gptq`], none otherwise.
+pub fn gram_inputs(g: &Graph, opts: &QuantOptions) -> Vec<ValueId> {
+    if opts.weight_round != WeightRound::Gptq {
+        return Vec::new();
+    }
+    let mut watch: Vec<ValueId> = g
+        .nodes
+        .iter()
+        .filter(|n| matches!(n.op, Op::Linear) && g.const_data(n.inputs[1]).is_some())
+        .map(|n| n.inputs[0])
+        .collect();
+    watch.sort_unstable();
+    watch.dedup();
+    watch
 }
 
 /// The activation inputs of every Linear and MatMul (what calibration must observe).
@@ -297,7 +341,13 @@ pub fn quantize_node(
             let Some(w) = g.const_data(w_id) else {
                 return Some(Converted::Float);
             };
-            let (q, scales) = clip::quantize_weights(w, n, k, wb);
+            let (mut q, scales) = clip::quantize_weights(w, n, k, wb);
+            if opts.weight_round == WeightRound::Gptq
+                && let Some(gram) = cal.gram.get(&node.inputs[0])
+                && let Some(codes) = gptq::round(w, n, k, wb, &scales, gram)
+            {
+                q.data = codes;
+            }
             let stats = &cal.tensors[&node.inputs[0]];
             let act = clip::uniform_for(stats, opts.clip, ab);
             g.values[w_id as usize].source = Source::Int(q);

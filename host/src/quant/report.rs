@@ -125,6 +125,8 @@ pub struct QuantReport {
     pub log2_softmax: bool,
     /// Float constant tensors rounded to f16 (stored in 2 bytes per value).
     pub f16_tensors: usize,
+    /// How weights were rounded onto their grid.
+    pub weight_round: super::WeightRound,
     /// Calibration images.
     pub calib_images: usize,
     /// Wall time of calibration and quantization.
@@ -148,7 +150,8 @@ impl QuantReport {
         let mut s = format!("# Quantization report: {title}\n\n");
         s += &format!(
             "W{}A{} (patch embedding and head: {} bits), clip `{}`, post-LN reparameterisation {}, \
-             outlier-channel clip {}, log2 softmax {}; {} calibration images, {:.1} s.\n\n",
+             outlier-channel clip {}, log2 softmax {}, weight rounding `{}`; {} calibration images, \
+             {:.1} s.\n\n",
             self.wbits,
             self.abits,
             self.edge_bits,
@@ -157,6 +160,7 @@ impl QuantReport {
             self.channel_clip_k
                 .map_or("off".to_string(), |k| format!("k = {k}")),
             on(self.log2_softmax),
+            self.weight_round,
             self.calib_images,
             self.calib_seconds
         );

@@ -27,8 +27,8 @@ mod penalty;
 mod propose;
 mod trial;
 
-use super::calib::{Calibration, calibrate};
-use super::{Prepared, QuantOptions, edge_linears, layer_inputs, prepare, select};
+use super::calib::{Calibration, calibrate_with_gram};
+use super::{Prepared, QuantOptions, edge_linears, gram_inputs, layer_inputs, prepare, select};
 use crate::lrp::LrpOptions;
 use crate::lrp::scores::Statistic;
 use anyhow::{Context, Result, bail, ensure};
@@ -228,11 +228,12 @@ impl Setup {
             !body.is_empty(),
             "the model has no body layers to allocate bits to"
         );
-        let cal = calibrate(
+        let cal = calibrate_with_gram(
             pg,
             calib,
             &layer_inputs(pg),
             &[],
+            &gram_inputs(pg, base),
             "calibrate (mixed precision)",
         )?;
         Ok(Setup {
