@@ -66,6 +66,33 @@ fn fill_external(t: &mut TensorProto, rng: &mut SeededRng) {
         .collect();
 }
 
+/// Bilinear interpolation in closed form, the reference resampler of the tests: `src` is
+/// row-major `sw`×`sh`; output pixel centres map to `u = (x + 0.5)·sw/dw − 0.5` (and the same
+/// for rows), clamped to the border pixels; the result is row-major `dw`×`dh`, in f64.
+pub fn bilinear_reference(
+    src: &[f32],
+    (sw, sh): (usize, usize),
+    (dw, dh): (usize, usize),
+) -> Vec<f64> {
+    let taps = |x: usize, s: usize, d: usize| {
+        let u = ((x as f64 + 0.5) * s as f64 / d as f64 - 0.5).clamp(0.0, (s - 1) as f64);
+        let i0 = u.floor() as usize;
+        (i0, (i0 + 1).min(s - 1), u - i0 as f64)
+    };
+    let at = |r: usize, c: usize| f64::from(src[r * sw + c]);
+    let mut out = Vec::with_capacity(dw * dh);
+    for y in 0..dh {
+        let (y0, y1, ty) = taps(y, sh, dh);
+        for x in 0..dw {
+            let (x0, x1, tx) = taps(x, sw, dw);
+            let top = at(y0, x0) * (1.0 - tx) + at(y0, x1) * tx;
+            let bottom = at(y1, x0) * (1.0 - tx) + at(y1, x1) * tx;
+            out.push(top * (1.0 - ty) + bottom * ty);
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
