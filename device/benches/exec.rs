@@ -34,19 +34,16 @@ impl B {
         });
         (self.g.values.len() - 1) as ValueId
     }
-    /// Seeded uniform values in `[-a, a)` (xorshift: the bench only needs determinism).
+    /// Seeded uniform values in `[-a, a)`.
     fn rand(&mut self, shape: &[usize], a: f32) -> ValueId {
+        use rand_distr::{Distribution, Uniform};
+        use rand_xoshiro::Xoshiro256PlusPlus;
+        use rand_xoshiro::rand_core::SeedableRng;
         let n: usize = shape.iter().product();
-        let mut s = self.seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+        let mut rng = Xoshiro256PlusPlus::seed_from_u64(self.seed);
         self.seed += 1;
-        let data = (0..n)
-            .map(|_| {
-                s ^= s << 13;
-                s ^= s >> 7;
-                s ^= s << 17;
-                ((s >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0) * a
-            })
-            .collect();
+        let range = Uniform::new(-a, a).expect("a > 0");
+        let data = (0..n).map(|_| range.sample(&mut rng)).collect();
         self.push(shape, Source::Const(data))
     }
     fn fill(&mut self, shape: &[usize], v: f32) -> ValueId {
@@ -172,13 +169,13 @@ fn deit_tiny() -> Graph {
 
 fn bench(c: &mut Criterion) {
     let mut ex = Executor::new(deit_tiny(), KernelSet::detect()).expect("plan DeiT-Tiny");
-    let mut s = 1u32;
-    let img: Vec<f32> = (0..3 * 224 * 224)
-        .map(|_| {
-            s = s.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
-            (s >> 8) as f32 / (1u32 << 24) as f32 - 0.5
-        })
-        .collect();
+    let img = {
+        use rand_distr::{Distribution, Uniform};
+        use rand_xoshiro::rand_core::SeedableRng;
+        let mut rng = rand_xoshiro::Xoshiro256PlusPlus::seed_from_u64(1);
+        let range = Uniform::new(-0.5f32, 0.5).expect("a valid range");
+        (0..3 * 224 * 224).map(|_| range.sample(&mut rng)).collect()
+    };
     let x = Tensor::new(vec![1, 3, 224, 224], img).unwrap();
     profile(&mut ex, &x);
     let mut group = c.benchmark_group("exec_f32_deit_tiny");

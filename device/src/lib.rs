@@ -4,6 +4,7 @@
 #![deny(missing_docs)]
 #![deny(clippy::undocumented_unsafe_blocks)]
 
+pub mod bench_report;
 pub mod bundle;
 pub mod error;
 pub mod exec;

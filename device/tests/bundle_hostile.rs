@@ -279,15 +279,14 @@ fn read_file_reports_missing_and_bad_files() {
         Bundle::read_file("/nonexistent/model.qvit"),
         Err(Error::Io { .. })
     ));
-    let dir = std::env::temp_dir().join(format!("qvit-hostile-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
     let path = dir.join("empty.qvit");
     std::fs::write(&path, b"").unwrap();
     assert!(matches!(Bundle::read_file(&path), Err(Error::Truncated(_))));
     let path = dir.join("tiny.qvit");
     common::tiny_bundle().write_file(&path).unwrap();
     assert_eq!(Bundle::read_file(&path).unwrap(), common::tiny_bundle());
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 proptest! {

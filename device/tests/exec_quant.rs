@@ -358,13 +358,12 @@ fn quantized_bundles_round_trip_and_survive_hostile_edits() {
         assert_eq!(stats.float_consts, 7 * 2);
         // Random edits behind a recomputed checksum: errors, never panics, never an
         // out-of-range weight.
-        let mut s = 0x9e37_79b9_7f4a_7c15u64 ^ bits as u64;
+        use rand_xoshiro::rand_core::{Rng, SeedableRng};
+        let mut rng = rand_xoshiro::Xoshiro256PlusPlus::seed_from_u64(bits as u64);
         for _ in 0..300 {
             let mut b = bytes.clone();
             for _ in 0..3 {
-                s ^= s << 13;
-                s ^= s >> 7;
-                s ^= s << 17;
+                let s = rng.next_u64();
                 let i = 32 + (s as usize) % (b.len() - 36);
                 b[i] = (s >> 32) as u8;
             }

@@ -16,10 +16,10 @@ fn encode(img: &DynamicImage, format: ImageFormat) -> Vec<u8> {
 
 /// A picture with detail everywhere, so a JPEG's entropy-coded data is long.
 fn noisy(w: u32, h: u32) -> RgbImage {
-    let mut s = 12345u32;
+    use rand_xoshiro::rand_core::{Rng, SeedableRng};
+    let mut rng = rand_xoshiro::Xoshiro256PlusPlus::seed_from_u64(12345);
     RgbImage::from_fn(w, h, |x, y| {
-        s = s.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
-        Rgb([(x * 5) as u8, (y * 3) as u8, (s >> 24) as u8])
+        Rgb([(x * 5) as u8, (y * 3) as u8, rng.next_u32() as u8])
     })
 }
 

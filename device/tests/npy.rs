@@ -4,15 +4,10 @@ use qvit_device::{Error, Tensor, npy};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("qvit-npy-{name}-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
 #[test]
 fn round_trip_keeps_shape_and_bits() {
-    let dir = temp_dir("round-trip");
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
     let special = [
         0.0,
         -0.0,
@@ -32,7 +27,6 @@ fn round_trip_keeps_shape_and_bits() {
         let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
         assert_eq!(bits(&back.data), bits(&t.data));
     }
-    std::fs::remove_dir_all(dir).unwrap();
 }
 
 #[test]
@@ -88,7 +82,8 @@ fn numpy(py: &Path, script: &str) {
 #[test]
 fn reads_files_written_by_numpy_and_numpy_reads_ours() {
     let py = python_with_numpy();
-    let dir = temp_dir("numpy");
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
     let d = dir.display();
     // Values exactly representable in every dtype, so the f32 conversion is exact.
     numpy(
@@ -146,7 +141,6 @@ assert (y == np.array([[0.1, -2.0], [3e-8, 4.0], [5.5, -6.25]], dtype=np.float32
 "
         ),
     );
-    std::fs::remove_dir_all(dir).unwrap();
 }
 
 fn v1(header: &str, data: &[u8]) -> Vec<u8> {

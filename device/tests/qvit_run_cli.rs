@@ -5,6 +5,7 @@ mod cli_util;
 mod common;
 
 use cli_util::{Dir, fails, qvit_run, stdout, write_bundle};
+use qvit_device::bench_report::BenchReport;
 use qvit_device::bundle::Bundle;
 use qvit_device::model::Model;
 use qvit_device::{Tensor, npy, preprocess};
@@ -294,32 +295,21 @@ fn bench_reports_latency_and_machine() {
         &"2",
         &"--json",
     ]);
-    let json: Json = serde_json::from_str(&stdout(&o)).unwrap();
-    let lat = &json["latency_ms"];
-    let (min, p50, p90, mean) = (
-        lat["min"].as_f64().unwrap(),
-        lat["p50"].as_f64().unwrap(),
-        lat["p90"].as_f64().unwrap(),
-        lat["mean"].as_f64().unwrap(),
-    );
+    let r: BenchReport = serde_json::from_str(&stdout(&o)).unwrap();
+    let lat = r.latency_ms;
     assert!(
-        0.0 < min && min <= p50 && p50 <= p90 && min <= mean,
-        "{lat}"
+        0.0 < lat.min && lat.min <= lat.p50 && lat.p50 <= lat.p90 && lat.p90 <= lat.max,
+        "{lat:?}"
     );
-    assert_eq!(json["iters"], 7);
-    assert_eq!(json["warmup"], 2);
-    assert_eq!(json["model"], "tiny-mlp");
-    assert!(json["threads"].as_u64().unwrap() >= 1);
-    assert!(json["peak_rss_bytes"].as_u64().unwrap() > 0);
-    assert_eq!(
-        json["commit"].as_str().unwrap(),
-        qvit_device::sysinfo::GIT_COMMIT
-    );
-    assert_eq!(
-        json["cpu"].as_str().unwrap(),
-        qvit_device::sysinfo::cpu_model()
-    );
-    let ts = json["timestamp"].as_str().unwrap();
+    assert!(lat.min <= lat.mean && lat.mean <= lat.max, "{lat:?}");
+    assert_eq!((r.iters, r.warmup), (7, 2));
+    assert_eq!(r.model, "tiny-mlp");
+    assert!(r.threads >= 1);
+    assert!(r.peak_rss_bytes.unwrap() > 0);
+    assert_eq!(r.commit, qvit_device::sysinfo::GIT_COMMIT);
+    assert_eq!(r.cpu, qvit_device::sysinfo::cpu_model());
+    assert_eq!(r.profile, None, "no profile without --profile");
+    let ts = &r.timestamp;
     assert!(
         ts.len() == 20 && ts.ends_with('Z') && ts.starts_with("20"),
         "{ts}"
@@ -348,38 +338,36 @@ fn bench_profile_accounts_for_the_measured_runs() {
         &"--profile",
         &"--json",
     ]);
-    let json: Json = serde_json::from_str(&stdout(&o)).unwrap();
-    let steps = json["profile"].as_array().unwrap();
-    let names: Vec<_> = steps.iter().map(|s| s["node"].as_str().unwrap()).collect();
+    let r: BenchReport = serde_json::from_str(&stdout(&o)).unwrap();
+    let steps = r.profile.unwrap();
+    let names: Vec<_> = steps.iter().map(|s| s.node.as_str()).collect();
     assert_eq!(names, ["/fc1/Gemm", "/relu/Relu", "/fc2/Gemm"]);
-    let ops: Vec<_> = steps.iter().map(|s| s["op"].as_str().unwrap()).collect();
+    let ops: Vec<_> = steps.iter().map(|s| s.op.as_str()).collect();
     assert_eq!(ops, ["Linear", "Relu", "Linear"]);
-    let measured = json["measured_ms"].as_f64().unwrap();
+    let measured = r.measured_ms.unwrap();
     let mut sum = 0.0;
-    for s in steps {
-        assert_eq!(s["calls"], iters, "{s}");
-        let ms = s["ms"].as_f64().unwrap();
-        let pct = s["percent"].as_f64().unwrap();
+    for s in &steps {
+        assert_eq!(s.calls, iters, "{s:?}");
         assert!(
-            ms >= 0.0 && (pct - 100.0 * ms / measured).abs() < 1e-9,
-            "{s}"
+            s.ms >= 0.0 && (s.percent - 100.0 * s.ms / measured).abs() < 1e-9,
+            "{s:?}"
         );
-        sum += ms;
+        sum += s.ms;
     }
-    assert!((sum - json["profile_ms"].as_f64().unwrap()).abs() < 1e-9);
+    assert!((sum - r.profile_ms.unwrap()).abs() < 1e-9);
     assert!(
         sum <= measured && sum >= 0.95 * measured,
         "steps {sum} ms of {measured} ms measured"
     );
-    let by_op = json["profile_by_op"].as_array().unwrap();
-    let linear = by_op.iter().find(|o| o["op"] == "Linear").unwrap();
-    assert_eq!(linear["calls"], 2 * iters);
+    let by_op = r.profile_by_op.unwrap();
+    let linear = by_op.iter().find(|o| o.op == "Linear").unwrap();
+    assert_eq!(linear.calls, 2 * iters);
     let linear_ms: f64 = steps
         .iter()
-        .filter(|s| s["op"] == "Linear")
-        .map(|s| s["ms"].as_f64().unwrap())
+        .filter(|s| s.op == "Linear")
+        .map(|s| s.ms)
         .sum();
-    assert!((linear["ms"].as_f64().unwrap() - linear_ms).abs() < 1e-9);
+    assert!((linear.ms - linear_ms).abs() < 1e-9);
     let text = stdout(&qvit_run(&[
         &"bench",
         &model,

@@ -181,7 +181,7 @@ fn a_failed_output_write_keeps_the_previous_file() {
     let err = error(&out);
     assert!(err.contains("writing") && err.contains("y.npy"), "{err}");
     assert_eq!(bytes(&y), good);
-    let mut names: Vec<String> = std::fs::read_dir(&dir.0)
+    let mut names: Vec<String> = std::fs::read_dir(dir.0.path())
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
@@ -219,10 +219,10 @@ fn damaged_and_oversized_images_are_errors() {
     let dir = Dir::new("images");
     let model = write_bundle(&dir, "image.qvit", &common::image_bundle());
     let jpg = dir.path("cut.jpg");
-    let mut s = 7u32;
+    use rand_xoshiro::rand_core::{Rng, SeedableRng};
+    let mut rng = rand_xoshiro::Xoshiro256PlusPlus::seed_from_u64(7);
     let noisy = image::RgbImage::from_fn(96, 64, |x, _| {
-        s = s.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
-        image::Rgb([(s >> 24) as u8, x as u8, 40])
+        image::Rgb([rng.next_u32() as u8, x as u8, 40])
     });
     noisy.save(&jpg).unwrap();
     stdout(&qvit_run(&[&"classify", &model, &jpg]));

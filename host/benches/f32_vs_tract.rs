@@ -5,7 +5,7 @@
 use criterion::{Criterion, criterion_group, criterion_main};
 use qvit_device::Tensor;
 use qvit_device::exec::Executor;
-use qvit_host::fixtures::{SplitMix, load_weightless};
+use qvit_host::fixtures::{SeededRng, load_weightless};
 use qvit_host::import::{Imported, import_path, import_proto};
 use qvit_kernels::KernelSet;
 use std::path::Path;
@@ -41,7 +41,7 @@ fn bench(c: &mut Criterion) {
         let shape = imp.input_shape.clone();
         let x = Tensor::new(
             shape.clone(),
-            SplitMix(1).normals(shape.iter().product(), 1.0),
+            SeededRng::new(1).normals(shape.iter().product(), 1.0),
         )
         .unwrap();
         let mut g = c.benchmark_group(format!("f32_{name}"));

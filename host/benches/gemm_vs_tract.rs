@@ -4,7 +4,7 @@
 //! Linear as the executor runs it (quantize activations, GEMM, dequantize with bias).
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use qvit_host::fixtures::SplitMix;
+use qvit_host::fixtures::SeededRng;
 use qvit_kernels::KernelSet;
 use qvit_kernels::gemm::{Scratch, epilogue};
 use tract_onnx::pb::{
@@ -80,7 +80,7 @@ fn bench(c: &mut Criterion) {
         ("fc1", 384, 1536),
         ("fc2", 1536, 384),
     ] {
-        let mut rng = SplitMix(5);
+        let mut rng = SeededRng::new(5);
         let x = rng.normals(m * k, 1.0);
         let w = rng.normals(k * n, 0.05);
         let mut g = c.benchmark_group(format!("gemm_{m}x{k}x{n}_{name}"));

@@ -9,7 +9,7 @@
 //! and minimum wall time per run. tract runs the plan on the calling thread only.
 
 use anyhow::{Context, Result, bail};
-use qvit_host::fixtures::{SplitMix, load_weightless};
+use qvit_host::fixtures::{SeededRng, load_weightless};
 use qvit_host::import::{import_path, import_proto};
 use std::path::Path;
 use std::time::Instant;
@@ -73,7 +73,7 @@ fn main() -> Result<()> {
     let n: usize = args.shape.iter().product();
     let input: TValue = tract_ndarray::Array::from_shape_vec(
         tract_ndarray::IxDyn(&args.shape),
-        SplitMix(1).normals(n, 1.0),
+        SeededRng::new(1).normals(n, 1.0),
     )?
     .into_tvalue();
 

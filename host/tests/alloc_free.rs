@@ -5,7 +5,7 @@
 
 use qvit_device::Tensor;
 use qvit_device::exec::Executor;
-use qvit_host::fixtures::SplitMix;
+use qvit_host::fixtures::SeededRng;
 use qvit_host::prep::{PrepOptions, Preset};
 use qvit_host::quant::{QuantOptions, quantize};
 use qvit_kernels::KernelSet;
@@ -58,7 +58,7 @@ fn steady_state_runs_do_not_allocate() {
     .unwrap();
     let shape = fb.header.input_shape.clone();
     let n: usize = shape.iter().product();
-    let mut rng = SplitMix(5);
+    let mut rng = SeededRng::new(5);
     let calib: Vec<Tensor> = (0..2)
         .map(|_| Tensor::new(shape.clone(), rng.normals(n, 1.0)).unwrap())
         .collect();

@@ -30,8 +30,8 @@ fn inspect_json_counts_macs_in_closed_form() {
 
 #[test]
 fn float_bundle_of_default_model_matches_onnxruntime_accuracy() {
-    let dir = std::env::temp_dir().join(format!("qvit-cli-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
     let bundle = dir.join("f.qvit");
     let b = bundle.to_str().unwrap();
     let (ok, _, err) = qvit(&[
@@ -57,7 +57,6 @@ fn float_bundle_of_default_model_matches_onnxruntime_accuracy() {
     // onnxruntime: 899 of the first 1000 test images (models/fashion-vit/README.md).
     assert_eq!((v["top1"].as_f64().unwrap() * 1000.0).round() as i64, 899);
     assert!(v["top5"].as_f64().unwrap() >= v["top1"].as_f64().unwrap());
-    std::fs::remove_dir_all(&dir).ok();
 }
 
 #[test]
@@ -135,8 +134,8 @@ fn bad_inputs_give_errors_not_panics() {
 /// quantized layer, and the bundle's accuracy from `eval` equals `compare`'s.
 #[test]
 fn quantize_and_compare_cli_write_their_reports() {
-    let dir = std::env::temp_dir().join(format!("qvit-cli-q-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
     let bundle = dir.join("w6a6.qvit");
     let b = bundle.to_str().unwrap();
     let m = "models/fashion-vit";
@@ -224,15 +223,14 @@ fn quantize_and_compare_cli_write_their_reports() {
         assert!(!ok && err.contains("error"), "{err}");
         assert!(!err.contains("panicked"), "{err}");
     }
-    std::fs::remove_dir_all(&dir).ok();
 }
 
 /// `qvit relevance` prints per-layer scores that sum to 1 over the same layer names `quantize`
 /// reports, draws the bar chart, and refuses a bad target.
 #[test]
 fn relevance_cli_scores_layers_and_plots() {
-    let dir = std::env::temp_dir().join(format!("qvit-cli-rel-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
     let png = dir.join("scores.png");
     let m = "models/fashion-vit";
     let base = [
@@ -279,8 +277,8 @@ fn relevance_cli_scores_layers_and_plots() {
 /// a malformed allocator or a budget below every choice is an error.
 #[test]
 fn quantize_mixed_cli_reports_its_allocation() {
-    let dir = std::env::temp_dir().join(format!("qvit-cli-mixed-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
     let bundle = dir.join("mixed.qvit");
     let m = "models/fashion-vit";
     let calib = format!("{m}/calib512-images-idx3-ubyte");

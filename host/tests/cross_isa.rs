@@ -7,7 +7,7 @@
 
 use qvit_device::Tensor;
 use qvit_device::model::Model;
-use qvit_host::fixtures::SplitMix;
+use qvit_host::fixtures::SeededRng;
 use qvit_host::prep::{PrepOptions, Preset};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -38,8 +38,8 @@ fn default_float_bundle() -> qvit_device::bundle::Bundle {
 /// a Cortex-A53 and as `max`; outputs must agree within `tol` relative and pick the same class.
 fn check_bundle(tag: &str, bundle: qvit_device::bundle::Bundle, inputs: &[Tensor], tol: f32) {
     let runner = runner();
-    let dir = std::env::temp_dir().join(format!("qvit-cross-{tag}-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
     let bpath = dir.join("m.qvit");
     bundle.write_file(&bpath).unwrap();
     let mut x86 = Model::from_bundle(bundle).unwrap();
@@ -90,7 +90,6 @@ fn check_bundle(tag: &str, bundle: qvit_device::bundle::Bundle, inputs: &[Tensor
             );
         }
     }
-    std::fs::remove_dir_all(&dir).ok();
 }
 
 #[test]
@@ -98,7 +97,7 @@ fn check_bundle(tag: &str, bundle: qvit_device::bundle::Bundle, inputs: &[Tensor
 fn aarch64_qvit_run_matches_x86() {
     let bundle = default_float_bundle();
     let shape = bundle.header.input_shape.clone();
-    let mut rng = SplitMix(3);
+    let mut rng = SeededRng::new(3);
     let inputs: Vec<Tensor> = (0..2)
         .map(|_| Tensor::new(shape.clone(), rng.normals(shape.iter().product(), 1.0)).unwrap())
         .collect();

@@ -12,8 +12,9 @@
 
 mod sshd;
 
+use qvit_host::deploy::BoxBench;
 use serde_json::Value;
-use sshd::{ALIAS, DEAD_ALIAS, Sshd, TempDir, start_sshd};
+use sshd::{ALIAS, DEAD_ALIAS, Sshd, TempDir, start_sshd, temp_dir};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;
@@ -69,16 +70,16 @@ struct Work {
 
 impl Work {
     fn new(tag: &str) -> Work {
-        let tmp = TempDir::new(tag);
-        let bundle = tmp.0.join("m.qvit");
+        let tmp = temp_dir(tag);
+        let bundle = tmp.path().join("m.qvit");
         std::fs::copy(self::bundle(), &bundle).unwrap();
         Work { tmp, bundle }
     }
     fn remote_dir(&self) -> PathBuf {
-        self.tmp.0.join("box")
+        self.tmp.path().join("box")
     }
     fn results(&self) -> PathBuf {
-        self.tmp.0.join("results")
+        self.tmp.path().join("results")
     }
     /// Files in the deploy directory, sorted.
     fn remote_files(&self) -> Vec<String> {
@@ -127,7 +128,7 @@ fn json(out: &Output) -> Value {
 
 /// PATH with scripts/ssh-test-scp.sh linked as `scp` in front.
 fn broken_scp_path(work: &Work) -> String {
-    let bin = work.tmp.0.join("bin");
+    let bin = work.tmp.path().join("bin");
     std::fs::create_dir_all(&bin).unwrap();
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/ssh-test-scp.sh");
     let _ = std::fs::remove_file(bin.join("scp"));
@@ -148,7 +149,7 @@ fn deploys_verifies_and_benchmarks_many_boxes() {
     let (sshd, runner) = setup();
     let work = Work::new("many");
     // Three spellings of a box (alias, user@host:port from an @FILE) and one that is down.
-    let list = work.tmp.0.join("fleet.txt");
+    let list = work.tmp.path().join("fleet.txt");
     std::fs::write(
         &list,
         format!(
@@ -192,17 +193,15 @@ fn deploys_verifies_and_benchmarks_many_boxes() {
         assert_eq!(b["ok"], true, "{b}");
         assert!(b["error"].is_null());
         assert_eq!(b["arch"], std::env::consts::ARCH);
-        let bench = &b["bench"];
-        let lat = &bench["latency_ms"];
-        let (min, p50, p90) = (
-            lat["min"].as_f64().unwrap(),
-            lat["p50"].as_f64().unwrap(),
-            lat["p90"].as_f64().unwrap(),
+        let bench: BoxBench = serde_json::from_value(b["bench"].clone()).unwrap();
+        let lat = bench.run.latency_ms;
+        assert!(
+            0.0 < lat.min && lat.min <= lat.p50 && lat.p50 <= lat.p90,
+            "{lat:?}"
         );
-        assert!(0.0 < min && min <= p50 && p50 <= p90, "{lat}");
-        assert_eq!(bench["iters"], 3);
-        assert_eq!(bench["cpu"], cpu.as_str(), "the box is this machine");
-        assert_eq!(bench["host"], b["host"]);
+        assert_eq!(bench.run.iters, 3);
+        assert_eq!(bench.run.cpu, cpu, "the box is this machine");
+        assert_eq!(bench.host, b["host"].as_str().unwrap());
         // The stored result is the one in the summary.
         let file = PathBuf::from(b["results_file"].as_str().unwrap());
         assert_eq!(file.parent().unwrap(), work.results());
@@ -212,8 +211,8 @@ fn deploys_verifies_and_benchmarks_many_boxes() {
                 .to_string_lossy()
                 .ends_with("__m.json")
         );
-        let stored: Value = serde_json::from_slice(&read(&file)).unwrap();
-        assert_eq!(&stored, bench);
+        let stored: BoxBench = serde_json::from_slice(&read(&file)).unwrap();
+        assert_eq!(stored, bench);
     }
     assert_eq!(std::fs::read_dir(work.results()).unwrap().count(), 2);
 
@@ -267,10 +266,10 @@ fn all_boxes_ok_exits_zero_with_a_table() {
             .any(|l| l.starts_with(ALIAS) && l.ends_with(&cpu)),
         "{table}"
     );
-    let stored: Value =
+    let stored: BoxBench =
         serde_json::from_slice(&read(&work.results().join(format!("{ALIAS}__m.json")))).unwrap();
-    assert_eq!(stored["threads"], 2);
-    assert_eq!(stored["iters"], 2);
+    assert_eq!(stored.run.threads, 2);
+    assert_eq!(stored.run.iters, 2);
 }
 
 /// Deploys once, then a second deploy with a different runner through a broken `scp`; checks
@@ -284,7 +283,7 @@ fn old_deployment_survives(mode: &str, expect_in_error: &str) {
     let old_runner = read(&work.remote_dir().join("qvit-run"));
 
     // A second runner that differs in bytes but still runs (an ELF ignores trailing data).
-    let runner2 = work.tmp.0.join("qvit-run-2");
+    let runner2 = work.tmp.path().join("qvit-run-2");
     let mut bytes = read(&runner);
     bytes.extend_from_slice(b"second build");
     std::fs::write(&runner2, &bytes).unwrap();
@@ -354,7 +353,7 @@ fn runner_for_another_architecture_is_refused() {
     let (sshd, runner) = setup();
     assert_eq!(std::env::consts::ARCH, "x86_64", "the test box is x86_64");
     let work = Work::new("arch");
-    let fake = work.tmp.0.join("qvit-run-aarch64");
+    let fake = work.tmp.path().join("qvit-run-aarch64");
     let mut bytes = read(&runner);
     bytes[18..20].copy_from_slice(&183u16.to_le_bytes());
     std::fs::write(&fake, &bytes).unwrap();
@@ -389,9 +388,9 @@ fn runner_for_another_architecture_is_refused() {
 #[test]
 fn local_mistakes_fail_before_connecting() {
     let work = Work::new("local");
-    let not_elf = work.tmp.0.join("qvit-run.sh");
+    let not_elf = work.tmp.path().join("qvit-run.sh");
     std::fs::write(&not_elf, "#!/bin/sh\necho qvit-run\n").unwrap();
-    let broken_bundle = work.tmp.0.join("broken.qvit");
+    let broken_bundle = work.tmp.path().join("broken.qvit");
     let mut b = read(&work.bundle);
     b.truncate(b.len() / 2);
     std::fs::write(&broken_bundle, b).unwrap();

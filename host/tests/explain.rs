@@ -10,7 +10,7 @@ use qvit_device::{Graph, Layout, Node, Op, Source, Tensor, Value};
 use qvit_host::explain::faithfulness::{Score, curves, order};
 use qvit_host::explain::maps::{patch_map, pixel_map};
 use qvit_host::explain::saliency::{SaliencyParams, salient_relevance};
-use qvit_host::fixtures::SplitMix;
+use qvit_host::fixtures::SeededRng;
 use qvit_host::lrp::{Lrp, LrpOptions, Seed};
 use qvit_kernels::KernelSet;
 use serde_json::Value as Json;
@@ -25,7 +25,7 @@ fn in_region(p: usize) -> bool {
 /// `[1,1,16,16] → flatten → Linear (weights only on the region) → ReLU → Linear → 3 logits`:
 /// the output depends on the region's pixels and nothing else.
 fn region_model(seed: u64) -> Graph {
-    let mut rng = SplitMix(seed);
+    let mut rng = SeededRng::new(seed);
     let mut g = Graph::default();
     let value = |g: &mut Graph, name: &str, shape: Vec<usize>, source: Source| {
         g.values.push(Value {
@@ -78,7 +78,7 @@ fn region_model(seed: u64) -> Graph {
 fn image(seed: u64) -> Tensor {
     Tensor::new(
         vec![1, 1, SIDE, SIDE],
-        SplitMix(seed).normals(SIDE * SIDE, 1.0),
+        SeededRng::new(seed).normals(SIDE * SIDE, 1.0),
     )
     .unwrap()
 }
@@ -138,7 +138,7 @@ fn relevance_order_deletes_faster_than_random() {
         let m = pixel_map(&r.input, Layout::Nchw).unwrap();
         let score = Score::Prob(r.target.unwrap());
         let by_lrp = curves(&mut ex, &x, Layout::Nchw, &order(&m.data), &score, 16).unwrap();
-        let mut rng = SplitMix(seed);
+        let mut rng = SeededRng::new(seed);
         let random: Vec<f32> = (0..m.data.len()).map(|_| rng.uniform()).collect();
         let by_random = curves(&mut ex, &x, Layout::Nchw, &order(&random), &score, 16).unwrap();
         assert_eq!(by_lrp.deletion.len(), 17);
@@ -149,7 +149,8 @@ fn relevance_order_deletes_faster_than_random() {
 
 #[test]
 fn explain_cli_writes_deterministic_maps_with_the_input_size() {
-    let dir = std::env::temp_dir().join(format!("qvit-explain-{}", std::process::id()));
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
     let mut npys = Vec::new();
     for run in 0..2 {
         let out = dir.join(format!("run{run}"));
@@ -181,7 +182,8 @@ fn explain_cli_writes_deterministic_maps_with_the_input_size() {
 
 #[test]
 fn explain_eval_reports_aopc_per_method() {
-    let dir = std::env::temp_dir().join(format!("qvit-explain-eval-{}", std::process::id()));
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
     let (ok, out, err) = qvit(&[
         "explain",
         "models/fashion-vit/fashion_vit.onnx",
@@ -220,8 +222,8 @@ fn explain_eval_reports_aopc_per_method() {
 /// model's; a W2A2 bundle's maps move further away.
 #[test]
 fn quantized_bundle_explanations_track_the_float_model() {
-    let dir = std::env::temp_dir().join(format!("qvit-explain-q-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
     let mut rc = Vec::new();
     for bits in ["8", "2"] {
         let bundle = dir.join(format!("w{bits}.qvit"));

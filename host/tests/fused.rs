@@ -5,7 +5,7 @@
 
 use qvit_device::exec::{Executor, Profile};
 use qvit_device::{Graph, Tensor};
-use qvit_host::fixtures::{SplitMix, load_weightless};
+use qvit_host::fixtures::{SeededRng, load_weightless};
 use qvit_host::import::{import_path, import_proto};
 use qvit_host::prep::{PrepOptions, Preset};
 use qvit_host::quant::{QuantOptions, quantize};
@@ -57,7 +57,7 @@ fn bits_of(a: &[Tensor]) -> Vec<Vec<u32>> {
 
 #[test]
 fn fused_runs_equal_node_by_node_runs_on_every_tier() {
-    let mut rng = SplitMix(11);
+    let mut rng = SeededRng::new(11);
     for (name, graph, shape, blocks) in models() {
         let n: usize = shape.iter().product();
         let calib: Vec<Tensor> = (0..2)

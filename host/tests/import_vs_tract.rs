@@ -4,7 +4,7 @@
 
 use qvit_device::Tensor;
 use qvit_device::exec::Executor;
-use qvit_host::fixtures::{SplitMix, load_weightless};
+use qvit_host::fixtures::{SeededRng, load_weightless};
 use qvit_host::import::{Imported, import_path, import_proto};
 use qvit_kernels::KernelSet;
 use std::path::{Path, PathBuf};
@@ -100,7 +100,7 @@ enum Oracles {
 
 fn check(label: &str, imp: Imported, real: Tensor, oracles: Oracles) {
     let shape = imp.input_shape.clone();
-    let mut rng = SplitMix(7);
+    let mut rng = SeededRng::new(7);
     let random = Tensor::new(shape.clone(), rng.normals(shape.iter().product(), 1.0)).unwrap();
     let mut exec = Executor::new(imp.graph.clone(), KernelSet::detect()).unwrap();
     for (kind, x) in [("random", random), ("real", real)] {

@@ -5,7 +5,7 @@
 use qvit_device::graph::{BinaryOp, Node, Source, Value};
 use qvit_device::quant::ActQuant;
 use qvit_device::{Graph, Op};
-use qvit_host::fixtures::SplitMix;
+use qvit_host::fixtures::SeededRng;
 use qvit_host::quant::layer_error::{attention_error, logits_path, product_error};
 
 /// A graph with one `MatMul` of two inputs `a` and `b`.
@@ -75,7 +75,7 @@ fn naive(
 #[test]
 fn product_error_matches_a_naive_product() {
     let (batch, m, k, n) = (3, 5, 7, 4);
-    let mut rng = SplitMix(7);
+    let mut rng = SeededRng::new(7);
     let a = rng.normals(batch * m * k, 1.0);
     let b = rng.normals(batch * k * n, 1.0);
     let qa = ActQuant::Uniform {
@@ -194,7 +194,7 @@ fn attention_error_matches_a_naive_softmax_attention() {
     assert_eq!(path, (0.5, 3));
     assert_eq!(logits_path(&g, 3), None, "attn·V makes no logits");
 
-    let mut rng = SplitMix(11);
+    let mut rng = SeededRng::new(11);
     let (q, k, v) = (
         rng.normals(m * d, 1.0),
         rng.normals(n * d, 1.0),

@@ -4,7 +4,7 @@
 
 use qvit_device::graph::{BinaryOp, GeluKind};
 use qvit_device::{Graph, Node, Op, Source, Tensor, Value};
-use qvit_host::fixtures::SplitMix;
+use qvit_host::fixtures::SeededRng;
 use qvit_host::fixtures::load_weightless;
 use qvit_host::import::{import_path, import_proto};
 use qvit_host::lrp::scores::{Statistic, layer_scores};
@@ -21,14 +21,14 @@ fn repo() -> PathBuf {
 /// A graph under construction: values are added in order, nodes in execution order.
 struct Builder {
     g: Graph,
-    rng: SplitMix,
+    rng: SeededRng,
 }
 
 impl Builder {
     fn new(input: Vec<usize>, seed: u64) -> (Builder, u32) {
         let mut b = Builder {
             g: Graph::default(),
-            rng: SplitMix(seed),
+            rng: SeededRng::new(seed),
         };
         let x = b.value("x", input, Source::Input(0));
         b.g.inputs.push(x);
@@ -85,7 +85,7 @@ impl Builder {
 
 fn input(shape: &[usize], seed: u64) -> Tensor {
     let n = shape.iter().product();
-    Tensor::new(shape.to_vec(), SplitMix(seed).normals(n, 1.0)).unwrap()
+    Tensor::new(shape.to_vec(), SeededRng::new(seed).normals(n, 1.0)).unwrap()
 }
 
 fn lrp0() -> LrpOptions {
@@ -328,7 +328,7 @@ fn gradient_mode_matches_finite_differences() {
     };
     let mut lrp = Lrp::new(g.clone(), opts).unwrap();
     let mut ex = qvit_device::exec::Executor::new(g, qvit_kernels::KernelSet::detect()).unwrap();
-    let mut rng = SplitMix(9);
+    let mut rng = SeededRng::new(9);
     for x in &xs {
         let r = lrp.run(x, Seed::Logit(None)).unwrap();
         let t = r.target.unwrap();

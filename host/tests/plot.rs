@@ -1,5 +1,6 @@
 //! Properties of the PNG charts, colour maps, heatmap overlay and chart text.
 use image::{Rgb, RgbImage};
+use qvit_host::fixtures::bilinear_reference;
 use qvit_host::plot::{
     Bar, COLORBAR_WIDTH, MAX_BARS, Series, bar_chart, diverging, group_color, line_chart, overlay,
     render_bar_chart, render_line_chart, sequential,
@@ -390,6 +391,22 @@ fn overlay_interpolates_between_map_values() {
     assert_eq!(out.get_pixel(0, 5).0, diverging(-1.0));
     assert_eq!(out.get_pixel(19, 5).0, diverging(1.0));
     assert!(u[9] > -0.3 && u[10] < 0.3, "the middle is near 0: {u:?}");
+}
+
+/// Enlarging, the heat layer (alpha 1) is the colour of the bilinearly interpolated map in
+/// closed form: pixel centres aligned (`u = (x + 0.5)·m/n − 0.5`), clamped at the borders.
+#[test]
+fn overlay_heat_is_the_bilinear_map_colour() {
+    let (mw, mh, w, h) = (4usize, 3usize, 29u32, 17u32);
+    let map: Vec<f32> = (0..mw * mh).map(|i| ((i * 5) % 7) as f32 - 3.0).collect();
+    let out = overlay(&photo(w, h), &map, mw, mh, 1.0, true).unwrap();
+    let max = map.iter().fold(0f32, |m, v| m.max(v.abs()));
+    let want = bilinear_reference(&map, (mw, mh), (w as usize, h as usize));
+    for (x, y, got) in out.enumerate_pixels().filter(|(x, _, _)| *x < w) {
+        let want = diverging((want[(y * w + x) as usize] / f64::from(max)) as f32);
+        let off = (0..3).map(|k| got[k].abs_diff(want[k])).max().unwrap();
+        assert!(off <= 1, "({x},{y}): {got:?} vs {want:?}");
+    }
 }
 
 #[test]

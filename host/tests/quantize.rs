@@ -7,7 +7,7 @@ use qvit_device::model::Model;
 use qvit_device::{Graph, Op, Tensor};
 use qvit_host::compare::cosine;
 use qvit_host::data::Dataset;
-use qvit_host::fixtures::{SplitMix, load_weightless};
+use qvit_host::fixtures::{SeededRng, load_weightless};
 use qvit_host::import::{import_path, import_proto};
 use qvit_host::prep::{PrepOptions, Preset};
 use qvit_host::quant::{QuantOptions, prepare, quantize};
@@ -58,7 +58,7 @@ fn images(path: &Path, bundle: &Bundle, range: std::ops::Range<usize>) -> Vec<(T
 /// prepared f32 graph gives the original output up to float rounding, on three architectures.
 #[test]
 fn rewrites_keep_the_f32_function() {
-    let mut rng = SplitMix(7);
+    let mut rng = SeededRng::new(7);
     let opts = QuantOptions::default();
     let deit = import_proto(
         &load_weightless(&repo().join("models/fixtures/deit_tiny_op17.onnx"), 17).unwrap(),

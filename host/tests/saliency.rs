@@ -3,7 +3,7 @@
 //! input validation and the centre prior.
 
 use qvit_host::explain::saliency::{SaliencyParams, salient_relevance};
-use qvit_host::fixtures::SplitMix;
+use qvit_host::fixtures::SeededRng;
 use std::time::Instant;
 
 /// Mean of `sr` over the pixels whose distance from `(cx, cy)` lies in `[r0, r1)`.
@@ -34,7 +34,7 @@ fn disc(side: usize, centre: (f32, f32), radius: f32) -> Vec<f32> {
 #[test]
 fn output_is_in_unit_range_and_deterministic() {
     let (w, h) = (40, 31);
-    let mut rng = SplitMix(7);
+    let mut rng = SeededRng::new(7);
     // Signed relevance, as LRP produces.
     let map: Vec<f32> = (0..w * h).map(|_| rng.normal()).collect();
     let p = SaliencyParams::default();
@@ -97,7 +97,7 @@ fn spike_and_region(
     region: (usize, usize),
     region_value: f32,
 ) -> Vec<f32> {
-    let mut rng = SplitMix(11);
+    let mut rng = SeededRng::new(11);
     let mut map: Vec<f32> = (0..side * side).map(|_| noise * rng.uniform()).collect();
     map[spike.1 * side + spike.0] += spike_value;
     for y in region.1 - 2..=region.1 + 2 {
@@ -277,7 +277,7 @@ fn the_centre_prior_lowers_the_corners() {
 #[test]
 fn report_time() {
     for side in [28, 224] {
-        let mut rng = SplitMix(3);
+        let mut rng = SeededRng::new(3);
         let mut map: Vec<f32> = (0..side * side).map(|_| 0.05 * rng.normal()).collect();
         let s = side as f32 / 224.0;
         for (c, r) in [

@@ -2,6 +2,8 @@
 
 use proptest::prelude::*;
 use qvit_kernels::attn::matmul_lut_i32;
+use rand_xoshiro::Xoshiro256PlusPlus;
+use rand_xoshiro::rand_core::{Rng, SeedableRng};
 
 fn oracle(levels: &[u8], m: usize, k: usize, lut: &[i32], b: &[i8], n: usize) -> Vec<i64> {
     let mut out = vec![0i64; m * n];
@@ -25,8 +27,8 @@ fn shift_table() -> Vec<i32> {
 proptest! {
     #[test]
     fn equals_exact_sum(m in 1usize..9, k in 0usize..70, n in 1usize..40, seed in any::<u64>(), big in any::<bool>()) {
-        let mut s = seed | 1;
-        let mut next = || { s ^= s << 13; s ^= s >> 7; s ^= s << 17; s };
+        let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed);
+        let mut next = || rng.next_u64();
         let lut: Vec<i32> = if big {
             (0..20).map(|_| next() as i32).collect()
         } else {

@@ -4,6 +4,9 @@
 
 use proptest::prelude::*;
 use qvit_kernels::{KernelSet, Tier, reference};
+use rand_distr::{Distribution, Uniform};
+use rand_xoshiro::Xoshiro256PlusPlus;
+use rand_xoshiro::rand_core::SeedableRng;
 
 /// Lengths around the 4-, 8- and 16-lane vector widths, primes, ViT sizes.
 const LENS: [usize; 19] = [
@@ -27,17 +30,11 @@ fn tiers() -> Vec<KernelSet> {
     out
 }
 
-/// Deterministic xorshift data in `[-scale, scale]`.
+/// Seeded uniform data in `[-scale, scale]`.
 fn data(n: usize, seed: u64, scale: f32) -> Vec<f32> {
-    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..n)
-        .map(|_| {
-            s ^= s << 13;
-            s ^= s >> 7;
-            s ^= s << 17;
-            ((s >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0) * scale
-        })
-        .collect()
+    let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed);
+    let range = Uniform::new_inclusive(-scale, scale).unwrap();
+    (0..n).map(|_| range.sample(&mut rng)).collect()
 }
 
 fn gelu_tol(x: f32) -> f32 {

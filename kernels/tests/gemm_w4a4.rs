@@ -6,6 +6,8 @@ use proptest::prelude::*;
 use qvit_kernels::gemm::PackedW8;
 use qvit_kernels::inventory::{INVENTORY, KernelDesc, Op};
 use qvit_kernels::{KernelSet, nibble, reference};
+use rand_xoshiro::Xoshiro256PlusPlus;
+use rand_xoshiro::rand_core::{Rng, SeedableRng};
 
 fn kernels() -> Vec<&'static KernelDesc> {
     static REPORT: std::sync::Once = std::sync::Once::new();
@@ -19,15 +21,9 @@ fn kernels() -> Vec<&'static KernelDesc> {
 }
 
 fn bytes(n: usize, seed: u64) -> Vec<u8> {
-    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..n)
-        .map(|_| {
-            s ^= s << 13;
-            s ^= s >> 7;
-            s ^= s << 17;
-            (s >> 40) as u8
-        })
-        .collect()
+    let mut v = vec![0u8; n];
+    Xoshiro256PlusPlus::seed_from_u64(seed).fill_bytes(&mut v);
+    v
 }
 
 fn weights(n: usize, k: usize, seed: u64) -> Vec<u8> {

@@ -7,6 +7,9 @@ use proptest::prelude::*;
 use qvit_kernels::gemm::{MAX_K, PackedW8};
 use qvit_kernels::inventory::{INVENTORY, KernelDesc, Op};
 use qvit_kernels::{KernelSet, reference};
+use rand_distr::{Distribution, Uniform};
+use rand_xoshiro::Xoshiro256PlusPlus;
+use rand_xoshiro::rand_core::SeedableRng;
 
 /// The W8A8 kernels this CPU runs; the others are printed once as skipped.
 fn kernels() -> Vec<&'static KernelDesc> {
@@ -21,16 +24,9 @@ fn kernels() -> Vec<&'static KernelDesc> {
 }
 
 fn rand_i8(n: usize, seed: u64, lo: i8) -> Vec<i8> {
-    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..n)
-        .map(|_| {
-            s ^= s << 13;
-            s ^= s >> 7;
-            s ^= s << 17;
-            let span = 128 - lo as i32;
-            (lo as i32 + ((s >> 33) % span as u64) as i32) as i8
-        })
-        .collect()
+    let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed);
+    let range = Uniform::new_inclusive(lo, i8::MAX).unwrap();
+    (0..n).map(|_| range.sample(&mut rng)).collect()
 }
 
 fn check(d: &'static KernelDesc, a: &[i8], w: &[i8], m: usize, n: usize, k: usize, za: i8) {

@@ -3,6 +3,7 @@
 //! Thin on purpose: argument parsing and printing only; everything else is `qvit_device`.
 
 use clap::{Args, Parser, Subcommand};
+use qvit_device::bench_report::{BenchReport, Latency, OpShare, StepShare};
 use qvit_device::bundle::{Bundle, BundleStats};
 use qvit_device::exec::Profile;
 use qvit_device::model::Model;
@@ -167,7 +168,7 @@ fn print(text: &str) -> Result<()> {
     }
 }
 
-fn pretty(v: &Json) -> String {
+fn pretty(v: &impl serde::Serialize) -> String {
     serde_json::to_string_pretty(v).unwrap_or_default() + "\n"
 }
 
@@ -368,29 +369,35 @@ fn bench(a: &BenchArgs) -> Result<String> {
         times.push(ms(t.elapsed()));
     }
     let measured_ms: f64 = times.iter().sum();
-    times.sort_by(f64::total_cmp);
-    let pct = |p: f64| times[((p * times.len() as f64).ceil() as usize).clamp(1, times.len()) - 1];
-    let mean = times.iter().sum::<f64>() / times.len() as f64;
-    let mut report = json!({
-        "model": model.header().model_name,
-        "bundle": a.model.display().to_string(),
-        "latency_ms": {"min": times[0], "p50": pct(0.5), "p90": pct(0.9), "mean": mean, "max": times[times.len() - 1]},
-        "load_ms": load_ms,
-        "peak_rss_bytes": sysinfo::peak_rss_bytes(),
-        "kernel_tier": model.tier(),
-        "cpu": sysinfo::cpu_model(),
-        "cpu_features": sysinfo::cpu_features(),
-        "commit": sysinfo::GIT_COMMIT,
-        "threads": model.threads(),
-        "iters": a.iters,
-        "warmup": a.warmup,
-        "timestamp": utc_timestamp(SystemTime::now()),
-    });
+    let lat =
+        Latency::of(&times).ok_or_else(|| Error::BadInput("--iters must be at least 1".into()))?;
+    let mut report = BenchReport {
+        model: model.header().model_name.clone(),
+        bundle: a.model.display().to_string(),
+        latency_ms: lat,
+        load_ms,
+        peak_rss_bytes: sysinfo::peak_rss_bytes(),
+        kernel_tier: model.tier(),
+        cpu: sysinfo::cpu_model(),
+        cpu_features: sysinfo::cpu_features()
+            .into_iter()
+            .map(String::from)
+            .collect(),
+        commit: sysinfo::GIT_COMMIT.to_string(),
+        threads: model.threads(),
+        iters: a.iters,
+        warmup: a.warmup,
+        timestamp: utc_timestamp(SystemTime::now()),
+        profile: None,
+        profile_by_op: None,
+        profile_ms: None,
+        measured_ms: None,
+    };
     if a.profile {
-        report["profile"] = profile_steps_json(&profile, measured_ms);
-        report["profile_by_op"] = profile_ops_json(&profile, measured_ms);
-        report["profile_ms"] = json!(ms(profile.total()));
-        report["measured_ms"] = json!(measured_ms);
+        report.profile = Some(profile_steps(&profile, measured_ms));
+        report.profile_by_op = Some(profile_ops(&profile, measured_ms));
+        report.profile_ms = Some(ms(profile.total()));
+        report.measured_ms = Some(measured_ms);
     }
     if a.json {
         return Ok(pretty(&report));
@@ -406,11 +413,11 @@ fn bench(a: &BenchArgs) -> Result<String> {
     Ok(format!(
         "model:       {}\nlatency ms:  min {:.4}  p50 {:.4}  p90 {:.4}  mean {:.4}  ({} iters, {} warm-up, {} threads)\n\
          load ms:     {load_ms:.1}\npeak RSS:    {rss}\nkernel tier: {}\ncpu:         {}\ncommit:      {}\n{table}",
-        model.header().model_name,
-        times[0],
-        pct(0.5),
-        pct(0.9),
-        mean,
+        report.model,
+        lat.min,
+        lat.p50,
+        lat.p90,
+        lat.mean,
         a.iters,
         a.warmup,
         model.threads(),
@@ -429,22 +436,33 @@ fn percent(part_ms: f64, measured_ms: f64) -> f64 {
     }
 }
 
-fn profile_steps_json(p: &Profile, measured_ms: f64) -> Json {
+fn profile_steps(p: &Profile, measured_ms: f64) -> Vec<StepShare> {
     p.steps()
         .iter()
         .map(|s| {
             let t = ms(s.total);
-            json!({"node": s.node, "op": s.op, "calls": s.calls, "ms": t, "percent": percent(t, measured_ms)})
+            StepShare {
+                node: s.node.clone(),
+                op: s.op.clone(),
+                calls: s.calls,
+                ms: t,
+                percent: percent(t, measured_ms),
+            }
         })
         .collect()
 }
 
-fn profile_ops_json(p: &Profile, measured_ms: f64) -> Json {
+fn profile_ops(p: &Profile, measured_ms: f64) -> Vec<OpShare> {
     p.by_op()
-        .iter()
+        .into_iter()
         .map(|o| {
             let t = ms(o.total);
-            json!({"op": o.op, "calls": o.calls, "ms": t, "percent": percent(t, measured_ms)})
+            OpShare {
+                op: o.op,
+                calls: o.calls,
+                ms: t,
+                percent: percent(t, measured_ms),
+            }
         })
         .collect()
 }

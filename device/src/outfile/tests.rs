@@ -2,22 +2,18 @@ use super::*;
 use std::os::unix::fs::PermissionsExt;
 
 /// A fresh directory under the system temp dir, removed on drop.
-struct Dir(PathBuf);
+struct Dir(tempfile::TempDir);
 
 impl Dir {
     fn new(tag: &str) -> Dir {
-        static N: AtomicU64 = AtomicU64::new(0);
-        let d = std::env::temp_dir().join(format!(
-            "qvit-outfile-{tag}-{}-{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed)
-        ));
-        let _ = fs::remove_dir_all(&d);
-        fs::create_dir_all(&d).unwrap();
-        Dir(d)
+        let prefix = format!("qvit-outfile-{tag}-");
+        Dir(tempfile::Builder::new().prefix(&prefix).tempdir().unwrap())
+    }
+    fn join(&self, name: &str) -> PathBuf {
+        self.0.path().join(name)
     }
     fn names(&self) -> Vec<String> {
-        let mut v: Vec<String> = fs::read_dir(&self.0)
+        let mut v: Vec<String> = fs::read_dir(self.0.path())
             .unwrap()
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
             .collect();
@@ -26,16 +22,10 @@ impl Dir {
     }
 }
 
-impl Drop for Dir {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.0);
-    }
-}
-
 #[test]
 fn replaces_whole_and_keeps_permissions() {
     let d = Dir::new("replace");
-    let p = d.0.join("out.bin");
+    let p = d.join("out.bin");
     write(&p, b"first version, longer than the second").unwrap();
     fs::set_permissions(&p, fs::Permissions::from_mode(0o640)).unwrap();
     write(&p, b"second").unwrap();
@@ -50,7 +40,7 @@ fn replaces_whole_and_keeps_permissions() {
 #[test]
 fn a_failed_write_leaves_the_old_file_and_no_temporary() {
     let d = Dir::new("fail");
-    let p = d.0.join("out.bin");
+    let p = d.join("out.bin");
     write(&p, b"good").unwrap();
     let err = write_with(&p, |w| {
         w.write_all(&[7; 100_000])?;
@@ -68,8 +58,8 @@ fn a_failed_write_leaves_the_old_file_and_no_temporary() {
 #[test]
 fn a_symlink_keeps_pointing_at_the_new_content() {
     let d = Dir::new("link");
-    let real = d.0.join("real.bin");
-    let link = d.0.join("link.bin");
+    let real = d.join("real.bin");
+    let link = d.join("link.bin");
     write(&real, b"old").unwrap();
     std::os::unix::fs::symlink("real.bin", &link).unwrap();
     write(&link, b"new").unwrap();
@@ -85,26 +75,26 @@ fn a_symlink_keeps_pointing_at_the_new_content() {
 #[test]
 fn a_directory_is_not_replaced() {
     let d = Dir::new("dir");
-    let sub = d.0.join("sub");
+    let sub = d.join("sub");
     fs::create_dir(&sub).unwrap();
     fs::write(sub.join("keep"), b"x").unwrap();
     let err = write(&sub, b"data").unwrap_err();
     assert!(err.to_string().contains("directory"), "{err}");
     assert_eq!(fs::read(sub.join("keep")).unwrap(), b"x");
     assert_eq!(d.names(), ["sub"]);
-    assert!(write(d.0.join("missing-dir/x.bin"), b"x").is_err());
+    assert!(write(d.join("missing-dir/x.bin"), b"x").is_err());
 }
 
 #[test]
 fn outputs_that_are_inputs_are_refused() {
     let d = Dir::new("same");
-    let input = d.0.join("in.npy");
+    let input = d.join("in.npy");
     fs::write(&input, b"input").unwrap();
-    let sub = d.0.join("sub");
+    let sub = d.join("sub");
     fs::create_dir(&sub).unwrap();
-    let hard = d.0.join("hard.npy");
+    let hard = d.join("hard.npy");
     fs::hard_link(&input, &hard).unwrap();
-    let soft = d.0.join("soft.npy");
+    let soft = d.join("soft.npy");
     std::os::unix::fs::symlink(&input, &soft).unwrap();
     let dotted = sub.join("../in.npy");
     for out in [&input, &hard, &soft, &dotted] {
@@ -115,7 +105,7 @@ fn outputs_that_are_inputs_are_refused() {
             "{out:?}: {err}"
         );
     }
-    let fresh = d.0.join("out.npy");
+    let fresh = d.join("out.npy");
     check_outputs(&[&input], &[&fresh, &sub.join("out.npy")]).unwrap();
     // Two outputs naming one file, existing or not.
     for (a, b) in [(&fresh, &sub.join("../out.npy")), (&hard, &input)] {

@@ -5,22 +5,16 @@ use qvit_device::bundle::Bundle;
 use std::path::PathBuf;
 use std::process::{Command, Output};
 
-pub struct Dir(pub PathBuf);
+/// A fresh directory for one test, removed on drop.
+pub struct Dir(pub tempfile::TempDir);
 
 impl Dir {
     pub fn new(name: &str) -> Dir {
-        let dir = std::env::temp_dir().join(format!("qvit-cli-{name}-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        Dir(dir)
+        let prefix = format!("qvit-cli-{name}-");
+        Dir(tempfile::Builder::new().prefix(&prefix).tempdir().unwrap())
     }
     pub fn path(&self, file: &str) -> PathBuf {
-        self.0.join(file)
-    }
-}
-
-impl Drop for Dir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
+        self.0.path().join(file)
     }
 }
 

@@ -93,19 +93,14 @@ pub fn bcast_get(data: &[f64], shape: &[usize], out_idx: &[usize]) -> f64 {
     data[offset(shape, &idx)]
 }
 
-/// Deterministic pseudo-random values in `[lo, hi)` (SplitMix64).
+/// Seeded uniform values in `[lo, hi)`.
 pub fn rand_vec(n: usize, seed: u64, lo: f32, hi: f32) -> Vec<f32> {
-    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15).wrapping_add(1);
-    (0..n)
-        .map(|_| {
-            s = s.wrapping_add(0x9E37_79B9_7F4A_7C15);
-            let mut z = s;
-            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-            z ^= z >> 31;
-            lo + (hi - lo) * ((z >> 40) as f32 / (1u64 << 24) as f32)
-        })
-        .collect()
+    use rand_distr::{Distribution, Uniform};
+    use rand_xoshiro::Xoshiro256PlusPlus;
+    use rand_xoshiro::rand_core::SeedableRng;
+    let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed);
+    let range = Uniform::new(lo, hi).expect("lo < hi, both finite");
+    (0..n).map(|_| range.sample(&mut rng)).collect()
 }
 
 pub fn to64(v: &[f32]) -> Vec<f64> {

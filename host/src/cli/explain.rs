@@ -396,7 +396,7 @@ fn evaluate(graph: Graph, pre: &Preprocess, data: &Path, args: &ExplainArgs) -> 
             .target
             .map_or(Seed::Norm, |t| Seed::Logit(Some(t)));
         let g = pixel_map(&grad.run(&x, gseed)?.input, pre.layout)?;
-        let mut rng = qvit_host::fixtures::SplitMix(i as u64 + 1);
+        let mut rng = qvit_host::fixtures::SeededRng::new(i as u64 + 1);
         let random: Vec<f32> = (0..m.pixel.data.len()).map(|_| rng.uniform()).collect();
         let sr = m.sr.as_ref().context("SR map")?;
         for (name, map) in METHODS

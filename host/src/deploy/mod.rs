@@ -13,12 +13,11 @@ mod steps;
 mod summary;
 mod target;
 
-pub use steps::BoxReport;
+pub use steps::{BoxBench, BoxReport};
 
 use anyhow::{Context, Result, bail};
+use rayon::prelude::*;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// What `qvit deploy` does (the command line's flags of the same names).
 #[derive(Debug, Clone)]
@@ -56,7 +55,7 @@ pub fn run(args: DeployOptions) -> Result<()> {
     }
     let reports = run_all(&targets, args.jobs as usize, |t| {
         steps::deploy_box(&plan, t)
-    });
+    })?;
     if args.json {
         println!(
             "{}",
@@ -174,43 +173,28 @@ fn default_runner() -> Result<PathBuf> {
 }
 
 /// Runs `deploy` for every target with at most `jobs` in flight; reports in input order.
+///
+/// A pool of its own with `jobs` threads bounds the boxes handled at once (the global pool
+/// has one thread a core, unrelated to how many ssh sessions are wanted); one box per task,
+/// so a slow box does not hold back the ones queued behind it.
 fn run_all(
     targets: &[target::Target],
     jobs: usize,
     deploy: impl Fn(&target::Target) -> BoxReport + Sync,
-) -> Vec<BoxReport> {
-    let next = AtomicUsize::new(0);
-    let slots: Vec<Mutex<Option<BoxReport>>> = targets.iter().map(|_| Mutex::new(None)).collect();
-    std::thread::scope(|s| {
-        for _ in 0..jobs.clamp(1, targets.len().max(1)) {
-            s.spawn(|| {
-                loop {
-                    let i = next.fetch_add(1, Ordering::Relaxed);
-                    let Some(t) = targets.get(i) else { break };
-                    let r = deploy(t);
-                    *slots[i].lock().unwrap_or_else(|e| e.into_inner()) = Some(r);
-                }
-            });
-        }
-    });
-    slots
-        .into_iter()
-        .zip(targets)
-        .map(|(slot, t)| {
-            slot.into_inner()
-                .unwrap_or_else(|e| e.into_inner())
-                .unwrap_or_else(|| BoxReport {
-                    host: t.label.clone(),
-                    error: Some("internal error: the box was never handled".into()),
-                    ..Default::default()
-                })
-        })
-        .collect()
+) -> Result<Vec<BoxReport>> {
+    let threads = jobs.clamp(1, targets.len().max(1));
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .thread_name(|i| format!("qvit-deploy-{i}"))
+        .build()
+        .with_context(|| format!("starting {threads} deploy threads"))?;
+    Ok(pool.install(|| targets.par_iter().with_max_len(1).map(&deploy).collect()))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
     use std::time::Duration;
 
     /// Never more than `jobs` boxes at once, every box once, reports in input order.
@@ -232,7 +216,8 @@ mod tests {
                     ok: t.label.ends_with('3'),
                     ..Default::default()
                 }
-            });
+            })
+            .unwrap();
             let hosts: Vec<_> = reports.iter().map(|r| r.host.clone()).collect();
             let want: Vec<_> = targets.iter().map(|t| t.label.clone()).collect();
             assert_eq!(hosts, want);

@@ -9,8 +9,9 @@ use super::shell::{join, quote};
 use super::ssh::{Remote, SshSetup, Transfer};
 use super::target::Target;
 use anyhow::{Context, Result, bail};
-use serde::Serialize;
-use serde_json::Value;
+use qvit_device::bench_report::BenchReport;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -67,7 +68,22 @@ pub struct BoxReport {
     /// Where the benchmark result was stored locally.
     pub results_file: Option<String>,
     /// `qvit-run bench --json` output, with `host`, `arch` and `board` added.
-    pub bench: Option<Value>,
+    pub bench: Option<BoxBench>,
+}
+
+/// A box's benchmark as stored in `RESULTS/` and in `--json`: `qvit-run bench --json` output
+/// with the box beside it, in one flat object.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct BoxBench {
+    /// The box as given on the command line.
+    pub host: String,
+    /// `uname -m` of the box.
+    pub arch: String,
+    /// The board model, when the box has a device tree.
+    pub board: Option<String>,
+    /// What `qvit-run bench --json` printed.
+    #[serde(flatten)]
+    pub run: BenchReport,
 }
 
 /// Deploys to one box; never fails as a whole, the failure is in the report.
@@ -199,12 +215,12 @@ fn run_steps(
             ),
             "qvit-run bench",
         )?;
-        let mut bench = parse_json_object(&out)?;
-        if let Some(obj) = bench.as_object_mut() {
-            obj.insert("host".into(), target.label.clone().into());
-            obj.insert("arch".into(), machine.clone().into());
-            obj.insert("board".into(), report.board.clone().into());
-        }
+        let bench = BoxBench {
+            host: target.label.clone(),
+            arch: machine.clone(),
+            board: report.board.clone(),
+            run: parse_json_object(&out)?,
+        };
         let file = write_result(plan, target, &bench)?;
         log(&format!("bench result in {}", file.display()));
         report.results_file = Some(file.display().to_string());
@@ -315,14 +331,19 @@ fn parse_probe(out: &str) -> (String, Option<String>) {
 }
 
 /// The JSON object in `out`, skipping anything a login script printed before it.
-fn parse_json_object(out: &str) -> Result<Value> {
+fn parse_json_object<T: DeserializeOwned>(out: &str) -> Result<T> {
     let start = out
         .find("\n{")
         .map(|i| i + 1)
         .or_else(|| out.starts_with('{').then_some(0));
     let text = start.map_or(out, |i| &out[i..]);
-    serde_json::from_str(text)
-        .with_context(|| format!("qvit-run bench printed no JSON: {:?}", first_line(out)))
+    serde_json::from_str(text).with_context(|| {
+        format!(
+            "qvit-run bench printed no JSON qvit can read (is the runner from this qvit's \
+             version?): {:?}",
+            first_line(out)
+        )
+    })
 }
 
 fn first_line(s: &str) -> &str {
@@ -357,7 +378,7 @@ pub fn result_path(plan: &Plan, target: &Target) -> PathBuf {
 
 /// `RESULTS/<host>__<bundle>.json`: one file per box and bundle, replaced whole
 /// ([`crate::files::write`]: written beside it, flushed, renamed).
-fn write_result(plan: &Plan, target: &Target, bench: &Value) -> Result<PathBuf> {
+fn write_result(plan: &Plan, target: &Target, bench: &BoxBench) -> Result<PathBuf> {
     std::fs::create_dir_all(&plan.results)
         .with_context(|| format!("creating {}", plan.results.display()))?;
     let path = result_path(plan, target);
@@ -396,10 +417,13 @@ mod tests {
 
     #[test]
     fn bench_json_after_login_chatter() {
-        let v = parse_json_object("motd line\n{\n  \"latency_ms\": {\"p50\": 1.5}\n}\n").unwrap();
+        let v: serde_json::Value =
+            parse_json_object("motd line\n{\n  \"latency_ms\": {\"p50\": 1.5}\n}\n").unwrap();
         assert_eq!(v["latency_ms"]["p50"], 1.5);
-        assert!(parse_json_object("{\"a\": 1}").is_ok());
-        assert!(parse_json_object("error: no bundle\n").is_err());
+        assert!(parse_json_object::<serde_json::Value>("{\"a\": 1}").is_ok());
+        assert!(parse_json_object::<serde_json::Value>("error: no bundle\n").is_err());
+        // A runner whose JSON lacks the fields this qvit reads is an error, not blank columns.
+        assert!(parse_json_object::<BenchReport>("{\"latency_ms\": {\"p50\": 1.5}}").is_err());
     }
 
     #[test]

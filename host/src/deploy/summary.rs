@@ -1,6 +1,7 @@
 //! The summary over all boxes: a table for people, `{"boxes": [...]}` for scripts.
 
 use super::steps::BoxReport;
+use qvit_device::bench_report::{BenchReport, Latency};
 use serde_json::Value;
 
 /// `{"boxes": [{"host", "ok", "error", "bench", …}]}`.
@@ -25,25 +26,21 @@ pub fn table(reports: &[BoxReport], bench: bool) -> String {
             r.arch.clone().unwrap_or_else(|| "-".into()),
         ];
         if bench {
-            let b = r.bench.as_ref();
-            let ms = |k: &str| {
-                b.and_then(|b| b["latency_ms"][k].as_f64())
-                    .map_or("-".into(), |v| format!("{v:.2}"))
+            let b = r.bench.as_ref().map(|b| &b.run);
+            let ms = |f: fn(&Latency) -> f64| {
+                b.map_or("-".into(), |b| format!("{:.2}", f(&b.latency_ms)))
             };
-            let text = |k: &str| {
-                b.and_then(|b| b[k].as_str())
-                    .map_or("-".into(), str::to_string)
-            };
+            let text = |f: fn(&BenchReport) -> &str| b.map_or("-".into(), |b| f(b).to_string());
             let rss = b
-                .and_then(|b| b["peak_rss_bytes"].as_u64())
+                .and_then(|b| b.peak_rss_bytes)
                 .map_or("-".into(), |v| format!("{:.1} MiB", v as f64 / 1048576.0));
             row.extend([
-                ms("p50"),
-                ms("p90"),
-                ms("min"),
+                ms(|l| l.p50),
+                ms(|l| l.p90),
+                ms(|l| l.min),
                 rss,
-                text("kernel_tier"),
-                text("cpu"),
+                text(|b| &b.kernel_tier),
+                text(|b| &b.cpu),
             ]);
         } else {
             row.push(r.bundle.clone().unwrap_or_else(|| "-".into()));
@@ -77,6 +74,7 @@ pub fn table(reports: &[BoxReport], bench: bool) -> String {
 
 #[cfg(test)]
 mod tests {
+    use super::super::steps::BoxBench;
     use super::*;
 
     fn report(host: &str, ok: bool, p50: Option<f64>) -> BoxReport {
@@ -85,9 +83,29 @@ mod tests {
             ok,
             error: (!ok).then(|| "ssh could not connect".into()),
             arch: ok.then(|| "aarch64".into()),
-            bench: p50.map(|v| {
-                serde_json::json!({"latency_ms": {"p50": v, "p90": v * 2.0, "min": v / 2.0},
-                    "peak_rss_bytes": 3 * 1048576, "kernel_tier": "neon", "cpu": "Cortex-A72"})
+            bench: p50.map(|v| BoxBench {
+                host: host.into(),
+                arch: "aarch64".into(),
+                board: None,
+                run: BenchReport {
+                    model: "m".into(),
+                    bundle: "m.qvit".into(),
+                    latency_ms: Latency::of(&[v / 2.0, v, v * 2.0]).unwrap(),
+                    load_ms: 1.0,
+                    peak_rss_bytes: Some(3 * 1048576),
+                    kernel_tier: "neon".into(),
+                    cpu: "Cortex-A72".into(),
+                    cpu_features: vec!["asimd".into()],
+                    commit: "abc".into(),
+                    threads: 1,
+                    iters: 3,
+                    warmup: 0,
+                    timestamp: "2026-01-01T00:00:00Z".into(),
+                    profile: None,
+                    profile_by_op: None,
+                    profile_ms: None,
+                    measured_ms: None,
+                },
             }),
             ..Default::default()
         }
@@ -115,11 +133,17 @@ mod tests {
 
     #[test]
     fn json_has_the_issue_shape() {
-        let v = json(&[report("pi4", true, Some(1.0)), report("pi3", false, None)]);
+        let reports = [report("pi4", true, Some(1.0)), report("pi3", false, None)];
+        let v = json(&reports);
         assert_eq!(v["boxes"][0]["host"], "pi4");
         assert_eq!(v["boxes"][0]["ok"], true);
         assert!(v["boxes"][0]["error"].is_null());
         assert_eq!(v["boxes"][0]["bench"]["kernel_tier"], "neon");
+        assert_eq!(v["boxes"][0]["bench"]["host"], "pi4");
+        assert_eq!(v["boxes"][0]["bench"]["latency_ms"]["p90"], 2.0);
+        // What a script reads back is what was written.
+        let back: BoxBench = serde_json::from_value(v["boxes"][0]["bench"].clone()).unwrap();
+        assert_eq!(Some(&back), reports[0].bench.as_ref());
         assert_eq!(v["boxes"][1]["ok"], false);
         assert!(v["boxes"][1]["bench"].is_null());
     }

@@ -165,8 +165,8 @@ mod tests {
 
     #[test]
     fn host_files_with_comments_and_repeats() {
-        let dir = std::env::temp_dir().join(format!("qvit-hosts-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path();
         let list = dir.join("fleet.txt");
         std::fs::write(&list, "# fleet\npi@a\n\n  pi@b:2222  # lab\npi@a\n").unwrap();
         let got = expand(&[
@@ -178,6 +178,5 @@ mod tests {
         let labels: Vec<_> = got.iter().map(|t| t.label.as_str()).collect();
         assert_eq!(labels, ["pi@a", "pi@b:2222", "jet"]);
         assert!(expand(&[format!("@{}", dir.join("missing").display())]).is_err());
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

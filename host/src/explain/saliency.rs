@@ -7,7 +7,8 @@
 //!
 //! Steps of [`salient_relevance`]:
 //! 1. `|relevance|`, min-max normalised to [0, 1].
-//! 2. Per scale `r`: area-resample to `round(r·w)×round(r·h)` (scales smaller than the patch are
+//! 2. Per scale `r`: resize to `round(r·w)×round(r·h)` with `image`'s triangle filter, which
+//!    widens with the reduction so every pixel is averaged in (scales smaller than the patch are
 //!    skipped), take `patch×patch` patches on a grid with 50 % overlap, and give each patch
 //!    `S_i = 1 − exp(−(1/K)·Σ_k d(p_i, q_k))` over its K most similar patches, where
 //!    `d = d_value / (1 + c·d_position)`. Patch values are averaged back onto the pixels they
@@ -23,7 +24,9 @@
 //! pairs are spread over threads with rayon and the K smallest are found by partial selection
 //! (`O(P_r)` per patch) instead of sorting.
 
-use anyhow::{Result, bail, ensure};
+use anyhow::{Context, Result, bail, ensure};
+use image::imageops::{self, FilterType};
+use image::{ImageBuffer, Luma};
 use rayon::prelude::*;
 
 /// Parameters of the context-aware saliency step, documented with their published defaults.
@@ -80,9 +83,9 @@ pub fn salient_relevance(map: &[f32], w: usize, h: usize, p: &SaliencyParams) ->
         if sw < p.patch || sh < p.patch {
             continue;
         }
-        let scaled = resample(&relevance, (w, h), (sw, sh), area_taps);
+        let scaled = resample(&relevance, (w, h), (sw, sh))?;
         let at_scale = single_scale(&scaled, sw, sh, p);
-        let full = resample(&at_scale, (sw, sh), (w, h), bilinear_taps);
+        let full = resample(&at_scale, (sw, sh), (w, h))?;
         saliency.iter_mut().zip(&full).for_each(|(s, f)| *s += f);
         used_scales += 1;
     }
@@ -145,66 +148,17 @@ fn normalise(v: &mut [f32]) {
     }
 }
 
-/// Source pixels and weights that make up one destination pixel along one axis.
-type Taps = Vec<Vec<(usize, f32)>>;
-
-/// Box-filter taps: each destination pixel averages the source interval it covers, so a
-/// downscaled map keeps the relevance mass of a single bright pixel instead of skipping it.
-fn area_taps(src: usize, dst: usize) -> Taps {
-    let step = src as f64 / dst as f64;
-    (0..dst)
-        .map(|x| {
-            let (a, b) = (x as f64 * step, (x + 1) as f64 * step);
-            let last = (b.ceil() as usize).min(src);
-            (a.floor() as usize..last)
-                .map(|i| {
-                    let overlap = b.min(i as f64 + 1.0) - a.max(i as f64);
-                    (i, (overlap / step) as f32)
-                })
-                .filter(|&(_, wt)| wt > 0.0)
-                .collect()
-        })
-        .collect()
-}
-
-/// Bilinear taps with pixel centres aligned, clamped at the borders.
-fn bilinear_taps(src: usize, dst: usize) -> Taps {
-    let step = src as f32 / dst as f32;
-    (0..dst)
-        .map(|x| {
-            let u = ((x as f32 + 0.5) * step - 0.5).clamp(0.0, (src - 1) as f32);
-            let i0 = u.floor() as usize;
-            let i1 = (i0 + 1).min(src - 1);
-            let t = u - i0 as f32;
-            vec![(i0, 1.0 - t), (i1, t)]
-        })
-        .collect()
-}
-
-/// Separable resampling of a row-major image with per-axis taps.
-fn resample(
-    src: &[f32],
-    (sw, sh): (usize, usize),
-    (dw, dh): (usize, usize),
-    taps: fn(usize, usize) -> Taps,
-) -> Vec<f32> {
-    if (sw, sh) == (dw, dh) {
-        return src.to_vec();
-    }
-    let (tx, ty) = (taps(sw, dw), taps(sh, dh));
-    let mut rows = vec![0f32; sh * dw];
-    for y in 0..sh {
-        for (x, t) in tx.iter().enumerate() {
-            rows[y * dw + x] = t.iter().map(|&(i, wt)| src[y * sw + i] * wt).sum();
-        }
-    }
-    let mut out = vec![0f32; dh * dw];
-    for (y, t) in ty.iter().enumerate() {
-        for x in 0..dw {
-            out[y * dw + x] = t.iter().map(|&(i, wt)| rows[i * dw + x] * wt).sum();
-        }
-    }
-    out
+/// Resizes a row-major map with values in [0, 1] (the range `image` keeps f32 pixels in) with
+/// `image`'s triangle filter. Enlarging, it is bilinear with pixel centres aligned and edges
+/// clamped. Shrinking, the filter widens by the reduction factor, so each output pixel is a
+/// weighted average of all the source pixels under it: a single bright pixel keeps its
+/// relevance mass instead of falling between samples.
+fn resample(src: &[f32], (sw, sh): (usize, usize), (dw, dh): (usize, usize)) -> Result<Vec<f32>> {
+    let side = |n: usize| u32::try_from(n).with_context(|| format!("map side {n} is too large"));
+    let img: ImageBuffer<Luma<f32>, Vec<f32>> =
+        ImageBuffer::from_raw(side(sw)?, side(sh)?, src.to_vec())
+            .context("map size does not match its values")?;
+    Ok(imageops::resize(&img, side(dw)?, side(dh)?, FilterType::Triangle).into_raw())
 }
 
 /// Patch origins along one axis: every `stride` pixels, plus a last patch flush with the edge so
@@ -406,14 +360,40 @@ mod tests {
         }
     }
 
-    /// Area resampling preserves the mean (relevance mass per area) of the map.
+    /// Enlarging is bilinear interpolation in closed form: pixel centres aligned
+    /// (`u = (x + 0.5)·src/dst − 0.5`), clamped at the borders, separable.
     #[test]
-    fn area_resampling_preserves_mean() {
+    fn enlarging_is_bilinear() {
+        let (sw, sh, dw, dh) = (5, 4, 13, 11);
+        let src: Vec<f32> = (0..sw * sh)
+            .map(|i| ((i * 37) % 11) as f32 / 10.0)
+            .collect();
+        let got = resample(&src, (sw, sh), (dw, dh)).unwrap();
+        let want = crate::fixtures::bilinear_reference(&src, (sw, sh), (dw, dh));
+        for (i, (&g, &w)) in got.iter().zip(&want).enumerate() {
+            assert!((f64::from(g) - w).abs() < 1e-5, "pixel {i}: {g} vs {w}");
+        }
+    }
+
+    /// Shrinking averages every source pixel in: a constant map stays constant, the mean stays
+    /// close, and a single bright pixel off the border keeps about its mass instead of falling
+    /// between samples (on the border the triangle is cut and its weight drops to about half).
+    #[test]
+    fn shrinking_keeps_the_relevance_mass() {
         let (w, h) = (23, 17);
-        let src: Vec<f32> = (0..w * h).map(|i| ((i * 37) % 11) as f32).collect();
-        let dst = resample(&src, (w, h), (7, 5), area_taps);
+        let flat = resample(&[0.25; 23 * 17], (w, h), (7, 5)).unwrap();
+        assert!(flat.iter().all(|v| (v - 0.25).abs() < 1e-6), "{flat:?}");
+        let src: Vec<f32> = (0..w * h).map(|i| ((i * 37) % 11) as f32 / 10.0).collect();
+        let dst = resample(&src, (w, h), (7, 5)).unwrap();
         let mean = |v: &[f32]| v.iter().sum::<f32>() / v.len() as f32;
-        assert!((mean(&src) - mean(&dst)).abs() < 1e-4);
+        assert!((mean(&src) - mean(&dst)).abs() < 0.02 * mean(&src));
+        for at in [w * 8 + 11, w * 3 + 4, w * 12 + 17, w * 5 + 9] {
+            let mut spike = vec![0.0; w * h];
+            spike[at] = 1.0;
+            let small = resample(&spike, (w, h), (7, 5)).unwrap();
+            let mass = small.iter().sum::<f32>() * (w * h) as f32 / 35.0;
+            assert!((0.75..1.33).contains(&mass), "spike at {at}: mass {mass}");
+        }
     }
 
     /// The grid covers every pixel and keeps 50 % overlap.

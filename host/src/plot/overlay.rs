@@ -4,7 +4,8 @@ use super::canvas::{INK, WHITE, draw_on, plotting};
 use super::colormap::{diverging, sequential};
 use super::text;
 use anyhow::{Context, Result, bail, ensure};
-use image::{Rgb, RgbImage};
+use image::imageops::{self, FilterType};
+use image::{ImageBuffer, Luma, Rgb, RgbImage};
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 /// Width in pixels of the colour-bar strip [`overlay`] appends on the right: a 4 px gap,
@@ -18,8 +19,8 @@ const LABEL_PX: u32 = 11;
 
 /// Blends a heatmap over `img` and appends a colour bar.
 ///
-/// `map` is row-major, `mw`×`mh`, any resolution; it is bilinearly upsampled (sample centres
-/// aligned, edges clamped) to the image size. Each pixel becomes
+/// `map` is row-major, `mw`×`mh`, any resolution; it is resized to the image with `image`'s
+/// triangle filter (bilinear when enlarging: sample centres aligned, edges clamped). Each pixel becomes
 /// `(1 - alpha) * image + alpha * colour`, so `alpha = 0` returns the image unchanged.
 /// `signed`: [`diverging`] scaled by max |v| (0 is white; ticks ±max|v| and 0); otherwise
 /// [`sequential`] over min..max (ticks min and max; a constant map is all the lowest colour).
@@ -65,22 +66,15 @@ pub fn overlay(
         .context("overlay: image too wide")?;
 
     let scale = Scale::of(map, signed);
-    let unit: Vec<f32> = map.iter().map(|&v| scale.unit(v)).collect();
-    let cols = samples(w, mw);
-    let rows = samples(h, mh);
+    let heat = resized(map, (mw, mh), (w, h), &scale)?;
     let mut out = RgbImage::from_pixel(out_w, h, Rgb([WHITE.0, WHITE.1, WHITE.2]));
-    for (y, &(r0, r1, ty)) in (0..h).zip(&rows) {
-        for (x, &(c0, c1, tx)) in (0..w).zip(&cols) {
-            let at = |r: usize, c: usize| unit[r * mw + c];
-            let top = at(r0, c0) + (at(r0, c1) - at(r0, c0)) * tx;
-            let bot = at(r1, c0) + (at(r1, c1) - at(r1, c0)) * tx;
-            let heat = scale.color(top + (bot - top) * ty);
-            let base = img.get_pixel(x, y).0;
-            let mix = |i: usize| {
-                ((1.0 - alpha) * f32::from(base[i]) + alpha * f32::from(heat[i])).round() as u8
-            };
-            out.put_pixel(x, y, Rgb([mix(0), mix(1), mix(2)]));
-        }
+    for (x, y, base) in img.enumerate_pixels() {
+        let colour = scale.color(heat.get_pixel(x, y).0[0]);
+        let base = base.0;
+        let mix = |i: usize| {
+            ((1.0 - alpha) * f32::from(base[i]) + alpha * f32::from(colour[i])).round() as u8
+        };
+        out.put_pixel(x, y, Rgb([mix(0), mix(1), mix(2)]));
     }
     colorbar(&mut out, i64::from(w), &scale)?;
     Ok(out)
@@ -111,36 +105,41 @@ impl Scale {
         }
     }
 
-    /// Position in [-1, 1] (signed) or [0, 1]; f64 so extreme f32 ranges cannot overflow.
+    /// Position in [0, 1] along the colour map (0 is -max|v| when signed); f64 so extreme
+    /// f32 ranges cannot overflow.
     fn unit(&self, v: f32) -> f32 {
         let v = f64::from(v);
         match (self.signed, self.hi > self.lo) {
-            (_, false) => 0.0,
-            (true, true) => (v / self.hi) as f32,
-            (false, true) => ((v - self.lo) / (self.hi - self.lo)) as f32,
+            (true, false) => 0.5,
+            (false, false) => 0.0,
+            (_, true) => ((v - self.lo) / (self.hi - self.lo)) as f32,
         }
     }
 
-    fn color(&self, u: f32) -> [u8; 3] {
+    /// The colour at position `t` in [0, 1].
+    fn color(&self, t: f32) -> [u8; 3] {
         if self.signed {
-            diverging(u)
+            diverging(2.0 * t - 1.0)
         } else {
-            sequential(u)
+            sequential(t)
         }
     }
 }
 
-/// Per output index: the two neighbouring map indices and the weight of the second.
-fn samples(out_len: u32, in_len: usize) -> Vec<(usize, usize, f32)> {
-    let ratio = in_len as f64 / f64::from(out_len);
-    let last = (in_len - 1) as f64;
-    (0..out_len)
-        .map(|i| {
-            let f = ((f64::from(i) + 0.5) * ratio - 0.5).clamp(0.0, last);
-            let i0 = f.floor() as usize;
-            (i0, (i0 + 1).min(in_len - 1), (f - i0 as f64) as f32)
-        })
-        .collect()
+/// The map in colour-map positions, resized to `w`×`h` by `image`'s triangle filter: bilinear
+/// with pixel centres aligned and edges clamped when enlarging, a weighted average of the
+/// covered cells when shrinking. Positions are in [0, 1], which `image` keeps f32 pixels in.
+fn resized(
+    map: &[f32],
+    (mw, mh): (usize, usize),
+    (w, h): (u32, u32),
+    scale: &Scale,
+) -> Result<ImageBuffer<Luma<f32>, Vec<f32>>> {
+    let side = |n: usize| u32::try_from(n).context("overlay: heatmap too large");
+    let unit: Vec<f32> = map.iter().map(|&v| scale.unit(v)).collect();
+    let unit = ImageBuffer::from_raw(side(mw)?, side(mh)?, unit)
+        .context("overlay: heatmap size does not match its values")?;
+    Ok(imageops::resize(&unit, w, h, FilterType::Triangle))
 }
 
 /// Vertical gradient (top = high end) right of column `x0`, with tick labels.
@@ -152,8 +151,7 @@ fn colorbar(out: &mut RgbImage, x0: i64, scale: &Scale) -> Result<()> {
         } else {
             1.0
         };
-        let u = if scale.signed { 2.0 * t - 1.0 } else { t };
-        let c = Rgb(scale.color(u as f32));
+        let c = Rgb(scale.color(t as f32));
         for x in x0 + BAR_X..x0 + BAR_X + BAR_W {
             // x < x0 + COLORBAR_WIDTH = out.width(), so it fits in u32.
             out.put_pixel(x as u32, y, c);

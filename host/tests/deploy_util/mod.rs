@@ -15,34 +15,20 @@ use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::OnceLock;
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 pub const QVIT: &str = env!("CARGO_BIN_EXE_qvit");
 pub const ALIAS: &str = "testbox";
 pub const DEAD_ALIAS: &str = "deadbox";
 
+pub use tempfile::TempDir;
+
 /// A fresh directory under the cargo target's tmp dir, removed on drop.
-pub struct TempDir(pub PathBuf);
-
-impl TempDir {
-    pub fn new(tag: &str) -> TempDir {
-        static N: AtomicU32 = AtomicU32::new(0);
-        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!(
-            "deploy-{tag}-{}-{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed)
-        ));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        TempDir(dir)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
+pub fn temp_dir(tag: &str) -> TempDir {
+    tempfile::Builder::new()
+        .prefix(&format!("deploy-{tag}-"))
+        .tempdir_in(env!("CARGO_TARGET_TMPDIR"))
+        .expect("a directory under the cargo target's tmp dir")
 }
 
 /// Which SSH server plays the box.
@@ -97,8 +83,8 @@ fn user() -> Result<String, String> {
 /// Starts `server`, or says why it cannot.
 pub fn start(server: Server) -> Result<Sshd, String> {
     let user = user()?;
-    let dir = TempDir::new("sshd");
-    let d = &dir.0;
+    let dir = temp_dir("sshd");
+    let d = dir.path();
     keygen(&d.join("user_key"))?;
     let log = d.join("sshd.log");
     for _attempt in 0..3 {
@@ -329,16 +315,16 @@ pub struct Work {
 
 impl Work {
     pub fn new(tag: &str) -> Work {
-        let tmp = TempDir::new(tag);
-        let bundle = tmp.0.join("m.qvit");
+        let tmp = temp_dir(tag);
+        let bundle = tmp.path().join("m.qvit");
         std::fs::copy(self::bundle(), &bundle).unwrap();
         Work { tmp, bundle }
     }
     pub fn remote_dir(&self) -> PathBuf {
-        self.tmp.0.join("box")
+        self.tmp.path().join("box")
     }
     pub fn results(&self) -> PathBuf {
-        self.tmp.0.join("results")
+        self.tmp.path().join("results")
     }
     /// Files in the deploy directory, sorted.
     pub fn remote_files(&self) -> Vec<String> {
@@ -371,7 +357,7 @@ impl Work {
     }
     /// A second runner that differs in bytes but still runs (an ELF ignores trailing data).
     pub fn second_runner(&self, runner: &Path) -> (PathBuf, Vec<u8>) {
-        let path = self.tmp.0.join("qvit-run-2");
+        let path = self.tmp.path().join("qvit-run-2");
         let mut bytes = read(runner);
         bytes.extend_from_slice(b"second build");
         std::fs::write(&path, &bytes).unwrap();
@@ -415,7 +401,7 @@ pub fn json(out: &Output) -> Value {
 
 /// PATH with `scripts/SCRIPT` linked as `name` in front (a stand-in that damages transfers).
 pub fn path_with_stand_in(work: &Work, script: &str, name: &str) -> String {
-    let bin = work.tmp.0.join("bin");
+    let bin = work.tmp.path().join("bin");
     std::fs::create_dir_all(&bin).unwrap();
     let script = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../scripts")

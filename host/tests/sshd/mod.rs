@@ -4,7 +4,6 @@
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 /// The client config's name for the server.
@@ -12,27 +11,14 @@ pub const ALIAS: &str = "testbox";
 /// The client config's name for a closed port on the same host.
 pub const DEAD_ALIAS: &str = "deadbox";
 
+pub use tempfile::TempDir;
+
 /// A fresh directory under the cargo target's tmp dir, removed on drop.
-pub struct TempDir(pub PathBuf);
-
-impl TempDir {
-    pub fn new(tag: &str) -> TempDir {
-        static N: AtomicU32 = AtomicU32::new(0);
-        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!(
-            "deploy-{tag}-{}-{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed)
-        ));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        TempDir(dir)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
+pub fn temp_dir(tag: &str) -> TempDir {
+    tempfile::Builder::new()
+        .prefix(&format!("deploy-{tag}-"))
+        .tempdir_in(env!("CARGO_TARGET_TMPDIR"))
+        .expect("a directory under the cargo target's tmp dir")
 }
 
 /// An sshd on 127.0.0.1 plus a client config reaching it as `testbox` (and `deadbox`, a closed
@@ -92,8 +78,8 @@ pub fn start_sshd() -> Result<Sshd, String> {
     .map_err(|e| e.to_string())?
     .trim()
     .to_string();
-    let dir = TempDir::new("sshd");
-    let d = &dir.0;
+    let dir = temp_dir("sshd");
+    let d = dir.path();
     keygen(&d.join("host_key"))?;
     keygen(&d.join("user_key"))?;
     std::fs::copy(d.join("user_key.pub"), d.join("authorized_keys")).map_err(|e| e.to_string())?;

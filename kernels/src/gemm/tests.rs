@@ -5,15 +5,12 @@ use super::*;
 use crate::inventory::INVENTORY;
 
 fn values(len: usize, seed: u32, lo: i32) -> Vec<i8> {
-    let mut s = seed.wrapping_mul(0x9E37_79B9) | 1;
-    (0..len)
-        .map(|_| {
-            s ^= s << 13;
-            s ^= s >> 17;
-            s ^= s << 5;
-            (lo + (s % (128 - lo) as u32) as i32) as i8
-        })
-        .collect()
+    use rand_distr::{Distribution, Uniform};
+    use rand_xoshiro::Xoshiro256PlusPlus;
+    use rand_xoshiro::rand_core::SeedableRng;
+    let mut rng = Xoshiro256PlusPlus::seed_from_u64(u64::from(seed));
+    let range = Uniform::new_inclusive(lo as i8, i8::MAX).unwrap();
+    (0..len).map(|_| range.sample(&mut rng)).collect()
 }
 
 /// Kernels with their own whole-GEMM loop still ship a tile micro-kernel (the inventory

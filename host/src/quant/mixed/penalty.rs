@@ -5,7 +5,7 @@
 use super::super::calib::Calibration;
 use super::super::{QuantOptions, clip, layer_error, quantize_node, select};
 use super::{Allocator, Body, MixedOptions, Setup};
-use crate::fixtures::SplitMix;
+use crate::fixtures::SeededRng;
 use crate::lrp::parse_seed;
 use crate::lrp::scores::scores_with_progress;
 use anyhow::Result;
@@ -40,7 +40,7 @@ pub(super) fn scores(s: &Setup, calib: &[Tensor], m: &MixedOptions) -> Result<Op
             ))
         }
         Allocator::Random(seed) => {
-            let mut rng = SplitMix(seed);
+            let mut rng = SeededRng::new(seed);
             Some(Scores(
                 (s.body.iter())
                     .map(|_| {
