@@ -21,36 +21,15 @@ import shutil
 import subprocess
 import sys
 
+# The per-function attribution is by_fn.py's (same directory).
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from by_fn import counts, short, symbols  # noqa: E402
+
 # LLVM 19 has the Neoverse N1 model the A76-class cores need (LLVM 14's stands in with A57
 # units); LLVM_MCA overrides.
 MCA = os.environ.get("LLVM_MCA") or shutil.which("llvm-mca-19") or "llvm-mca"
 
 BRANCH = re.compile(r"^(b|b\..*|bl|blr|br|ret|cbz|cbnz|tbz|tbnz)$")
-
-
-def counts(path):
-    with open(path) as f:
-        return {int(a, 16): int(c) for a, c in (line.split() for line in f)}
-
-
-def symbols(binary):
-    out = subprocess.run(["aarch64-linux-gnu-nm", "-C", "--defined-only", "-n", binary],
-                         check=True, capture_output=True, text=True).stdout
-    syms = []
-    for line in out.splitlines():
-        p = line.split(" ", 2)
-        if len(p) == 3 and p[1] in "tTwW":
-            syms.append((int(p[0], 16), p[2]))
-    return syms
-
-
-def short(name):
-    name = re.sub(r"::h[0-9a-f]{16}$", "", name)
-    while True:
-        n = re.sub(r"<[^<>]*>", "", name)
-        if n == name:
-            return name
-        name = n
 
 
 def block(binary, addr):
