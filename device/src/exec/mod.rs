@@ -246,6 +246,7 @@ impl Executor {
         outputs: &mut Vec<Tensor>,
     ) -> Result<()> {
         self.check_inputs(inputs)?;
+        let integer_dataflow = observer.is_none() && !self.fused.plan.int_buffers.is_empty();
         let program = if observer.is_some() {
             if self.observed.is_none() {
                 let plan = plan::plan(&self.graph, &self.kernels, false, &self.fused.plan.kernels)?;
@@ -257,9 +258,17 @@ impl Executor {
         } else {
             &mut self.fused
         };
+        // The steps of a quantized model's integer dataflow share out their work on the spin
+        // pool; the few ops left node by node around them (patch embedding, final norm, head)
+        // run serially there, because rayon's job queues allocate as they cycle and steady-state
+        // runs must not allocate (host/tests/alloc_free.rs).
         let ctx = Ctx {
             ks: self.kernels,
-            pool: self.pool.as_ref(),
+            pool: if integer_dataflow {
+                None
+            } else {
+                self.pool.as_ref()
+            },
             spin: self.spin.as_ref(),
             threads: self.threads,
         };
