@@ -50,7 +50,7 @@ mca=$(python3 -c 'import importlib.util,sys; sys.path.insert(0,"scripts/qemu-ins
     echo "modelled, and llvm-mca's window makes long dependency chains (softmax, GELU polynomials) look slower"
     echo "than an out-of-order core runs them: read these as core-bound estimates, labelled as such until"
     echo "\`qvit deploy --bench\` measures a board. 4 threads: Amdahl's law with the parallel fraction that the"
-    echo "2-thread speedup SPEEDUP_2T ($speedup2×, the x86_64 DeiT-Tiny W8A8 speedup; see bench-results/quantized-speed-x86_64.md) implies, p = 2(1 − 1/$speedup2)."
+    echo "2-thread speedup SPEEDUP_2T ($speedup2×; the default is DeiT-Tiny W8A8 on x86_64 measured on a quiet machine, where ViT-S/14 shows 1.96× in bench-results/quantized-speed-x86_64.md) implies, p = 2(1 − 1/$speedup2)."
     echo
     echo "Reference: Arm's published DeiT-Tiny INT8 on a Raspberry Pi 5 (ExecuTorch + XNNPACK), 26.4 ms p50."
     echo
