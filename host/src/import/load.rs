@@ -52,7 +52,7 @@ pub struct Loaded {
     pub opset: i64,
 }
 
-/// Checks an input shape against [`MAX_INPUT_RANK`] and [`MAX_INPUT_ELEMENTS`], and that no
+/// Checks an input shape against `MAX_INPUT_RANK` and `MAX_INPUT_ELEMENTS`, and that no
 /// dimension is zero. `what` names it in messages (e.g. `--input-shape`).
 pub fn check_input_shape(shape: &[usize], what: &str) -> Result<()> {
     if shape.is_empty() || shape.len() > MAX_INPUT_RANK {
