@@ -190,6 +190,11 @@ impl PackedW8 {
     pub fn kernel(&self) -> &'static KernelDesc {
         self.kernel
     }
+
+    /// Bytes these weights keep resident: the packed panels and the column sums.
+    pub fn resident_bytes(&self) -> usize {
+        self.data.capacity() + self.col_sums.capacity() * std::mem::size_of::<i32>()
+    }
 }
 
 /// `out[m][n] = Σₖ (a[m][k] − a_zero)·w[n][k]` with `w`'s (W8A8) kernel; lengths checked here.
