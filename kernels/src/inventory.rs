@@ -26,10 +26,12 @@ pub enum Op {
 pub(crate) type W8A8Ukernel = fn(&Cpu, &[i8], &[i8], usize, &mut [i32]) -> Result<()>;
 
 /// A kernel's own whole-GEMM loop over packed operands: `(cpu, activation panels, m, weight
-/// panels, n, kb, fold, out)` stores `Σ a·w − fold[j]` into the row-major `m × n` `out`. Kernels
-/// that have one skip the driver's tile write-back (the fold is applied in registers).
+/// panels, n, kb, fold, out, ldo)` stores `Σ a·w − fold[j]` into the `m × n` `out` whose rows
+/// start `ldo ≥ n` values apart (so a run over some weight panels writes their columns of a
+/// wider output). Kernels that have one skip the driver's tile write-back (the fold is applied
+/// in registers).
 pub(crate) type W8A8Packed =
-    fn(&Cpu, &[i8], usize, &[i8], usize, usize, &[i32], &mut [i32]) -> Result<()>;
+    fn(&Cpu, &[i8], usize, &[i8], usize, usize, &[i32], &mut [i32], usize) -> Result<()>;
 
 /// A kernel's own activation packer: `(cpu, out, a, rows, k, flip)` writes the panels of the
 /// `[rows, k]` activations that [`crate::pack`] describes (adding 128 when `flip`) into `out`.
@@ -106,9 +108,9 @@ pub static INVENTORY: &[KernelDesc] = &[
             let tok = cpu.neon.ok_or_else(|| unavailable("neon"))?;
             crate::aarch64::neon::gemm_w8a8_4x4c16(tok, a, b, kb, t)
         },
-        packed: Some(|cpu, a, m, b, n, kb, fold, out| {
+        packed: Some(|cpu, a, m, b, n, kb, fold, out, ldo| {
             let tok = cpu.neon.ok_or_else(|| unavailable("neon"))?;
-            crate::aarch64::neon::gemm_w8a8_4x4c16_packed(tok, a, m, b, n, kb, fold, out)
+            crate::aarch64::neon::gemm_w8a8_4x4c16_packed(tok, a, m, b, n, kb, fold, out, ldo)
         }),
         pack_a: None,
     },
@@ -127,9 +129,9 @@ pub static INVENTORY: &[KernelDesc] = &[
             let tok = cpu.dotprod.ok_or_else(|| unavailable("dotprod"))?;
             crate::aarch64::dotprod::gemm_w8a8_4x4c16(tok, a, b, kb, t)
         },
-        packed: Some(|cpu, a, m, b, n, kb, fold, out| {
+        packed: Some(|cpu, a, m, b, n, kb, fold, out, ldo| {
             let tok = cpu.dotprod.ok_or_else(|| unavailable("dotprod"))?;
-            crate::aarch64::dotprod::gemm_w8a8_4x4c16_packed(tok, a, m, b, n, kb, fold, out)
+            crate::aarch64::dotprod::gemm_w8a8_4x4c16_packed(tok, a, m, b, n, kb, fold, out, ldo)
         }),
         pack_a: None,
     },
@@ -148,9 +150,9 @@ pub static INVENTORY: &[KernelDesc] = &[
             let tok = cpu.dotprod.ok_or_else(|| unavailable("dotprod"))?;
             crate::aarch64::dotprod::gemm_w8a8_8x8c4(tok, a, b, kb, t)
         },
-        packed: Some(|cpu, a, m, b, n, kb, fold, out| {
+        packed: Some(|cpu, a, m, b, n, kb, fold, out, ldo| {
             let tok = cpu.dotprod.ok_or_else(|| unavailable("dotprod"))?;
-            crate::aarch64::dotprod::gemm_w8a8_8x8c4_packed(tok, a, m, b, n, kb, fold, out)
+            crate::aarch64::dotprod::gemm_w8a8_8x8c4_packed(tok, a, m, b, n, kb, fold, out, ldo)
         }),
         pack_a: Some(|cpu, out, a, rows, k, flip| {
             let tok = cpu.dotprod.ok_or_else(|| unavailable("dotprod"))?;
@@ -173,9 +175,9 @@ pub static INVENTORY: &[KernelDesc] = &[
             let tok = cpu.i8mm.ok_or_else(|| unavailable("i8mm"))?;
             crate::aarch64::i8mm::gemm_w8a8_8x8c8(tok, a, b, kb, t)
         },
-        packed: Some(|cpu, a, m, b, n, kb, fold, out| {
+        packed: Some(|cpu, a, m, b, n, kb, fold, out, ldo| {
             let tok = cpu.i8mm.ok_or_else(|| unavailable("i8mm"))?;
-            crate::aarch64::i8mm::gemm_w8a8_8x8c8_packed(tok, a, m, b, n, kb, fold, out)
+            crate::aarch64::i8mm::gemm_w8a8_8x8c8_packed(tok, a, m, b, n, kb, fold, out, ldo)
         }),
         pack_a: Some(|cpu, out, a, rows, k, flip| {
             let tok = cpu.i8mm.ok_or_else(|| unavailable("i8mm"))?;
@@ -234,9 +236,9 @@ pub static INVENTORY: &[KernelDesc] = &[
             let tok = cpu.avx512vnni.ok_or_else(|| unavailable("avx512vnni"))?;
             crate::x86_64::avx512vnni::gemm_w8a8_8x32c4(tok, a, b, kb, t)
         },
-        packed: Some(|cpu, a, m, b, n, kb, fold, out| {
+        packed: Some(|cpu, a, m, b, n, kb, fold, out, ldo| {
             let tok = cpu.avx512vnni.ok_or_else(|| unavailable("avx512vnni"))?;
-            crate::x86_64::avx512vnni::gemm_w8a8_8x32c4_packed(tok, a, m, b, n, kb, fold, out)
+            crate::x86_64::avx512vnni::gemm_w8a8_8x32c4_packed(tok, a, m, b, n, kb, fold, out, ldo)
         }),
         pack_a: Some(|cpu, out, a, rows, k, flip| {
             let tok = cpu.avx512vnni.ok_or_else(|| unavailable("avx512vnni"))?;
@@ -273,9 +275,9 @@ pub static INVENTORY: &[KernelDesc] = &[
             let tok = cpu.neon.ok_or_else(|| unavailable("neon"))?;
             crate::aarch64::neon::gemm_w4a4_4x4c16(tok, a, b, kb, t)
         },
-        packed: Some(|cpu, a, m, b, n, kb, fold, out| {
+        packed: Some(|cpu, a, m, b, n, kb, fold, out, ldo| {
             let tok = cpu.neon.ok_or_else(|| unavailable("neon"))?;
-            crate::aarch64::neon::gemm_w4a4_4x4c16_packed(tok, a, m, b, n, kb, fold, out)
+            crate::aarch64::neon::gemm_w4a4_4x4c16_packed(tok, a, m, b, n, kb, fold, out, ldo)
         }),
         pack_a: None,
     },
@@ -296,9 +298,9 @@ pub static INVENTORY: &[KernelDesc] = &[
             let tok = cpu.dotprod.ok_or_else(|| unavailable("dotprod"))?;
             crate::aarch64::dotprod::gemm_w8a8_4x4c16(tok, a, b, kb, t)
         },
-        packed: Some(|cpu, a, m, b, n, kb, fold, out| {
+        packed: Some(|cpu, a, m, b, n, kb, fold, out, ldo| {
             let tok = cpu.dotprod.ok_or_else(|| unavailable("dotprod"))?;
-            crate::aarch64::dotprod::gemm_w8a8_4x4c16_packed(tok, a, m, b, n, kb, fold, out)
+            crate::aarch64::dotprod::gemm_w8a8_4x4c16_packed(tok, a, m, b, n, kb, fold, out, ldo)
         }),
         pack_a: None,
     },
@@ -317,9 +319,9 @@ pub static INVENTORY: &[KernelDesc] = &[
             let tok = cpu.dotprod.ok_or_else(|| unavailable("dotprod"))?;
             crate::aarch64::dotprod::gemm_w8a8_8x8c4(tok, a, b, kb, t)
         },
-        packed: Some(|cpu, a, m, b, n, kb, fold, out| {
+        packed: Some(|cpu, a, m, b, n, kb, fold, out, ldo| {
             let tok = cpu.dotprod.ok_or_else(|| unavailable("dotprod"))?;
-            crate::aarch64::dotprod::gemm_w8a8_8x8c4_packed(tok, a, m, b, n, kb, fold, out)
+            crate::aarch64::dotprod::gemm_w8a8_8x8c4_packed(tok, a, m, b, n, kb, fold, out, ldo)
         }),
         pack_a: Some(|cpu, out, a, rows, k, flip| {
             let tok = cpu.dotprod.ok_or_else(|| unavailable("dotprod"))?;
@@ -342,9 +344,9 @@ pub static INVENTORY: &[KernelDesc] = &[
             let tok = cpu.i8mm.ok_or_else(|| unavailable("i8mm"))?;
             crate::aarch64::i8mm::gemm_w8a8_8x8c8(tok, a, b, kb, t)
         },
-        packed: Some(|cpu, a, m, b, n, kb, fold, out| {
+        packed: Some(|cpu, a, m, b, n, kb, fold, out, ldo| {
             let tok = cpu.i8mm.ok_or_else(|| unavailable("i8mm"))?;
-            crate::aarch64::i8mm::gemm_w8a8_8x8c8_packed(tok, a, m, b, n, kb, fold, out)
+            crate::aarch64::i8mm::gemm_w8a8_8x8c8_packed(tok, a, m, b, n, kb, fold, out, ldo)
         }),
         pack_a: Some(|cpu, out, a, rows, k, flip| {
             let tok = cpu.i8mm.ok_or_else(|| unavailable("i8mm"))?;
@@ -403,9 +405,9 @@ pub static INVENTORY: &[KernelDesc] = &[
             let tok = cpu.avx512vnni.ok_or_else(|| unavailable("avx512vnni"))?;
             crate::x86_64::avx512vnni::gemm_w8a8_8x32c4(tok, a, b, kb, t)
         },
-        packed: Some(|cpu, a, m, b, n, kb, fold, out| {
+        packed: Some(|cpu, a, m, b, n, kb, fold, out, ldo| {
             let tok = cpu.avx512vnni.ok_or_else(|| unavailable("avx512vnni"))?;
-            crate::x86_64::avx512vnni::gemm_w8a8_8x32c4_packed(tok, a, m, b, n, kb, fold, out)
+            crate::x86_64::avx512vnni::gemm_w8a8_8x32c4_packed(tok, a, m, b, n, kb, fold, out, ldo)
         }),
         pack_a: Some(|cpu, out, a, rows, k, flip| {
             let tok = cpu.avx512vnni.ok_or_else(|| unavailable("avx512vnni"))?;

@@ -1,9 +1,16 @@
-//! The int4 storage format and its one pair of helpers: nibble packing appears nowhere else.
+//! The int4 storage formats and their helpers: nibble packing appears nowhere else.
 //!
 //! A row of `k` int4 values (two's complement, `[−8, 7]`) takes `⌈k/2⌉` bytes; value `2i` sits in
 //! the **low** nibble of byte `i`, value `2i+1` in the **high** nibble. Rows never share a byte:
 //! an odd `k` leaves the last high nibble 0. A weight matrix `[n, k]` is `n` such rows back to
 //! back (`n·⌈k/2⌉` bytes). Real value: `q · scale[n]` (symmetric per output channel).
+//!
+//! Int4 weights stay nibbles in memory too, in the GEMM's panel layout ([`crate::pack`]) halved:
+//! a weight panel of `kb` blocks of `b` bytes becomes `h = ⌈kb/2⌉·b` bytes whose byte `i` holds
+//! panel byte `i` in its low nibble and panel byte `h + i` in its high nibble (0 past the
+//! panel's end). Expanding a panel is then two flat passes over the same bytes, low nibbles into
+//! the first half and high nibbles into the second, shifts only, which vectorise on every tier
+//! with no shuffle; pairing neighbouring blocks instead would interleave the two outputs.
 
 use crate::{Error, Result};
 
@@ -62,4 +69,39 @@ pub fn unpack_nibbles(bytes: &[u8], n: usize, k: usize) -> Result<Vec<i8>> {
         }
     }
     Ok(out)
+}
+
+/// Bytes of one nibble panel whose int8 form is `kb` blocks of `block` bytes.
+pub(crate) fn half_panel(kb: usize, block: usize) -> usize {
+    kb.div_ceil(2) * block
+}
+
+/// Nibble panels of int8 `panels` (each `panel` bytes, values in [−8, 7], checked by the
+/// caller), each `half` = [`half_panel`] bytes.
+pub(crate) fn compress_panels(panels: &[i8], panel: usize, half: usize) -> Vec<i8> {
+    let mut out = vec![0i8; panels.len() / panel.max(1) * half];
+    for (d, p) in out.chunks_exact_mut(half).zip(panels.chunks_exact(panel)) {
+        let (lo, hi) = p.split_at(half);
+        for (i, d) in d.iter_mut().enumerate() {
+            let h = hi.get(i).map_or(0, |&v| v as u8 & 0x0F);
+            *d = ((lo[i] as u8 & 0x0F) | h << 4) as i8;
+        }
+    }
+    out
+}
+
+/// Expands the nibble panels `src` (each `half` bytes) into `dst`, whole int8 panels of `panel`
+/// bytes each, sign-extending every nibble.
+pub(crate) fn expand_panels(dst: &mut [i8], src: &[i8], panel: usize, half: usize) {
+    for (d, s) in dst.chunks_exact_mut(panel).zip(src.chunks_exact(half)) {
+        let (lo, hi) = d.split_at_mut(half);
+        // Shifting the low nibble into the sign bit and back (arithmetic) sign-extends it; the
+        // high nibble only needs the arithmetic shift down.
+        for (d, &s) in lo.iter_mut().zip(s) {
+            *d = (s << 4) >> 4;
+        }
+        for (d, &s) in hi.iter_mut().zip(s) {
+            *d = s >> 4;
+        }
+    }
 }

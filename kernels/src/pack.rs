@@ -126,7 +126,8 @@ fn pack_bytes(out: &mut [i8], src: &[i8], rows: usize, k: usize, p: usize, kr: u
 
 /// Checks a whole-GEMM loop's operands: `ap` holds the ⌈m/mr⌉ activation panels, `b` the
 /// ⌈n/nr⌉ weight panels (both `kb` blocks of `kr`), `fold` one value per channel and `out` the
-/// `m × n` result. Every kernel's packed entry calls it before touching raw pointers.
+/// `m × n` result with rows `ldo ≥ n` apart (its last row may stop at column `n`). Every
+/// kernel's packed entry calls it before touching raw pointers.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn check_packed(
     name: &'static str,
@@ -138,17 +139,22 @@ pub(crate) fn check_packed(
     kb: usize,
     fold: &[i32],
     out: &[i32],
+    ldo: usize,
 ) -> crate::Result<()> {
     // Bytes of the panels covering `rows` rows, `None` on overflow (an absurd `kb`).
     let panels = |rows: usize, p: usize| rows.div_ceil(p).checked_mul(p * kr)?.checked_mul(kb);
     let a_ok = Some(ap.len()) == panels(m, mr);
     let b_ok = Some(b.len()) == panels(n, nr);
-    let out_ok = Some(out.len()) == m.checked_mul(n);
+    // Values the rows reach: `(m − 1)·ldo + n`, `None` on overflow.
+    let reach = m
+        .checked_sub(1)
+        .map_or(Some(0), |r| r.checked_mul(ldo)?.checked_add(n));
+    let out_ok = ldo >= n && reach.is_some_and(|r| r <= out.len());
     if !(a_ok && b_ok && out_ok && fold.len() == n && kb > 0) {
         return Err(crate::Error::Shape {
             op: name,
             what: format!(
-                "m {m} n {n} kb {kb}: panels {} and {} bytes, fold {}, out {}",
+                "m {m} n {n} kb {kb} ldo {ldo}: panels {} and {} bytes, fold {}, out {}",
                 ap.len(),
                 b.len(),
                 fold.len(),

@@ -133,10 +133,12 @@ impl QLinearPlan {
         w_scales: &[f32],
     ) -> Result<Self, String> {
         let w4a4 = weight.bits <= 4 && act.bits() <= 4;
+        // Weights of 4 bits or fewer stay nibbles in memory, whichever kernel runs them.
+        let nibbles = || qvit_kernels::nibble::pack_nibbles(&weight.data, k);
         let packed = if w4a4 {
-            let nib =
-                qvit_kernels::nibble::pack_nibbles(&weight.data, k).map_err(|e| e.to_string())?;
-            ks.pack_w4a4(&nib, n, k)
+            nibbles().and_then(|nib| ks.pack_w4a4(&nib, n, k))
+        } else if weight.bits <= 4 {
+            nibbles().and_then(|nib| ks.pack_w4a8(&nib, n, k))
         } else {
             ks.pack_w8a8(&weight.data, n, k)
         }

@@ -13,8 +13,8 @@ pub(crate) struct Panels {
     pub kb: usize,
 }
 
-/// Stores `Σ a·w − fold` of every (weight panel, activation panel) pair into the row-major
-/// `m × n` `out`. `tile(a_panel, b_panel)` returns the panel product as `MR` rows of `V`
+/// Stores `Σ a·w − fold` of every (weight panel, activation panel) pair into the `m × n` `out`
+/// whose rows start `ldo` values apart. `tile(a_panel, b_panel)` returns the panel product as `MR` rows of `V`
 /// four-channel vectors. Operand lengths were checked by `pack::check_packed`; weight panels
 /// are the outer loop, so one stays in L1 while the activation panels stream past it.
 #[inline(always)]
@@ -27,6 +27,7 @@ pub(crate) fn store_packed<const MR: usize, const V: usize>(
     n: usize,
     fold: &[i32],
     out: &mut [i32],
+    ldo: usize,
     tile: impl Fn(&[i8], &[i8]) -> [[int32x4_t; V]; MR],
 ) {
     let nr = 4 * V;
@@ -46,7 +47,7 @@ pub(crate) fn store_packed<const MR: usize, const V: usize>(
             let acc = tile(a_panel, b_panel);
             let r0 = pi * MR;
             for (r, row) in acc.iter().enumerate().take(MR.min(m - r0)) {
-                let at = (r0 + r) * n + c0;
+                let at = (r0 + r) * ldo + c0;
                 let dst = &mut out[at..at + fold_j.len()];
                 if fold_j.len() == nr {
                     for (v, (&x, &fx)) in row.iter().zip(&fv).enumerate() {
@@ -105,8 +106,9 @@ macro_rules! gemm_entries {
         #[doc = concat!(
             "The whole product over packed operands: `out[i][j] = Σ a·w − fold[j]` for every ",
             "row `i < m` and channel `j < n`, where `ap` holds the ⌈m/", stringify!($mr),
-            "⌉ activation panels and `b` the ⌈n/", stringify!($v), "·4⌉ weight panels (blocks of ",
-            stringify!($kr), " k). Errors on other lengths."
+            "⌉ activation panels, `b` the ⌈n/", stringify!($v), "·4⌉ weight panels (blocks of ",
+            stringify!($kr), " k) and `out`'s rows start `ldo ≥ n` values apart. Errors on other ",
+            "lengths."
         )]
         #[allow(clippy::too_many_arguments)]
         pub fn $packed(
@@ -118,19 +120,21 @@ macro_rules! gemm_entries {
             kb: usize,
             fold: &[i32],
             out: &mut [i32],
+            ldo: usize,
         ) -> $crate::Result<()> {
             $crate::tier::hit($crate::Tier::$tier);
             let geometry = ($mr, 4 * $v, $kr);
             let name = concat!(module_path!(), "::", stringify!($packed));
-            $crate::pack::check_packed(name, geometry, ap, m, b, n, kb, fold, out)?;
+            $crate::pack::check_packed(name, geometry, ap, m, b, n, kb, fold, out, ldo)?;
             // SAFETY: the token proves the kernel's features; lengths were checked just above.
-            unsafe { store_all(ap, m, b, n, kb, fold, out) };
+            unsafe { store_all(ap, m, b, n, kb, fold, out, ldo) };
             Ok(())
         }
 
         /// # Safety
         /// The lengths the packed entry checks hold, and the CPU has the kernel's features.
         #[target_feature(enable = $features)]
+        #[allow(clippy::too_many_arguments)]
         unsafe fn store_all(
             ap: &[i8],
             m: usize,
@@ -139,6 +143,7 @@ macro_rules! gemm_entries {
             kb: usize,
             fold: &[i32],
             out: &mut [i32],
+            ldo: usize,
         ) {
             let geometry = $crate::aarch64::drive::Panels { kr: $kr, kb };
             $crate::aarch64::drive::store_packed::<{ $mr }, $v>(
@@ -149,6 +154,7 @@ macro_rules! gemm_entries {
                 n,
                 fold,
                 out,
+                ldo,
                 |a, b| dot_tile(a, b),
             );
         }

@@ -15,9 +15,11 @@
 //!
 //! # W4A8 Linear
 //!
-//! Same formula with `w ∈ [−8, 7]` stored as nibbles ([`crate::nibble`]); [`PackedW8::from_nibbles`]
-//! unpacks them at load, after which the W8A8 kernels run it (bit-exact with
-//! [`crate::reference::gemm_w4a8_i32`]). No in-register nibble kernels yet.
+//! Same formula with `w ∈ [−8, 7]` stored as nibbles ([`crate::nibble`]). [`PackedW8::from_nibbles`]
+//! keeps them nibbles in memory, in nibble panels: each call expands a few weight panels at a
+//! time (at most [`EXPAND_BYTES`], an L1-sized buffer) and runs the W8A8 kernels on them
+//! (bit-exact with [`crate::reference::gemm_w4a8_i32`]). Expanding costs `O(N·K)` shifts per
+//! call against the `O(M·N·K)` product; the kernels themselves do not read nibbles.
 //!
 //! # W4A4 Linear
 //!
@@ -26,8 +28,9 @@
 //! [0, 15]`, and int4 nibble weights. The zero point is subtracted while packing the activations,
 //! so every product lies in [−120, 120]: the NEON kernel multiplies in 8-bit lanes.
 //!
-//! Weights are packed once at load ([`PackedW8`]) for the chosen kernel; activations are packed
-//! per call into the same panel layout (`O(M·K)`, against the `O(M·N·K)` product).
+//! Weights are packed once at load ([`PackedW8`]) for the chosen kernel, int4 ones as nibble
+//! panels like W4A8's; activations are packed per call into the same panel layout (`O(M·K)`,
+//! against the `O(M·N·K)` product).
 
 pub mod epilogue;
 
@@ -45,6 +48,8 @@ pub struct Scratch {
     pub(crate) centred: Vec<i8>,
     pub(crate) acc: Vec<i32>,
     pub(crate) fold: Vec<i32>,
+    /// Weight panels expanded from nibbles.
+    pub(crate) w: Vec<i8>,
 }
 
 impl Scratch {
@@ -56,6 +61,43 @@ impl Scratch {
         grow(&mut self.a, a);
         grow(&mut self.centred, m * k);
         grow(&mut self.fold, n);
+        grow(
+            &mut self.w,
+            ExpandGroups::new(kernel, k, n, EXPAND_BYTES).buffer(),
+        );
+    }
+}
+
+/// Int8 bytes of weight panels expanded from nibbles at a time: within a 32 KiB L1 beside the
+/// activation panel the kernel streams (at least one panel whatever its size).
+pub const EXPAND_BYTES: usize = 16 * 1024;
+
+/// How a nibble-panel product is cut: `per` panels of `panel` int8 bytes (`half` as nibbles)
+/// expanded at a time, out of `panels`.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct ExpandGroups {
+    pub(crate) panel: usize,
+    pub(crate) half: usize,
+    pub(crate) per: usize,
+    pub(crate) panels: usize,
+}
+
+impl ExpandGroups {
+    pub(crate) fn new(kernel: &KernelDesc, k: usize, n: usize, budget: usize) -> ExpandGroups {
+        let (nr, kr) = (kernel.nr.max(1), kernel.kr.max(1));
+        let kb = k_blocks(k, kr);
+        let panel = nr * kr * kb;
+        ExpandGroups {
+            panel,
+            half: crate::nibble::half_panel(kb, nr * kr),
+            per: (budget / panel.max(1)).max(1),
+            panels: n.div_ceil(nr),
+        }
+    }
+
+    /// Bytes of the expansion buffer.
+    pub(crate) fn buffer(&self) -> usize {
+        self.per.min(self.panels) * self.panel
     }
 }
 
@@ -73,7 +115,9 @@ pub struct PackedW8 {
     pub(crate) kernel: &'static KernelDesc,
     pub(crate) n: usize,
     pub(crate) k: usize,
+    /// Int8 panels, or nibble panels ([`crate::nibble`]) when `nibbles`.
     pub(crate) data: Vec<i8>,
+    pub(crate) nibbles: bool,
     pub(crate) col_sums: Vec<i32>,
 }
 
@@ -100,7 +144,16 @@ impl PackedW8 {
                 what,
             });
         }
-        PackedW8::pack(kernel, &crate::nibble::unpack_nibbles(w, n, k)?, n, k)
+        PackedW8::pack_nibbles(kernel, w, n, k)
+    }
+
+    /// Packs nibble rows as nibble panels: values in [−8, 7] by construction.
+    fn pack_nibbles(kernel: &'static KernelDesc, w: &[u8], n: usize, k: usize) -> Result<PackedW8> {
+        let mut p = PackedW8::pack(kernel, &crate::nibble::unpack_nibbles(w, n, k)?, n, k)?;
+        let g = ExpandGroups::new(kernel, k, n, EXPAND_BYTES);
+        p.data = crate::nibble::compress_panels(&p.data, g.panel, g.half);
+        p.nibbles = true;
+        Ok(p)
     }
 
     fn pack(kernel: &'static KernelDesc, w: &[i8], n: usize, k: usize) -> Result<PackedW8> {
@@ -116,6 +169,7 @@ impl PackedW8 {
             n: 0,
             k: 0,
             data: Vec::new(),
+            nibbles: false,
             col_sums: Vec::new(),
         }
     }
@@ -160,20 +214,32 @@ impl PackedW8 {
             self.kernel.kr,
             false,
         );
-        (self.n, self.k) = (n, k);
+        (self.n, self.k, self.nibbles) = (n, k, false);
         Ok(())
     }
 
-    /// Packs int4 weights (`[n, k]` nibble rows, layout in [`crate::nibble`]) for a W8A8 kernel:
-    /// W4A8 runs on the W8A8 kernels after this one-time unpack (weights then take one byte each
-    /// in memory; the bundle keeps the 4-bit form).
+    /// Packs int4 weights (`[n, k]` nibble rows, layout in [`crate::nibble`]) for a W8A8 kernel
+    /// (W4A8): they stay nibbles in memory, half a byte per weight, and each product expands
+    /// them a few panels at a time.
     pub fn from_nibbles(
         kernel: &'static KernelDesc,
         w: &[u8],
         n: usize,
         k: usize,
     ) -> Result<PackedW8> {
-        PackedW8::new(kernel, &crate::nibble::unpack_nibbles(w, n, k)?, n, k)
+        if kernel.op != Op::GemmW8A8 {
+            let what = format!("kernel {} is not a W8A8 GEMM", kernel.name);
+            return Err(Error::Shape {
+                op: "pack_w4a8",
+                what,
+            });
+        }
+        PackedW8::pack_nibbles(kernel, w, n, k)
+    }
+
+    /// Whether the weights are held as nibbles (4 bits each) rather than bytes.
+    pub fn is_nibbles(&self) -> bool {
+        self.nibbles
     }
 
     /// Output channels.
@@ -220,7 +286,7 @@ pub(crate) fn gemm_w8a8_i32(
     pack_activations(cpu, desc, ap, a, m, w.k)?;
     // The kernel saw `a + a_offset`; one subtraction folds both offsets.
     let za = a_zero as i32 + desc.a_offset;
-    run_packed(cpu, ap, m, za, w, &mut scratch.fold, out)
+    run_packed(cpu, ap, m, za, w, (&mut scratch.fold, &mut scratch.w), out)
 }
 
 /// W4A4: `out[m][n] = Σₖ (a[m][k] − a_zero)·w[n][k]` with uint4 activations `a ∈ [0, 15]` (one per
@@ -256,7 +322,8 @@ pub(crate) fn gemm_w4a4_i32(
     let desc = w.kernel;
     pack_activations(cpu, desc, &mut scratch.a, &scratch.centred, m, w.k)?;
     // Only a u8×i8 kernel's own offset remains to fold; the zero point is already subtracted.
-    run_packed(cpu, &scratch.a, m, desc.a_offset, w, &mut scratch.fold, out)
+    let bufs = (&mut scratch.fold, &mut scratch.w);
+    run_packed(cpu, &scratch.a, m, desc.a_offset, w, bufs, out)
 }
 
 /// Packs `[m, k]` activations for `desc` with its own packer when it has one (sign-flipped for
@@ -305,16 +372,17 @@ fn check_dims(
 /// `out = Σ a_packed·w − za_fold·colsum` over the packed activations `ap`, with the kernel's own
 /// whole-GEMM loop when it has one (`KernelDesc::packed`), else by tiling its micro-kernel.
 ///
-/// The fold `za_fold·colsum` is computed once per call into `fold`. Every term is exact in `i32`
-/// (see the module contract), so wrapping arithmetic gives the exact result and lets the
-/// write-back vectorise (no overflow-check branches in debug builds).
+/// The fold `za_fold·colsum` is computed once per call into `bufs.0`; nibble weights expand
+/// into `bufs.1`. Every term is exact in `i32` (see the module contract), so wrapping arithmetic
+/// gives the exact result and lets the write-back vectorise (no overflow-check branches in
+/// debug builds).
 fn run_packed(
     cpu: &Cpu,
     ap: &[i8],
     m: usize,
     za_fold: i32,
     w: &PackedW8,
-    fold: &mut Vec<i32>,
+    (fold, wbuf): (&mut Vec<i32>, &mut Vec<i8>),
     out: &mut [i32],
 ) -> Result<()> {
     let kb = k_blocks(w.k, w.kernel.kr);
@@ -324,53 +392,136 @@ fn run_packed(
     }
     fold.clear();
     fold.extend(w.col_sums.iter().map(|&c| za_fold.wrapping_mul(c)));
-    match w.kernel.packed {
-        Some(packed) => packed(cpu, ap, m, &w.data, w.n, kb, fold, out),
-        None => run_tiles(cpu, ap, m, w, kb, fold, out),
+    if w.nibbles {
+        let groups = ExpandGroups::new(w.kernel, w.k, w.n, EXPAND_BYTES);
+        return run_expanded(cpu, ap, m, w, groups, fold, wbuf, out);
+    }
+    run_panels(cpu, w.kernel, ap, m, &w.data, w.n, kb, fold, out, w.n)
+}
+
+/// `Σ a·w − fold` of the int8 weight panels `b` (`n` channels) into `out`, rows `ldo` apart:
+/// the kernel's own whole-GEMM loop when it has one, else its micro-kernel tiled.
+#[allow(clippy::too_many_arguments)]
+fn run_panels(
+    cpu: &Cpu,
+    desc: &KernelDesc,
+    ap: &[i8],
+    m: usize,
+    b: &[i8],
+    n: usize,
+    kb: usize,
+    fold: &[i32],
+    out: &mut [i32],
+    ldo: usize,
+) -> Result<()> {
+    match desc.packed {
+        Some(packed) => packed(cpu, ap, m, b, n, kb, fold, out, ldo),
+        None => run_tiles(cpu, desc, ap, m, b, n, kb, fold, out, ldo),
     }
 }
 
-/// Runs `w`'s micro-kernel over every (weight panel, activation panel) pair and stores
-/// `tile − fold` into the valid part of `out`. Weight panels are the outer loop: one panel
-/// (`nr·k` bytes) stays in L1 while the activation panels stream past it.
-fn run_tiles(
+/// [`run_panels`] over nibble weights: `groups.per` panels at a time are expanded into `wbuf`
+/// and multiplied into their columns of `out`.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn run_expanded(
     cpu: &Cpu,
     ap: &[i8],
     m: usize,
     w: &PackedW8,
+    groups: ExpandGroups,
+    fold: &[i32],
+    wbuf: &mut Vec<i8>,
+    out: &mut [i32],
+) -> Result<()> {
+    let ExpandGroups {
+        panel,
+        half,
+        per,
+        panels,
+    } = groups;
+    let (nr, kb) = (w.kernel.nr, k_blocks(w.k, w.kernel.kr));
+    if wbuf.len() < groups.buffer() {
+        // Within the capacity `Scratch::reserve` gave: no allocation in steady state.
+        wbuf.resize(groups.buffer(), 0);
+    }
+    for g0 in (0..panels).step_by(per) {
+        let g = per.min(panels - g0);
+        let b = &mut wbuf[..g * panel];
+        crate::nibble::expand_panels(b, &w.data[g0 * half..(g0 + g) * half], panel, half);
+        let c0 = g0 * nr;
+        let cols = (g * nr).min(w.n - c0);
+        let fold = &fold[c0..c0 + cols];
+        run_panels(cpu, w.kernel, ap, m, b, cols, kb, fold, &mut out[c0..], w.n)?;
+    }
+    Ok(())
+}
+
+/// Runs `desc`'s micro-kernel over every (weight panel of `b`, activation panel) pair and
+/// stores `tile − fold` into the valid part of `out` (rows `ldo` apart). Weight panels are the
+/// outer loop: one panel (`nr·k` bytes) stays in L1 while the activation panels stream past it.
+#[allow(clippy::too_many_arguments)]
+fn run_tiles(
+    cpu: &Cpu,
+    desc: &KernelDesc,
+    ap: &[i8],
+    m: usize,
+    b: &[i8],
+    n: usize,
     kb: usize,
     fold: &[i32],
     out: &mut [i32],
+    ldo: usize,
 ) -> Result<()> {
-    match w.kernel.nr {
-        4 => run_tiles_nr::<4>(cpu, ap, m, w, kb, fold, out),
-        8 => run_tiles_nr::<8>(cpu, ap, m, w, kb, fold, out),
-        16 => run_tiles_nr::<16>(cpu, ap, m, w, kb, fold, out),
-        32 => run_tiles_nr::<32>(cpu, ap, m, w, kb, fold, out),
+    let t = Tiles {
+        desc,
+        ap,
+        m,
+        b,
+        n,
+        kb,
+        ldo,
+    };
+    match desc.nr {
+        4 => run_tiles_nr::<4>(cpu, t, fold, out),
+        8 => run_tiles_nr::<8>(cpu, t, fold, out),
+        16 => run_tiles_nr::<16>(cpu, t, fold, out),
+        32 => run_tiles_nr::<32>(cpu, t, fold, out),
         _ => Err(Error::Shape {
             op: "gemm",
-            what: format!("kernel {} has an unsupported tile width", w.kernel.name),
+            what: format!("kernel {} has an unsupported tile width", desc.name),
         }),
     }
 }
 
+/// The operands [`run_tiles`] walks.
+#[derive(Clone, Copy)]
+struct Tiles<'a> {
+    desc: &'a KernelDesc,
+    ap: &'a [i8],
+    m: usize,
+    b: &'a [i8],
+    n: usize,
+    kb: usize,
+    ldo: usize,
+}
+
 /// [`run_tiles`] for a kernel `NR` columns wide: full tile rows are stored as whole `[i32; NR]`
 /// arrays (a few vector instructions), only the ragged last weight panel goes element-wise.
-fn run_tiles_nr<const NR: usize>(
-    cpu: &Cpu,
-    ap: &[i8],
-    m: usize,
-    w: &PackedW8,
-    kb: usize,
-    fold: &[i32],
-    out: &mut [i32],
-) -> Result<()> {
-    let (n, desc) = (w.n, w.kernel);
+fn run_tiles_nr<const NR: usize>(cpu: &Cpu, t: Tiles, fold: &[i32], out: &mut [i32]) -> Result<()> {
+    let Tiles {
+        desc,
+        ap,
+        m,
+        b,
+        n,
+        kb,
+        ldo,
+    } = t;
     let (mr, kr) = (desc.mr, desc.kr);
     let mut tile = [0i32; crate::inventory::MAX_TILE];
     let tile = &mut tile[..mr * NR];
     let a_panels = ap.chunks_exact(mr * kr * kb).take(m.div_ceil(mr));
-    let b_panels = w.data.chunks_exact(NR * kr * kb).zip(fold.chunks(NR));
+    let b_panels = b.chunks_exact(NR * kr * kb).zip(fold[..n].chunks(NR));
     for (pj, (b_panel, fold_j)) in b_panels.enumerate() {
         let full: Option<&[i32; NR]> = fold_j.try_into().ok();
         for (pi, a_panel) in a_panels.clone().enumerate() {
@@ -378,7 +529,7 @@ fn run_tiles_nr<const NR: usize>(
             let rows = mr.min(m - pi * mr);
             let (trows, _) = tile.as_chunks::<NR>();
             for (r, trow) in trows.iter().take(rows).enumerate() {
-                let at = (pi * mr + r) * n + pj * NR;
+                let at = (pi * mr + r) * ldo + pj * NR;
                 match full {
                     Some(f) => {
                         let row: [i32; NR] = std::array::from_fn(|c| trow[c].wrapping_sub(f[c]));

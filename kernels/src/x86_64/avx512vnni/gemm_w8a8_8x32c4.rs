@@ -45,7 +45,8 @@ pub fn gemm_w8a8_8x32c4(
 /// The whole product over packed operands: `out[i][j] = Σ (a+128)·w − fold[j]` for every row
 /// `i < m` and channel `j < n`, where `ap` holds the ⌈m/8⌉ packed activation panels (32·kb bytes
 /// each), `b` the ⌈n/32⌉ packed weight panels (128·kb bytes each), `fold` the `n` per-channel
-/// values to subtract and `out` the row-major `m × n` result. Errors on other lengths.
+/// values to subtract and `out` the `m × n` result, rows `ldo ≥ n` values apart. Errors on
+/// other lengths.
 #[allow(clippy::too_many_arguments)]
 pub fn gemm_w8a8_8x32c4_packed(
     _cpu: Avx512Vnni,
@@ -56,6 +57,7 @@ pub fn gemm_w8a8_8x32c4_packed(
     kb: usize,
     fold: &[i32],
     out: &mut [i32],
+    ldo: usize,
 ) -> Result<()> {
     crate::tier::hit(crate::Tier::Avx512Vnni);
     crate::pack::check_packed(
@@ -68,9 +70,10 @@ pub fn gemm_w8a8_8x32c4_packed(
         kb,
         fold,
         out,
+        ldo,
     )?;
     // SAFETY: the token proves AVX-512 F/BW/VNNI; the lengths were checked just above.
-    unsafe { store_packed(ap, m, b, n, kb, fold, out) };
+    unsafe { store_packed(ap, m, b, n, kb, fold, out, ldo) };
     Ok(())
 }
 
@@ -129,6 +132,7 @@ fn first_lanes(lanes: usize) -> __mmask16 {
 /// # Safety
 /// The lengths checked by [`gemm_w8a8_8x32c4_packed`] hold, and the CPU has AVX-512 VNNI.
 #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+#[allow(clippy::too_many_arguments)]
 unsafe fn store_packed(
     ap: &[i8],
     m: usize,
@@ -137,6 +141,7 @@ unsafe fn store_packed(
     kb: usize,
     fold: &[i32],
     out: &mut [i32],
+    ldo: usize,
 ) {
     let (fp, op) = (fold.as_ptr(), out.as_mut_ptr());
     // Weight panels outside: one panel (128·kb bytes) stays in L1 while the activation panels
@@ -161,9 +166,9 @@ unsafe fn store_packed(
             let acc = dot_tile(a_panel, b_panel);
             let r0 = pi * MR;
             for (r, halves) in acc.iter().enumerate().take(MR.min(m - r0)) {
-                let o = op.wrapping_add((r0 + r) * n + c0);
+                let o = op.wrapping_add((r0 + r) * ldo + c0);
                 // SAFETY: row r0 + r < m, and the masks select columns c0 .. c0 + cols ≤ n of
-                // it: inside the m × n `out`.
+                // it: inside `out`, which reaches (m − 1)·ldo + n values.
                 unsafe {
                     _mm512_mask_storeu_epi32(o, lo, _mm512_sub_epi32(halves[0], f0));
                     _mm512_mask_storeu_epi32(
