@@ -85,7 +85,7 @@ make_bundles() {
     cmd=("$QVIT" quantize "$onnx" --input-shape "$shape" --float --preset "$preset" -o "$bundles/$name.f32.qvit")
     echo "${cmd[*]}" >>"$quant_log"
     "${cmd[@]}" >/dev/null
-    for wa in "8 8" "4 8"; do
+    for wa in "8 8" "4 8" "4 4"; do
         read -r w a <<<"$wa"
         cmd=("$QVIT" quantize "$onnx" --input-shape "$shape" --preset "$preset" --calib "$cal" --calib-limit 16
             --wbits "$w" --abits "$a" -o "$bundles/$name.w${w}a${a}.qvit")
@@ -93,7 +93,7 @@ make_bundles() {
         "${cmd[@]}" >/dev/null
     done
 }
-say "quantizing DeiT-Tiny and ViT-S/14 (f32, W8A8, W4A8; 16 calibration images)"
+say "quantizing DeiT-Tiny and ViT-S/14 (f32, W8A8, W4A8, W4A4; 16 calibration images)"
 make_bundles deit_tiny "$deit_onnx" 1,3,224,224 imagenet "$calib"
 make_bundles vit_s14 "$DINOV2" 1,3,224,224 imagenet "$calib"
 
@@ -113,7 +113,7 @@ measure() {
 time_model() {
     local name=$1 fp32=$2 qdq=$3 shape=$4
     for t in 1 2; do
-        for v in f32 w8a8 w4a8; do
+        for v in f32 w8a8 w4a8 w4a4; do
             measure "$name|qvit $v|$t" qvit "$RUN" bench "$bundles/$name.$v.qvit" --threads "$t" \
                 --iters "$ITERS" --warmup "$WARMUP" --json
         done
@@ -178,7 +178,7 @@ count_one() {
 }
 say "counting aarch64 instructions ($INSN_MODEL)"
 for cpu in cortex-a53 max,sve=off; do
-    for v in f32 w8a8 w4a8; do
+    for v in f32 w8a8 w4a8 w4a4; do
         count_one "qvit $v" "$cpu" yes "$RUN64" bench "$insn_prefix.$v.qvit" --threads 1 --json
     done
 done
@@ -254,6 +254,11 @@ with open(env["out_json"], "w") as f:
     f.write("\n")
 
 names = {"deit_tiny": "DeiT-Tiny (seeded weights)", "vit_s14": "DINOv2 ViT-S/14"}
+
+def rss_mb(r):
+    # qvit-run reports its peak resident set (VmHWM); the peers' scripts do not.
+    b = r.get("peak_rss_bytes")
+    return f"{b / 1e6:.1f}" if b else "–"
 tiers = sorted({r["kernel_tier"] for r in rows if "kernel_tier" in r})
 L = []
 L.append("# Quantized qvit vs onnxruntime and tract: x86_64 latency\n")
@@ -267,7 +272,8 @@ L.append("The machine is shared with other workers' builds and jobs while this r
 L.append(f"Each row: {env['ITERS']} timed runs after {env['WARMUP']} warm-up runs on a fixed seeded random "
          "input of shape 1×3×224×224, batch 1. p50 = median run, min = fastest run (ms). "
          "Ratio = peer time / qvit W8A8 time at the same thread count (> 1: qvit W8A8 is faster). "
-         "tract runs single-threaded, so it has a 1-thread row only.\n")
+         "tract runs single-threaded, so it has a 1-thread row only. Peak RSS is qvit-run's own `VmHWM` "
+         "(loading included; 1 MB = 10⁶ bytes).\n")
 L.append("DeiT-Tiny is timm DeiT-Tiny (`models/fixtures/deit_tiny_op17.onnx`, weightless) with the seeded "
          "N(0, 0.02²) weights written by `scripts/ort-peer` (`target/ort-peer/deit_tiny_op17.synthweights.onnx`); "
          "all three runtimes run that same file. onnxruntime int8 QDQ = `target/ort-peer/*.qdq_minmax_pc.onnx` "
@@ -276,13 +282,14 @@ L.append("DeiT-Tiny is timm DeiT-Tiny (`models/fixtures/deit_tiny_op17.onnx`, we
          "symlinks to them).\n")
 for model in ["deit_tiny", "vit_s14"]:
     L.append(f"\n## {names[model]}\n")
-    L.append("| runtime | threads | p50 ms | min ms | p50 ratio vs qvit W8A8 | min ratio vs qvit W8A8 | load avg before |")
-    L.append("|---|---:|---:|---:|---:|---:|---|")
+    L.append("| runtime | threads | p50 ms | min ms | p50 ratio vs qvit W8A8 | min ratio vs qvit W8A8 | peak RSS MB | load avg before |")
+    L.append("|---|---:|---:|---:|---:|---:|---:|---|")
     for r in rows:
         if r["model"] != model:
             continue
         L.append(f"| {r['runtime']} | {r['threads']} | {r['p50_ms']:.2f} | {r['min_ms']:.2f} | "
-                 f"{r['peer_p50_over_qvit_w8a8_p50']:.2f} | {r['peer_min_over_qvit_w8a8_min']:.2f} | {r['loadavg_before']} |")
+                 f"{r['peer_p50_over_qvit_w8a8_p50']:.2f} | {r['peer_min_over_qvit_w8a8_min']:.2f} | "
+                 f"{rss_mb(r)} | {r['loadavg_before']} |")
 L.append("\n## Commands\n")
 L.append("Bundles:\n\n```sh")
 L += quant_cmds

@@ -14,7 +14,7 @@ pub(crate) struct Panels {
 }
 
 /// Stores `Σ a·w − fold` of every (weight panel, activation panel) pair into the `m × n` `out`
-/// whose rows start `ldo` values apart. `tile(a_panel, b_panel)` returns the panel product as `MR` rows of `V`
+/// whose rows start `ldo` values apart (`n` = `fold.len()` channels). `tile(a_panel, b_panel)` returns the panel product as `MR` rows of `V`
 /// four-channel vectors. Operand lengths were checked by `pack::check_packed`; weight panels
 /// are the outer loop, so one stays in L1 while the activation panels stream past it.
 #[inline(always)]
@@ -24,7 +24,6 @@ pub(crate) fn store_packed<const MR: usize, const V: usize>(
     ap: &[i8],
     m: usize,
     b: &[i8],
-    n: usize,
     fold: &[i32],
     out: &mut [i32],
     ldo: usize,
@@ -127,7 +126,7 @@ macro_rules! gemm_entries {
             let name = concat!(module_path!(), "::", stringify!($packed));
             $crate::pack::check_packed(name, geometry, ap, m, b, n, kb, fold, out, ldo)?;
             // SAFETY: the token proves the kernel's features; lengths were checked just above.
-            unsafe { store_all(ap, m, b, n, kb, fold, out, ldo) };
+            unsafe { store_all(ap, m, b, kb, fold, out, ldo) };
             Ok(())
         }
 
@@ -139,7 +138,6 @@ macro_rules! gemm_entries {
             ap: &[i8],
             m: usize,
             b: &[i8],
-            n: usize,
             kb: usize,
             fold: &[i32],
             out: &mut [i32],
@@ -151,7 +149,6 @@ macro_rules! gemm_entries {
                 ap,
                 m,
                 b,
-                n,
                 fold,
                 out,
                 ldo,
