@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Quantized qvit against its peers, in one run:
-#  1. x86_64 wall time of qvit-run (f32, W8A8, W4A8 bundles) next to onnxruntime (fp32 and its
-#     static int8 QDQ model) and tract (f32, one thread) on DeiT-Tiny (seeded weights) and DINOv2
-#     ViT-S/14, at 1 and 2 threads, with the load average before every measurement;
+#  1. x86_64 wall time and peak RSS of qvit-run (f32, W8A8, W4A8, W4A4 bundles, and a mixed
+#     4/6/8-bit DeiT-Tiny) next to onnxruntime (fp32 and its static int8 QDQ model) and tract
+#     (f32, one thread) on DeiT-Tiny (seeded weights) and DINOv2 ViT-S/14, at 1 and 2 threads,
+#     with the load average before every measurement;
 #  2. aarch64 dynamic instructions per inference under qemu-user (no ARM board here): qvit-run and
 #     tract_bench run once with one timed inference and once with two; the difference is one
 #     inference (model loading, plan building and first-run setup cancel out).
@@ -95,6 +96,13 @@ make_bundles() {
 }
 say "quantizing DeiT-Tiny and ViT-S/14 (f32, W8A8, W4A8, W4A4; 16 calibration images)"
 make_bundles deit_tiny "$deit_onnx" 1,3,224,224 imagenet "$calib"
+# A mixed-precision DeiT-Tiny: 4-bit weights (nibbles in memory) beside 6- and 8-bit ones, and
+# 6/8-bit activations. The seeded weights carry no relevance structure, so random relevance
+# makes the mix (LRP on them keeps uniform 4 bits).
+cmd=("$QVIT" quantize "$deit_onnx" --input-shape 1,3,224,224 --preset imagenet --calib "$calib" --calib-limit 16
+    --mixed --budget 4.5 --abudget 6 --allocate random:3 --bits-choices 4,6,8 -o "$bundles/deit_tiny.mixed.qvit")
+echo "${cmd[*]}" >>"$quant_log"
+"${cmd[@]}" >/dev/null
 make_bundles vit_s14 "$DINOV2" 1,3,224,224 imagenet "$calib"
 
 # ---------------------------------------------------------------- x86_64 timing
@@ -111,9 +119,9 @@ measure() {
     printf '%s\t%s\t%s\t%s\n' "$id" "$kind" "$load" "$*" >>"$index"
 }
 time_model() {
-    local name=$1 fp32=$2 qdq=$3 shape=$4
+    local name=$1 fp32=$2 qdq=$3 shape=$4 variants=$5
     for t in 1 2; do
-        for v in f32 w8a8 w4a8 w4a4; do
+        for v in $variants; do
             measure "$name|qvit $v|$t" qvit "$RUN" bench "$bundles/$name.$v.qvit" --threads "$t" \
                 --iters "$ITERS" --warmup "$WARMUP" --json
         done
@@ -125,8 +133,8 @@ time_model() {
     measure "$name|tract f32|1" tract "$TRACT" "$fp32" "$shape" --iters "$ITERS" --warmup "$WARMUP"
 }
 say "timing on x86_64 ($ITERS runs after $WARMUP warm-up each)"
-time_model deit_tiny "$deit_onnx" "$deit_qdq" 1,3,224,224
-time_model vit_s14 "$DINOV2" "$s14_qdq" 1,3,224,224
+time_model deit_tiny "$deit_onnx" "$deit_qdq" 1,3,224,224 "f32 w8a8 w4a8 w4a4 mixed"
+time_model vit_s14 "$DINOV2" "$s14_qdq" 1,3,224,224 "f32 w8a8 w4a8 w4a4"
 t_timing=$(date +%s)
 
 # ---------------------------------------------------------------- aarch64 instruction counts
@@ -178,7 +186,7 @@ count_one() {
 }
 say "counting aarch64 instructions ($INSN_MODEL)"
 for cpu in cortex-a53 max,sve=off; do
-    for v in f32 w8a8 w4a8 w4a4; do
+    for v in f32 w8a8 w4a8 w4a4 $([ "$INSN_MODEL" = deit_tiny ] && echo mixed); do
         count_one "qvit $v" "$cpu" yes "$RUN64" bench "$insn_prefix.$v.qvit" --threads 1 --json
     done
 done
