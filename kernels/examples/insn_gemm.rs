@@ -1,7 +1,7 @@
 //! Runs one GEMM exactly once after packing, for dynamic instruction counting under qemu with
 //! the plugin in `scripts/qemu-insn/` (driven by `scripts/qemu-insn/count.sh`).
 //!
-//! `insn_gemm <tier> <w8a8|w4a4> <M> <K> <N> [--no-gemm]`
+//! `insn_gemm <tier> <w8a8|w4a8|w4a4> <M> <K> <N> [--no-gemm]`
 //!
 //! `--no-gemm` does everything except the GEMM call (inputs, packing, output checksum), so the
 //! difference of two counts is the GEMM's own instructions. Prints one short line.
@@ -15,7 +15,7 @@ fn bytes(len: usize, seed: u32) -> impl Iterator<Item = u32> {
 }
 
 fn run(args: &[String]) -> Result<String, String> {
-    let usage = "usage: insn_gemm <tier> <w8a8|w4a4> <M> <K> <N> [--no-gemm]";
+    let usage = "usage: insn_gemm <tier> <w8a8|w4a8|w4a4> <M> <K> <N> [--no-gemm]";
     if args.len() < 5 || args.len() > 6 {
         return Err(usage.into());
     }
@@ -40,6 +40,17 @@ fn run(args: &[String]) -> Result<String, String> {
                 .map(|v| ((v % 255) as i32 - 127) as i8)
                 .collect();
             let packed = set.pack_w8a8(&w, n, k).map_err(|e| format!("{e}"))?;
+            if do_gemm {
+                set.gemm_w8a8_i32(&a, m, 3, &packed, &mut out)
+                    .map_err(|e| format!("{e}"))?;
+            }
+            set.w8a8_kernel().name
+        }
+        "w4a8" => {
+            // Int4 weights as nibbles, held so in memory and expanded by the driver per call.
+            let a: Vec<i8> = bytes(m * k, 1).map(|v| v as u8 as i8).collect();
+            let w: Vec<u8> = bytes(n * k.div_ceil(2), 4).map(|v| v as u8).collect();
+            let packed = set.pack_w4a8(&w, n, k).map_err(|e| format!("{e}"))?;
             if do_gemm {
                 set.gemm_w8a8_i32(&a, m, 3, &packed, &mut out)
                     .map_err(|e| format!("{e}"))?;

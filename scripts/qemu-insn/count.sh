@@ -22,13 +22,17 @@ CARGO_TARGET_DIR=$target_dir cargo build --release --target aarch64-unknown-linu
     -p qvit-kernels --example insn_gemm
 bin=$target_dir/aarch64-unknown-linux-gnu/release/examples/insn_gemm
 
-# "tier op QEMU_CPU" rows: every tier's W8A8 and W4A4 kernel on a CPU that has its features;
+# "tier op QEMU_CPU" rows: every tier's W8A8 kernel (with int8, then nibble weights: w4a8) and
+# W4A4 kernel on a CPU that has its features;
 # NEON also on cortex-a53 (the Pi 3 core; qemu's a53 model has no dotprod/i8mm).
 configs=(
     "neon w8a8 cortex-a53"
     "neon w8a8 max,sve=off"
     "dotprod w8a8 max,sve=off"
     "i8mm w8a8 max,sve=off"
+    "neon w4a8 cortex-a53"
+    "dotprod w4a8 max,sve=off"
+    "i8mm w4a8 max,sve=off"
     "neon w4a4 cortex-a53"
     "neon w4a4 max,sve=off"
     "dotprod w4a4 max,sve=off"
@@ -105,6 +109,8 @@ done
     echo "nothing about cycles: they are instruction counts, not timings. Expected SDOT/SMMLA are the padded"
     echo "M·N·K over 16 (SDOT) or 32 (SMMLA) for the kernel's mr×nr×kr tile; a match checks the plugin."
     echo "Checksum is a hash of the i32 output: equal checksums within an op mean the tiers agree bit-exactly."
+    echo "w4a8 rows run the W8A8 kernel on int4 weights held as nibble panels; w4a8 and w4a4 counts include"
+    echo "expanding those panels (a few at a time, per call), so w4a8 minus w8a8 is what nibbles cost."
     echo
     echo "| kernel | op | QEMU_CPU | M×K×N | MACs | instructions | instr/MAC | SDOT counted / expected | SMMLA counted / expected | other counted | checksum |"
     echo "|---|---|---|---|---:|---:|---:|---:|---:|---|---|"
