@@ -99,6 +99,13 @@ pub(super) fn graph_to_wire(g: &Graph, blob: &mut Vec<u8>) -> Result<WireGraph> 
                 Source::Node(i) => WireSource::Node(narrow(*i, "node index")?),
                 Source::Const(data) => WireSource::Const(append_f32(blob, data)),
                 Source::Int(q) => WireSource::Const(append_int(blob, q)),
+                Source::PackedInt { .. } => {
+                    return Err(bad(format!(
+                        "value {}: its weights were moved into an executor's packed form and \
+                         are no longer in the graph; encode the graph before planning it",
+                        v.name
+                    )));
+                }
             };
             Ok(WireValue {
                 name: v.name.clone(),
