@@ -51,10 +51,9 @@ pub enum Source {
     /// Quantized integer constant (the weight of an [`Op::QLinear`]); never read as f32.
     Int(IntData),
     /// A quantized integer constant of `bits` bits whose values an executor moved into its
-    /// packed weights ([`crate::exec::Executor::new_releasing_weights`], which
-    /// [`crate::model::Model`] uses), so that they are held once. The shape stays; the values
-    /// are gone from the graph, so it can be run by that executor but not encoded or planned
-    /// again.
+    /// packed weights (`Executor::new_releasing_weights`, which a loaded `Model` uses), so that
+    /// they are held once. The shape stays; the values are gone from the graph, so it can be
+    /// run by that executor but not encoded or planned again.
     PackedInt {
         /// Bit width of the values.
         bits: u8,

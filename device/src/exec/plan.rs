@@ -101,8 +101,8 @@ fn invalid(graph: &Graph, node: usize, reason: impl Into<String>) -> Error {
 
 /// Plans `graph`: checks it as far as execution needs and lays out storage. With `fused`, the
 /// integer dataflow of [`fuse`] replaces node-by-node execution where it applies; `linears`
-/// holds quantized Linear layers already packed (by node, see [`super::weights`]), used
-/// instead of packing their weights here.
+/// holds the quantized Linear layers packed before planning (by node), used instead of
+/// packing their weights here.
 pub(crate) fn plan(
     graph: &Graph,
     ks: &KernelSet,
