@@ -50,6 +50,14 @@ pub enum Source {
     Node(usize),
     /// Quantized integer constant (the weight of an [`Op::QLinear`]); never read as f32.
     Int(IntData),
+    /// A quantized integer constant of `bits` bits whose values an executor moved into its
+    /// packed weights (`Executor::new_releasing_weights`, which a loaded `Model` uses), so that
+    /// they are held once. The shape stays; the values are gone from the graph, so it can be
+    /// run by that executor but not encoded or planned again.
+    PackedInt {
+        /// Bit width of the values.
+        bits: u8,
+    },
 }
 
 /// One operation. `name` keeps the source model's node name (e.g. `/blocks.0/attn/qkv/MatMul`).
@@ -319,13 +327,33 @@ impl Graph {
         }
     }
 
-    /// Number of constant parameters (weights, biases, tables, scales) in the graph.
+    /// Whether a value is a quantized integer constant, its values held by the graph or
+    /// moved into an executor's packed weights.
+    pub fn is_int_const(&self, id: ValueId) -> bool {
+        matches!(
+            self.values[id as usize].source,
+            Source::Int(_) | Source::PackedInt { .. }
+        )
+    }
+
+    /// Bit width of a quantized integer constant (held or moved), if the value is one.
+    pub fn int_bits(&self, id: ValueId) -> Option<u8> {
+        match &self.values[id as usize].source {
+            Source::Int(d) => Some(d.bits),
+            Source::PackedInt { bits } => Some(*bits),
+            _ => None,
+        }
+    }
+
+    /// Number of constant parameters (weights, biases, tables, scales) in the graph, weights
+    /// moved into an executor's packed form included.
     pub fn param_count(&self) -> usize {
         self.values
             .iter()
             .filter_map(|v| match &v.source {
                 Source::Const(d) => Some(d.len()),
                 Source::Int(d) => Some(d.data.len()),
+                Source::PackedInt { .. } => Some(v.shape.iter().product()),
                 _ => None,
             })
             .sum()

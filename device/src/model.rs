@@ -1,20 +1,25 @@
 //! A loaded model: bundle header plus a planned executor.
 
 use crate::bundle::{Bundle, Header};
-use crate::exec::Executor;
+use crate::exec::{Executor, WeightMemory};
 use crate::graph::{Graph, Op, Source};
 use crate::{Error, Result, Tensor};
 use qvit_kernels::KernelSet;
 use std::path::Path;
 
 /// A model ready to run: the bundle's header and an executor planned for this CPU.
+///
+/// Quantized weights are held once, in the kernels' packed form: planning moves them out of
+/// the graph ([`Executor::new_releasing_weights`]). Passes that read the weights themselves
+/// plan an [`Executor`] of their own.
 pub struct Model {
     header: Header,
     executor: Executor,
 }
 
 impl Model {
-    /// Reads, decodes, validates and plans a bundle file with the kernels detected on this CPU.
+    /// Reads, decodes, validates and plans a bundle file with the kernels detected on this CPU,
+    /// one constant at a time ([`Bundle::read_file`]), so the file is never held beside them.
     pub fn load(path: impl AsRef<Path>) -> Result<Model> {
         Self::from_bundle(Bundle::read_file(path)?)
     }
@@ -29,7 +34,7 @@ impl Model {
     pub fn with_kernels(bundle: Bundle, kernels: KernelSet) -> Result<Model> {
         bundle.graph.validate()?;
         bundle.header.validate(&bundle.graph)?;
-        let executor = Executor::new(bundle.graph, kernels)?;
+        let executor = Executor::new_releasing_weights(bundle.graph, kernels)?;
         Ok(Model {
             header: bundle.header,
             executor,
@@ -41,9 +46,16 @@ impl Model {
         &self.header
     }
 
-    /// The graph being run.
+    /// The graph being run; its quantized weights are [`crate::Source::PackedInt`] (shapes
+    /// and bit widths, no values).
     pub fn graph(&self) -> &Graph {
         self.executor.graph()
+    }
+
+    /// What the quantized weights hold in memory, per weight bit width (see
+    /// [`Executor::weight_memory`]).
+    pub fn weight_memory(&self) -> Vec<WeightMemory> {
+        self.executor.weight_memory()
     }
 
     /// Name of the kernel tier in use, e.g. `reference`.

@@ -469,6 +469,11 @@ impl Graph {
                     )));
                 }
                 Source::Int(data) => data.check().map_err(bad)?,
+                Source::PackedInt { bits } if !(2..=8).contains(bits) => {
+                    return Err(bad(format!(
+                        "{bits} bits; quantized values have 2 to 8 bits"
+                    )));
+                }
                 Source::Node(i) if self.nodes.get(*i).map(|n| n.output as usize) != Some(id) => {
                     return Err(bad(format!(
                         "claims to be the output of node {i}, which it is not"
@@ -532,7 +537,9 @@ impl Graph {
                         v.name
                     ));
                 }
-                Source::Int(_) if !(matches!(node.op, Op::QLinear { .. }) && pos == 1) => {
+                Source::Int(_) | Source::PackedInt { .. }
+                    if !(matches!(node.op, Op::QLinear { .. }) && pos == 1) =>
+                {
                     return Err(format!(
                         "input {pos} ({}) is an integer constant; only a QLinear weight may be",
                         v.name
@@ -544,7 +551,7 @@ impl Graph {
                         v.name
                     ));
                 }
-                Source::Const(_) | Source::Int(_) => {}
+                Source::Const(_) | Source::Int(_) | Source::PackedInt { .. } => {}
                 _ if const_inputs(&node.op).contains(&pos) => {
                     return Err(format!(
                         "input {pos} ({}) is a parameter and must be a constant",

@@ -57,6 +57,39 @@ fn info_reports_the_bundle() {
 }
 
 #[test]
+fn info_reports_the_resident_weight_bytes_per_width() {
+    let dir = Dir::new("info-resident");
+    let g = common::qlinear_chain(3, 40, &[(48, 8, 8), (24, 4, 8), (16, 8, 8)]);
+    let model = write_bundle(&dir, "chain.qvit", &Bundle::new("chain", g));
+    let want = Model::load(&model).unwrap().weight_memory();
+    let json: Json =
+        serde_json::from_str(&stdout(&qvit_run(&[&"info", &model, &"--json"]))).unwrap();
+    let rows = json["resident_weights"].as_array().unwrap();
+    assert_eq!(rows.len(), want.len());
+    for (row, m) in rows.iter().zip(&want) {
+        assert_eq!(row["bits"], m.bits);
+        assert_eq!(row["layers"], m.layers);
+        assert_eq!(row["params"], m.params);
+        assert_eq!(row["packed_bytes"], m.packed_bytes);
+        assert_eq!(row["canonical_bytes"], 0);
+        assert_eq!(row["resident_bytes"], m.packed_bytes + m.scale_bytes);
+    }
+    let total: u64 = want.iter().map(|m| m.resident_bytes()).sum();
+    assert_eq!(json["resident_weight_bytes"], total);
+    let text = stdout(&qvit_run(&[&"info", &model]));
+    assert!(text.contains("int4") && text.contains("int8 "), "{text}");
+    assert!(text.contains("in 2 layers"), "{text}");
+
+    let float = write_bundle(&dir, "tiny.qvit", &common::tiny_bundle());
+    let json: Json =
+        serde_json::from_str(&stdout(&qvit_run(&[&"info", &float, &"--json"]))).unwrap();
+    assert_eq!(json["resident_weights"], serde_json::json!([]));
+    assert_eq!(json["resident_weight_bytes"], 0);
+    let text = stdout(&qvit_run(&[&"info", &float]));
+    assert!(text.contains("resident:    no quantized weights"), "{text}");
+}
+
+#[test]
 fn verify_accepts_intact_and_rejects_damaged_bundles() {
     let dir = Dir::new("verify");
     let good = write_bundle(&dir, "good.qvit", &common::tiny_bundle());

@@ -5,7 +5,7 @@
 use clap::{Args, Parser, Subcommand};
 use qvit_device::bench_report::{BenchReport, Latency, OpShare, StepShare};
 use qvit_device::bundle::{Bundle, BundleStats};
-use qvit_device::exec::Profile;
+use qvit_device::exec::{Profile, WeightMemory};
 use qvit_device::model::Model;
 use qvit_device::{Error, Result, Tensor, npy, outfile, preprocess, sysinfo};
 use serde_json::{Value as Json, json};
@@ -175,10 +175,12 @@ fn pretty(v: &impl serde::Serialize) -> String {
 fn info(a: &InfoArgs) -> Result<String> {
     let (bundle, stats) = Bundle::read_file_with_stats(&a.model)?;
     let h = bundle.header.clone();
-    let tier = if a.verify {
-        Model::from_bundle(bundle)?.tier()
-    } else {
-        qvit_kernels::KernelSet::detect().tier().to_string()
+    // Planned even without --verify, to report what the weights hold once loaded; a planning
+    // failure only fails --verify.
+    let (tier, weights) = match Model::from_bundle(bundle) {
+        Ok(m) => (m.tier(), Ok(m.weight_memory())),
+        Err(e) if !a.verify => (qvit_kernels::KernelSet::detect().tier().to_string(), Err(e)),
+        Err(e) => return Err(e),
     };
     let pre = h.preprocess.as_ref();
     if a.json {
@@ -195,6 +197,13 @@ fn info(a: &InfoArgs) -> Result<String> {
             "params": stats.params,
             "sizes": stats,
             "kernel_tier": tier,
+            "resident_weights": weights.as_ref().ok().map(|w| w.iter().map(|m| json!({
+                "bits": m.bits, "layers": m.layers, "params": m.params,
+                "packed_bytes": m.packed_bytes, "scale_bytes": m.scale_bytes,
+                "canonical_bytes": m.canonical_bytes, "resident_bytes": m.resident_bytes(),
+            })).collect::<Vec<_>>()),
+            "resident_weight_bytes": weights.as_ref().ok()
+                .map(|w| w.iter().map(WeightMemory::resident_bytes).sum::<u64>()),
             "cpu": sysinfo::cpu_model(),
             "cpu_features": sysinfo::cpu_features(),
             "verified": a.verify,
@@ -232,6 +241,7 @@ fn info(a: &InfoArgs) -> Result<String> {
     );
     line("params:", stats.params.to_string());
     line("size:", sizes(&stats));
+    line("resident:", resident(&weights));
     line("kernel tier:", tier);
     line(
         "cpu:",
@@ -261,6 +271,35 @@ fn sizes(s: &BundleStats) -> String {
         bytes(s.graph),
         bytes(s.header)
     )
+}
+
+/// Bytes the quantized weights keep after loading, per bit width.
+fn resident(weights: &Result<Vec<WeightMemory>>) -> String {
+    let w = match weights {
+        Err(e) => return format!("unknown (planning failed: {e})"),
+        Ok(w) if w.is_empty() => return "no quantized weights".into(),
+        Ok(w) => w,
+    };
+    let total: u64 = w.iter().map(WeightMemory::resident_bytes).sum();
+    let parts: Vec<String> = w
+        .iter()
+        .map(|m| {
+            let canonical = if m.canonical_bytes > 0 {
+                format!(" + canonical {}", bytes(m.canonical_bytes))
+            } else {
+                String::new()
+            };
+            format!(
+                "int{} {} in {} layers (packed {} + scales {}{canonical})",
+                m.bits,
+                bytes(m.resident_bytes()),
+                m.layers,
+                bytes(m.packed_bytes),
+                bytes(m.scale_bytes)
+            )
+        })
+        .collect();
+    format!("{} of weights: {}", bytes(total), parts.join("; "))
 }
 
 fn bytes(n: u64) -> String {

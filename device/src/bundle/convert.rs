@@ -4,6 +4,7 @@
 //! against the caps in [`crate::shape`], tensor byte ranges against the blob. What is left
 //! (references between values and nodes, shapes per op) is [`Graph::validate`]'s job.
 
+use super::read::Blob;
 use super::wire::*;
 use super::{WEIGHT_ALIGN, limits};
 use crate::graph::{BinaryOp, GeluKind, Graph, Node, Op, ReduceOp, Source, UnaryOp, Value};
@@ -98,6 +99,13 @@ pub(super) fn graph_to_wire(g: &Graph, blob: &mut Vec<u8>) -> Result<WireGraph> 
                 Source::Node(i) => WireSource::Node(narrow(*i, "node index")?),
                 Source::Const(data) => WireSource::Const(append_f32(blob, data)),
                 Source::Int(q) => WireSource::Const(append_int(blob, q)),
+                Source::PackedInt { .. } => {
+                    return Err(bad(format!(
+                        "value {}: its weights were moved into an executor's packed form and \
+                         are no longer in the graph; encode the graph before planning it",
+                        v.name
+                    )));
+                }
             };
             Ok(WireValue {
                 name: v.name.clone(),
@@ -165,9 +173,9 @@ fn append_int(blob: &mut Vec<u8>, q: &IntData) -> WireTensor {
     }
 }
 
-/// Decodes a graph, reading constants from `blob`. Counts are capped; the structure is checked
-/// later by [`Graph::validate`].
-pub(super) fn graph_from_wire(w: WireGraph, blob: &[u8]) -> Result<Graph> {
+/// Decodes a graph, reading constants from `blob` one at a time. Counts are capped; the
+/// structure is checked later by [`Graph::validate`].
+pub(super) fn graph_from_wire(w: WireGraph, blob: &mut impl Blob) -> Result<Graph> {
     cap(w.values.len(), limits::MAX_VALUES, "value count")?;
     cap(w.nodes.len(), limits::MAX_NODES, "node count")?;
     cap(w.inputs.len(), limits::MAX_IO, "graph input count")?;
@@ -219,7 +227,12 @@ pub(super) fn graph_from_wire(w: WireGraph, blob: &[u8]) -> Result<Graph> {
 }
 
 /// Reads a constant, checking alignment, bounds and length before touching the data.
-fn read_tensor(t: &WireTensor, shape: &[usize], blob: &[u8], what: &str) -> Result<Source> {
+fn read_tensor(
+    t: &WireTensor,
+    shape: &[usize],
+    blob: &mut impl Blob,
+    what: &str,
+) -> Result<Source> {
     // shape_from_wire capped the product; it is checked again so no caller can make it wrap.
     let too_large = || bad(format!("{what}: shape {shape:?} is too large"));
     let elements = crate::tensor::checked_len(shape).map_err(|_| too_large())?;
@@ -244,20 +257,17 @@ fn read_tensor(t: &WireTensor, shape: &[usize], blob: &[u8], what: &str) -> Resu
             t.offset
         )));
     }
-    let end = t
-        .offset
-        .checked_add(t.len)
-        .filter(|&e| e <= wide(blob.len()));
-    let Some(end) = end else {
+    let inside = t.offset.checked_add(t.len).is_some_and(|e| e <= blob.len());
+    if !inside {
         return Err(bad(format!(
             "{what}: data {}+{} outside the {}-byte weights blob",
             t.offset,
             t.len,
             blob.len()
         )));
-    };
-    // Both fit in usize: they are bounded by blob.len().
-    let bytes = &blob[t.offset as usize..end as usize];
+    }
+    // `want` is the length in bytes, checked equal to t.len above.
+    let bytes = blob.get(t.offset, want)?;
     Ok(match t.dtype {
         WireDType::F32 => Source::Const(
             bytes

@@ -25,6 +25,7 @@
 pub mod bitpack;
 mod convert;
 mod header;
+mod read;
 pub mod wire;
 
 pub use header::{Header, PRODUCER};
@@ -112,7 +113,14 @@ pub struct BundleStats {
 struct Preamble {
     header_len: usize,
     graph_len: usize,
-    weights_len: usize,
+    weights_len: u64,
+}
+
+impl Preamble {
+    /// Offset of the weights blob: the sections before it, padded to [`WEIGHT_ALIGN`].
+    fn weights_start(&self) -> usize {
+        (PREAMBLE_LEN + self.header_len + self.graph_len).next_multiple_of(WEIGHT_ALIGN)
+    }
 }
 
 impl Bundle {
@@ -176,11 +184,11 @@ impl Bundle {
         }
         let split = const_bytes(&wire_graph);
         let stats = self.stats(
-            out.len(),
+            out.len() as u64,
             header.len(),
             graph.len(),
             padding,
-            blob.len(),
+            blob.len() as u64,
             split,
         );
         Ok((out, stats))
@@ -193,64 +201,29 @@ impl Bundle {
 
     /// [`decode`](Self::decode), also returning the section sizes.
     pub fn decode_with_stats(bytes: &[u8]) -> Result<(Bundle, BundleStats)> {
-        let p = read_preamble(bytes)?;
+        let head = &bytes[..bytes.len().min(PREAMBLE_LEN)];
+        let p = read_preamble(head, bytes.len() as u64)?;
         let body_end = bytes.len() - CHECKSUM_LEN; // read_preamble checked the exact length
         let stored = u32::from_le_bytes(le_array(&bytes[body_end..]));
-        let computed = crc32fast::hash(&bytes[..body_end]);
-        if stored != computed {
-            return Err(Error::ChecksumMismatch { stored, computed });
-        }
-        let header_start = PREAMBLE_LEN;
-        let graph_start = header_start + p.header_len;
-        let graph_end = graph_start + p.graph_len;
-        let weights_start = graph_end.next_multiple_of(WEIGHT_ALIGN);
-        let wire_header = take_exact(&bytes[header_start..graph_start], "header")?;
-        let wire_graph = take_exact(&bytes[graph_start..graph_end], "graph")?;
-        let split = const_bytes(&wire_graph);
-        if bytes[graph_end..weights_start].iter().any(|&b| b != 0) {
-            return Err(Error::BadBundle(
-                "non-zero padding before the weights".into(),
-            ));
-        }
-        let header = Header::from_wire(wire_header)?;
-        let graph = convert::graph_from_wire(wire_graph, &bytes[weights_start..body_end])?;
-        graph.validate()?;
-        header.validate(&graph)?;
-        let bundle = Bundle { header, graph };
-        let stats = bundle.stats(
-            bytes.len(),
-            p.header_len,
-            p.graph_len,
-            weights_start - graph_end,
-            p.weights_len,
-            split,
-        );
-        Ok((bundle, stats))
+        check_crc(stored, crc32fast::hash(&bytes[..body_end]))?;
+        let weights_start = p.weights_start();
+        let mut blob = &bytes[weights_start..body_end];
+        decode_sections(&bytes[..weights_start], &p, bytes.len() as u64, &mut blob)
     }
 
     /// Reads and decodes a bundle file, refusing files over [`limits::MAX_FILE_BYTES`] before
-    /// reading them.
+    /// reading them. Accepts and refuses exactly what [`decode`](Self::decode) does with the
+    /// file's bytes, but never holds the whole file: the checksum is computed over a stream of
+    /// it, then the constants are read one at a time. So a file changed in place while it is
+    /// read may decode to data its checksum was not computed over (every value is still
+    /// checked); bundles are replaced by renaming, which an open file does not see.
     pub fn read_file(path: impl AsRef<Path>) -> Result<Bundle> {
         Ok(Self::read_file_with_stats(path)?.0)
     }
 
     /// [`read_file`](Self::read_file), also returning the section sizes.
     pub fn read_file_with_stats(path: impl AsRef<Path>) -> Result<(Bundle, BundleStats)> {
-        let path = path.as_ref();
-        let io = |source| Error::Io {
-            context: format!("reading {}", path.display()),
-            source,
-        };
-        let len = std::fs::metadata(path).map_err(io)?.len();
-        if len > limits::MAX_FILE_BYTES {
-            return Err(Error::TooLarge {
-                what: "bundle file".into(),
-                found: len,
-                limit: limits::MAX_FILE_BYTES,
-            });
-        }
-        let bytes = std::fs::read(path).map_err(io)?;
-        Self::decode_with_stats(&bytes)
+        read::read_file_with_stats(path.as_ref())
     }
 
     /// Encodes the bundle and writes it to `path` atomically ([`crate::outfile`]): a failed
@@ -263,11 +236,11 @@ impl Bundle {
 
     fn stats(
         &self,
-        total: usize,
+        total: u64,
         header: usize,
         graph: usize,
         padding: usize,
-        weights: usize,
+        weights: u64,
         (int_weights, scales, float_consts): (u64, u64, u64),
     ) -> BundleStats {
         let w = |x: usize| x as u64;
@@ -282,12 +255,12 @@ impl Bundle {
             scales,
             float_consts,
             format_version: FORMAT_VERSION,
-            total: w(total),
+            total,
             preamble: w(PREAMBLE_LEN),
             header: w(header),
             graph: w(graph),
             padding: w(padding),
-            weights: w(weights),
+            weights,
             checksum: w(CHECKSUM_LEN),
             const_tensors: w(const_tensors),
             params: w(self.graph.param_count()),
@@ -323,30 +296,73 @@ fn le_array<const N: usize>(bytes: &[u8]) -> [u8; N] {
     a
 }
 
-/// Checks magic, version and that the declared sections fill the file exactly.
-fn read_preamble(bytes: &[u8]) -> Result<Preamble> {
-    let magic_len = bytes.len().min(MAGIC.len());
-    if bytes[..magic_len] != MAGIC[..magic_len] {
+/// The decoding that follows the checksum: header and graph from `head` (the file up to the
+/// weights blob), constants from `blob`, then validation. `total` is the file's length.
+fn decode_sections(
+    head: &[u8],
+    p: &Preamble,
+    total: u64,
+    blob: &mut impl read::Blob,
+) -> Result<(Bundle, BundleStats)> {
+    let header_start = PREAMBLE_LEN;
+    let graph_start = header_start + p.header_len;
+    let graph_end = graph_start + p.graph_len;
+    let wire_header = take_exact(&head[header_start..graph_start], "header")?;
+    let wire_graph = take_exact(&head[graph_start..graph_end], "graph")?;
+    let split = const_bytes(&wire_graph);
+    if head[graph_end..].iter().any(|&b| b != 0) {
+        return Err(Error::BadBundle(
+            "non-zero padding before the weights".into(),
+        ));
+    }
+    let header = Header::from_wire(wire_header)?;
+    let graph = convert::graph_from_wire(wire_graph, blob)?;
+    graph.validate()?;
+    header.validate(&graph)?;
+    let bundle = Bundle { header, graph };
+    let stats = bundle.stats(
+        total,
+        p.header_len,
+        p.graph_len,
+        head.len() - graph_end,
+        p.weights_len,
+        split,
+    );
+    Ok((bundle, stats))
+}
+
+fn check_crc(stored: u32, computed: u32) -> Result<()> {
+    if stored != computed {
+        return Err(Error::ChecksumMismatch { stored, computed });
+    }
+    Ok(())
+}
+
+/// Checks magic, version and that the declared sections fill a file of `len` bytes exactly;
+/// `head` is the file's first [`PREAMBLE_LEN`] bytes (all of it when shorter).
+fn read_preamble(head: &[u8], len: u64) -> Result<Preamble> {
+    let magic_len = head.len().min(MAGIC.len());
+    if head[..magic_len] != MAGIC[..magic_len] {
         return Err(Error::BadMagic);
     }
-    if bytes.len() < PREAMBLE_LEN + CHECKSUM_LEN {
+    if len < (PREAMBLE_LEN + CHECKSUM_LEN) as u64 {
         return Err(Error::Truncated(format!(
-            "{} bytes, smaller than the {}-byte preamble and checksum",
-            bytes.len(),
+            "{len} bytes, smaller than the {}-byte preamble and checksum",
             PREAMBLE_LEN + CHECKSUM_LEN
         )));
     }
-    let version = u32::from_le_bytes(le_array(&bytes[8..12]));
+    // `len` covers the preamble, so `head` holds all of it.
+    let version = u32::from_le_bytes(le_array(&head[8..12]));
     if version != FORMAT_VERSION {
         return Err(Error::UnsupportedVersion {
             found: version,
             supported: FORMAT_VERSION,
         });
     }
-    let header_len = u32::from_le_bytes(le_array(&bytes[12..16]));
-    let graph_len = u32::from_le_bytes(le_array(&bytes[16..20]));
-    let reserved = u32::from_le_bytes(le_array(&bytes[20..24]));
-    let weights_len = u64::from_le_bytes(le_array(&bytes[24..32]));
+    let header_len = u32::from_le_bytes(le_array(&head[12..16]));
+    let graph_len = u32::from_le_bytes(le_array(&head[16..20]));
+    let reserved = u32::from_le_bytes(le_array(&head[20..24]));
+    let weights_len = u64::from_le_bytes(le_array(&head[24..32]));
     if reserved != 0 {
         return Err(Error::BadBundle(format!(
             "reserved preamble field is {reserved:#x}, not 0"
@@ -382,7 +398,7 @@ fn read_preamble(bytes: &[u8]) -> Result<Preamble> {
     let weights_start = (PREAMBLE_LEN as u64 + u64::from(header_len) + u64::from(graph_len))
         .next_multiple_of(WEIGHT_ALIGN as u64);
     let expected = weights_start + weights_len + CHECKSUM_LEN as u64;
-    let actual = bytes.len() as u64;
+    let actual = len;
     if actual < expected {
         return Err(Error::Truncated(format!(
             "{actual} bytes, the preamble declares {expected}"
@@ -394,11 +410,11 @@ fn read_preamble(bytes: &[u8]) -> Result<Preamble> {
             actual - expected
         )));
     }
-    // Every length is now bounded by bytes.len(), so it fits usize.
+    // The section lengths are capped at a few MiB above, so they fit usize.
     Ok(Preamble {
         header_len: header_len as usize,
         graph_len: graph_len as usize,
-        weights_len: weights_len as usize,
+        weights_len,
     })
 }
 

@@ -25,6 +25,7 @@ mod profile;
 mod quantized;
 mod reduce;
 mod step;
+mod weights;
 
 use crate::{Error, Graph, Result, Tensor, ValueId};
 /// The f32 matrix product the executor runs on, for host passes (relevance) that need the same
@@ -33,6 +34,8 @@ pub use matmul::{Strides, gemm_f32};
 use plan::{Loc, Plan};
 pub use profile::{OpTime, Profile, StepTime};
 use qvit_kernels::KernelSet;
+use std::sync::Arc;
+pub use weights::WeightMemory;
 
 /// The callback of [`Executor::run_observed`]: a node's output value and its data.
 type Observer<'a> = dyn FnMut(ValueId, &[f32]) + 'a;
@@ -69,6 +72,8 @@ impl Program {
 pub struct Executor {
     graph: Graph,
     kernels: KernelSet,
+    /// Every quantized Linear, packed once (by node), for both plans.
+    linears: Vec<Option<Arc<quantized::QLinearPlan>>>,
     fused: Program,
     /// The node-by-node plan of observed runs, made on first use.
     observed: Option<Program>,
@@ -99,12 +104,28 @@ impl Ctx<'_> {
 
 impl Executor {
     /// Plans `graph` with the given kernels. Fails with [`Error::InvalidGraph`] when a node's
-    /// shapes do not fit its op or a value is used before it is produced.
+    /// shapes do not fit its op or a value is used before it is produced. The graph keeps its
+    /// quantized weights beside their packed form, for passes that read them
+    /// ([`Executor::graph`]).
     pub fn new(graph: Graph, kernels: KernelSet) -> Result<Self> {
-        let plan = plan::plan(&graph, &kernels, true, &[])?;
+        Self::plan(graph, kernels, false)
+    }
+
+    /// [`Executor::new`], moving the values of every quantized Linear's weights out of the
+    /// graph as the layer is packed: they become [`crate::Source::PackedInt`], so the
+    /// weights are held once, in the kernels' packed form, and loading never holds all of
+    /// them twice. For running a model; [`Executor::graph`] then has no weight values to read.
+    pub fn new_releasing_weights(graph: Graph, kernels: KernelSet) -> Result<Self> {
+        Self::plan(graph, kernels, true)
+    }
+
+    fn plan(mut graph: Graph, kernels: KernelSet, release: bool) -> Result<Self> {
+        let linears = weights::pack_linears(&mut graph, &kernels, release);
+        let plan = plan::plan(&graph, &kernels, true, &linears)?;
         let mut ex = Executor {
             graph,
             kernels,
+            linears,
             fused: Program::new(plan),
             observed: None,
             scratches: fuse::Scratches::new(1),
@@ -132,9 +153,16 @@ impl Executor {
         });
     }
 
-    /// The graph this executor runs.
+    /// The graph this executor runs. Made by [`Executor::new_releasing_weights`], its
+    /// quantized weights are [`crate::Source::PackedInt`]: shapes and bit widths only.
     pub fn graph(&self) -> &Graph {
         &self.graph
+    }
+
+    /// What the quantized Linear weights hold in memory, per weight bit width (narrowest
+    /// first): packed panels, epilogue factors, and canonical values still in the graph.
+    pub fn weight_memory(&self) -> Vec<WeightMemory> {
+        weights::memory(&self.graph, &self.linears)
     }
 
     /// The kernel set in use.
@@ -249,7 +277,7 @@ impl Executor {
         let integer_dataflow = observer.is_none() && !self.fused.plan.int_buffers.is_empty();
         let program = if observer.is_some() {
             if self.observed.is_none() {
-                let plan = plan::plan(&self.graph, &self.kernels, false, &self.fused.plan.kernels)?;
+                let plan = plan::plan(&self.graph, &self.kernels, false, &self.linears)?;
                 self.observed = Some(Program::new(plan));
             }
             self.observed

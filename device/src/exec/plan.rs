@@ -54,7 +54,7 @@ pub(crate) enum Kernel {
     Concat(Vec<StridedCopy>),
     Gather(GatherPlan),
     Pad(PadPlan),
-    /// Weights shared between the fused and the node-by-node plan.
+    /// Packed once, shared by the fused and the node-by-node plan.
     QLinear(Arc<QLinearPlan>),
     QMatMul(QMatMulPlan),
     /// Fused plan only: another node does this node's work.
@@ -100,9 +100,15 @@ fn invalid(graph: &Graph, node: usize, reason: impl Into<String>) -> Error {
 }
 
 /// Plans `graph`: checks it as far as execution needs and lays out storage. With `fused`, the
-/// integer dataflow of [`fuse`] replaces node-by-node execution where it applies; `shared`
-/// holds the packed weights of a plan made before, reused instead of packed again.
-pub(crate) fn plan(graph: &Graph, ks: &KernelSet, fused: bool, shared: &[Kernel]) -> Result<Plan> {
+/// integer dataflow of [`fuse`] replaces node-by-node execution where it applies; `linears`
+/// holds the quantized Linear layers packed before planning (by node), used instead of
+/// packing their weights here.
+pub(crate) fn plan(
+    graph: &Graph,
+    ks: &KernelSet,
+    fused: bool,
+    linears: &[Option<Arc<QLinearPlan>>],
+) -> Result<Plan> {
     let nv = graph.values.len();
     let lens = graph
         .values
@@ -149,6 +155,7 @@ pub(crate) fn plan(graph: &Graph, ks: &KernelSet, fused: bool, shared: &[Kernel]
                 ));
             }
             Source::Int(d) if d.data.len() == lens[i] => locs[i] = Some(Loc::Const(i as ValueId)),
+            Source::PackedInt { .. } => locs[i] = Some(Loc::Const(i as ValueId)),
             Source::Int(_) => {
                 return Err(invalid(
                     graph,
@@ -197,7 +204,7 @@ pub(crate) fn plan(graph: &Graph, ks: &KernelSet, fused: bool, shared: &[Kernel]
         // Integer constants have no f32 view: only the plan of a QLinear reads them.
         for (pos, &id) in node.inputs.iter().enumerate() {
             let is_weight = matches!(node.op, Op::QLinear { .. }) && pos == 1;
-            if graph.int_data(id).is_some() != is_weight {
+            if graph.is_int_const(id) != is_weight {
                 return Err(invalid(
                     graph,
                     i,
@@ -208,9 +215,8 @@ pub(crate) fn plan(graph: &Graph, ks: &KernelSet, fused: bool, shared: &[Kernel]
                 ));
             }
         }
-        let kernel = match shared.get(i) {
-            Some(Kernel::QLinear(p)) => Kernel::QLinear(Arc::clone(p)),
-            Some(Kernel::FusedQLinear(f)) => Kernel::QLinear(Arc::clone(&f.plan)),
+        let kernel = match linears.get(i) {
+            Some(Some(p)) => Kernel::QLinear(Arc::clone(p)),
             _ => kernel_for(graph, ks, i).map_err(|reason| invalid(graph, i, reason))?,
         };
         match &kernel {
@@ -378,7 +384,11 @@ fn take_buffer(buffers: &mut Vec<usize>, free: &mut Vec<usize>, len: usize) -> u
 }
 
 /// Builds the kernel of node `i`, checking its arity and shapes.
-fn kernel_for(graph: &Graph, ks: &KernelSet, i: usize) -> std::result::Result<Kernel, String> {
+pub(super) fn kernel_for(
+    graph: &Graph,
+    ks: &KernelSet,
+    i: usize,
+) -> std::result::Result<Kernel, String> {
     let node = &graph.nodes[i];
     let shape = |k: usize| graph.shape(node.inputs[k]);
     let out = graph.shape(node.output);
@@ -543,6 +553,13 @@ fn kernel_for(graph: &Graph, ks: &KernelSet, i: usize) -> std::result::Result<Ke
             )
             .map_err(|e| e.0)
             .and_then(|s| if s == out { Ok(()) } else { Err(mismatch()) })?;
+            if let Source::PackedInt { .. } = graph.values[node.inputs[1] as usize].source {
+                return Err(
+                    "its weights are held only in packed form, by the executor that \
+                     planned this graph before; plan a graph that still holds them"
+                        .into(),
+                );
+            }
             let (&[n, k], Some(w), Some(scales)) = (
                 shape(1),
                 graph.int_data(node.inputs[1]),

@@ -154,6 +154,16 @@ impl QLinearPlan {
         })
     }
 
+    /// Bytes of the packed weights (panels and column sums).
+    pub fn packed_bytes(&self) -> usize {
+        self.packed.resident_bytes()
+    }
+
+    /// Bytes of the epilogue's per-channel factors and zero bias.
+    pub fn epilogue_bytes(&self) -> usize {
+        (self.scales.capacity() + self.zeros.capacity()) * std::mem::size_of::<f32>()
+    }
+
     /// Rows of the input (tokens).
     pub fn m(&self) -> usize {
         self.m

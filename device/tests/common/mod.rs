@@ -135,6 +135,70 @@ pub fn image_bundle() -> Bundle {
     Bundle { header, graph }
 }
 
+/// `x [m, k] → QLinear → … → QLinear`, one layer per `(n, wbits, abits)`, each reading the
+/// previous output: seeded symmetric weights, per-channel scales, uniform activations on
+/// [−4, 4], and a bias on every other layer (the others run the zero-bias path).
+pub fn qlinear_chain(m: usize, k: usize, layers: &[(usize, u8, u8)]) -> Graph {
+    let mut g = Graph {
+        values: vec![value("x", vec![m, k], Source::Input(0))],
+        ..Graph::default()
+    };
+    let mut x = 0u32;
+    let mut k = k;
+    for (i, &(n, wbits, abits)) in layers.iter().enumerate() {
+        let max = qvit_device::quant::symmetric_max(wbits) as f32;
+        let seed = 10 * i as u32;
+        let data = weights(n * k, seed)
+            .into_iter()
+            .map(|w| (w * max).round() as i8);
+        let w = qvit_device::quant::IntData {
+            bits: wbits,
+            data: data.collect(),
+        };
+        let scales = weights(n, seed + 1)
+            .into_iter()
+            .map(|s| 0.01 + 0.02 * s.abs());
+        let mut inputs = vec![x, g.values.len() as u32, g.values.len() as u32 + 1];
+        g.values
+            .push(value(&format!("w{i}"), vec![n, k], Source::Int(w)));
+        g.values.push(value(
+            &format!("s{i}"),
+            vec![n],
+            Source::Const(scales.collect()),
+        ));
+        if i % 2 == 0 {
+            inputs.push(g.values.len() as u32);
+            g.values.push(value(
+                &format!("b{i}"),
+                vec![n],
+                Source::Const(weights(n, seed + 2)),
+            ));
+        }
+        let scale = 8.0 / ((1u32 << abits) - 1) as f32;
+        let act = qvit_device::quant::ActQuant::Uniform {
+            bits: abits,
+            scale,
+            zero: (4.0 / scale).round() as i32,
+        };
+        x = g.values.len() as u32;
+        g.values.push(value(
+            &format!("y{i}"),
+            vec![m, n],
+            Source::Node(g.nodes.len()),
+        ));
+        g.nodes.push(Node {
+            name: format!("fc{i}"),
+            op: Op::QLinear { act },
+            inputs,
+            output: x,
+        });
+        k = n;
+    }
+    g.inputs = vec![0];
+    g.outputs = vec![x];
+    g
+}
+
 /// Recomputes the trailing CRC so a crafted body reaches the decoder's later checks.
 pub fn fix_crc(bytes: &mut [u8]) {
     let n = bytes.len() - 4;
