@@ -179,7 +179,14 @@ impl Executor {
             return;
         }
         self.pool = if n > 1 {
-            rayon::ThreadPoolBuilder::new().num_threads(n).build().ok()
+            let pool = rayon::ThreadPoolBuilder::new().num_threads(n).build().ok();
+            // Runs once on every rayon thread so all have started (and made their start-up
+            // allocations) now: on a loaded machine a late start landed inside the
+            // allocation-free steady state (host/tests/alloc_free.rs).
+            if let Some(p) = &pool {
+                p.broadcast(|_| ());
+            }
+            pool
         } else {
             None
         };

@@ -86,17 +86,24 @@ impl SpinPool {
             lock: Mutex::new(()),
         });
         let mut workers = Vec::new();
+        // Every worker has started before the pool is returned: a thread's start-up allocates
+        // (its name, its thread-locals), and on a loaded machine a late start landed inside
+        // the caller's allocation-free steady state.
+        let started = Arc::new(std::sync::Barrier::new(threads.max(1)));
         for i in 1..threads.max(1) {
             let s = Arc::clone(&shared);
+            let started = Arc::clone(&started);
             let w = std::thread::Builder::new()
                 .name(format!("qvit-worker-{i}"))
                 .spawn(move || {
                     INDEX.with(|x| x.set(i));
+                    started.wait();
                     worker(&s)
                 })
                 .ok()?;
             workers.push(w);
         }
+        started.wait();
         Some(SpinPool { shared, workers })
     }
 
