@@ -125,25 +125,13 @@ impl PackedW8 {
     /// Packs canonical `[n, k]` row-major weights for `kernel`. Errors on a length mismatch,
     /// `k > MAX_K`, a value of −128, or a kernel that is not a W8A8 GEMM.
     pub fn new(kernel: &'static KernelDesc, w: &[i8], n: usize, k: usize) -> Result<PackedW8> {
-        if kernel.op != Op::GemmW8A8 {
-            let what = format!("kernel {} is not a W8A8 GEMM", kernel.name);
-            return Err(Error::Shape {
-                op: "pack_w8",
-                what,
-            });
-        }
+        expect_op(kernel, Op::GemmW8A8, "pack_w8")?;
         PackedW8::pack(kernel, w, n, k)
     }
 
     /// Packs int4 weights (`[n, k]` nibble rows, layout in [`crate::nibble`]) for a W4A4 kernel.
     pub fn for_w4a4(kernel: &'static KernelDesc, w: &[u8], n: usize, k: usize) -> Result<PackedW8> {
-        if kernel.op != Op::GemmW4A4 {
-            let what = format!("kernel {} is not a W4A4 GEMM", kernel.name);
-            return Err(Error::Shape {
-                op: "pack_w4a4",
-                what,
-            });
-        }
+        expect_op(kernel, Op::GemmW4A4, "pack_w4a4")?;
         PackedW8::pack_nibbles(kernel, w, n, k)
     }
 
@@ -227,13 +215,7 @@ impl PackedW8 {
         n: usize,
         k: usize,
     ) -> Result<PackedW8> {
-        if kernel.op != Op::GemmW8A8 {
-            let what = format!("kernel {} is not a W8A8 GEMM", kernel.name);
-            return Err(Error::Shape {
-                op: "pack_w4a8",
-                what,
-            });
-        }
+        expect_op(kernel, Op::GemmW8A8, "pack_w4a8")?;
         PackedW8::pack_nibbles(kernel, w, n, k)
     }
 
@@ -261,6 +243,18 @@ impl PackedW8 {
     pub fn resident_bytes(&self) -> usize {
         self.data.capacity() + self.col_sums.capacity() * std::mem::size_of::<i32>()
     }
+}
+
+/// Errors unless `kernel` computes `op` (weights packed for one op's kernel cannot run another).
+fn expect_op(kernel: &KernelDesc, op: Op, name: &'static str) -> Result<()> {
+    if kernel.op == op {
+        return Ok(());
+    }
+    let what = match op {
+        Op::GemmW8A8 => format!("kernel {} is not a W8A8 GEMM", kernel.name),
+        Op::GemmW4A4 => format!("kernel {} is not a W4A4 GEMM", kernel.name),
+    };
+    Err(Error::Shape { op: name, what })
 }
 
 /// `out[m][n] = Σₖ (a[m][k] − a_zero)·w[n][k]` with `w`'s (W8A8) kernel; lengths checked here.
