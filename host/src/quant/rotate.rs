@@ -270,7 +270,7 @@ fn output_heads(g: &Graph, o: ValueId) -> Result<Plan, String> {
             break i;
         }
         let scaled = scaled_input(g, i) == Some(cur);
-        if !(moves_only(&n.op) && pos == 0) && !scaled {
+        if !(scaled || (moves_only(&n.op) && pos == 0)) {
             return Err(format!("attention output passes through {}", n.op.kind()));
         }
         chain.push(i);
@@ -382,11 +382,11 @@ fn move_indices(op: &Op, data: &[u32], shape: &[usize], out: &[usize]) -> Option
                 let at = *indices.get(flat)?;
                 (at < shape[*axis]).then_some(())?;
                 let mut off = at * si[*axis];
-                for k in 0..shape.len() {
+                for (k, &st) in si.iter().enumerate() {
                     if k < *axis {
-                        off += coords(o, k) * si[k];
+                        off += coords(o, k) * st;
                     } else if k > *axis {
-                        off += coords(o, k + r - 1) * si[k];
+                        off += coords(o, k + r - 1) * st;
                     }
                 }
                 Some(off)
