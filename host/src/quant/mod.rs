@@ -1,7 +1,8 @@
 //! Post-training quantization of an imported f32 graph into a quantized device graph.
 //!
 //! Pipeline ([`quantize`]):
-//! 1. patch-embedding convolutions become Linear layers ([`patchify`]);
+//! 1. patch-embedding convolutions become Linear layers ([`patchify`]); with
+//!    [`QuantOptions::rotate`], attention heads are Hadamard-rotated ([`rotate`]);
 //! 2. calibration pass 1 (device f32 executor) records post-LayerNorm activations per channel;
 //! 3. post-LayerNorm reparameterisation with outlier-channel clipping ([`reparam`]);
 //! 4. calibration pass 2 records the input of every Linear and MatMul;
