@@ -44,6 +44,8 @@ variant_flags() {
         clip-percentile) echo "--clip percentile" ;;
         round-nearest) echo "--weight-round nearest" ;;
         round-gptq) echo "--weight-round gptq" ;;
+        rotate-hadamard) echo "--rotate hadamard" ;;
+        rotate-hadamard-gptq) echo "--rotate hadamard --weight-round gptq" ;;
         *) echo "unknown variant $1" >&2; return 1 ;;
     esac
 }
@@ -256,7 +258,10 @@ variant_flags = {"all": "(defaults: --clip mse, channel clip K=2, reparam, log2 
                  "clip-percentile": "--clip percentile (0.9999)",
                  "round-nearest": "--weight-round nearest (each weight to its nearest grid point)",
                  "round-gptq": "--weight-round gptq (GPTQ: column by column, error fed forward through the "
-                               "inverse calibration Hessian; same grid)"}
+                               "inverse calibration Hessian; same grid)",
+                 "rotate-hadamard": "--rotate hadamard (each attention head's q, k, v rotated by a Hadamard matrix, "
+                                    "undone in the output projection; exact in f32)",
+                 "rotate-hadamard-gptq": "--rotate hadamard --weight-round gptq"}
 
 out = {"what": "qvit post-training quantization accuracy and ablations (W=A bits)",
        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
@@ -306,7 +311,7 @@ for key in ["mnist", "fashion", "dinov2"]:
         continue
     md += [f"## {titles[key]}", "", "Commands:", "", "```"] + commands[key] + ["```", ""]
     variants = ["all", "no-channel-clip", "no-reparam", "no-log2-softmax", "clip-minmax", "clip-percentile",
-                "round-nearest", "round-gptq"]
+                "round-nearest", "round-gptq", "rotate-hadamard", "rotate-hadamard-gptq"]
     variants = [v for v in variants if any(r["model"] == key and r["variant"] == v for r in runs)]
     if key != "dinov2":
         fp = find(key, "fp32", 32)
@@ -373,7 +378,7 @@ for key, name in [("mnist", "MNIST ViT"), ("fashion", "Fashion-MNIST ViT")]:
     if w4 is not None:
         parts = []
         for v in ["no-channel-clip", "no-reparam", "no-log2-softmax", "clip-minmax", "clip-percentile",
-                  "round-nearest", "round-gptq"]:
+                  "round-nearest", "round-gptq", "rotate-hadamard", "rotate-hadamard-gptq"]:
             x = top1(key, v, 4)
             if x is not None:
                 parts.append(f"`{v}` {pct(x)} % ({100 * (x - w4):+.2f} pt vs `all`)")
@@ -388,7 +393,8 @@ def cos(v, b):
 a8, a6, a4 = cos("all", 8), cos("all", 6), cos("all", 4)
 if a4:
     parts = []
-    for v in ["no-channel-clip", "no-reparam", "no-log2-softmax", "round-nearest", "round-gptq"]:
+    for v in ["no-channel-clip", "no-reparam", "no-log2-softmax", "round-nearest", "round-gptq",
+              "rotate-hadamard", "rotate-hadamard-gptq"]:
         x = cos(v, 4)
         if x:
             parts.append(f"`{v}` {x['output_cosine_mean']:.4f} ({x['output_cosine_mean'] - a4['output_cosine_mean']:+.4f})")

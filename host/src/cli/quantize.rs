@@ -34,6 +34,17 @@ pub enum WeightRoundArg {
     Gptq,
 }
 
+/// Head rotation on the command line.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum RotateArg {
+    /// No rotation.
+    None,
+    /// Rotate each attention head's q, k and v by a d×d Hadamard matrix, folded into the qkv
+    /// weights and undone in the output projection's columns: the f32 function is unchanged,
+    /// but outlier channels are spread over the head, so low-bit activations lose less.
+    Hadamard,
+}
+
 /// Quantization flags of `qvit quantize`.
 #[derive(Args, Clone, Debug)]
 pub struct QuantArgs {
@@ -76,6 +87,11 @@ pub struct QuantArgs {
     /// either way; the device runs both unchanged).
     #[arg(long, value_enum, default_value_t = WeightRoundArg::Nearest)]
     pub weight_round: WeightRoundArg,
+    /// Rotate attention heads before calibration (weights only, the device is unchanged):
+    /// hadamard spreads outlier channels of q, k, v and the attention output across each
+    /// head, which helps at 4-6 bits; heads whose size is not a power of two are left alone.
+    #[arg(long, value_enum, default_value_t = RotateArg::None)]
+    pub rotate: RotateArg,
     /// Keep biases, norms, embeddings and scales in f32 (default: rounded to f16 values, stored
     /// in half the bytes).
     #[arg(long)]
@@ -167,6 +183,7 @@ impl QuantArgs {
                 WeightRoundArg::Nearest => WeightRound::Nearest,
                 WeightRoundArg::Gptq => WeightRound::Gptq,
             },
+            rotate: matches!(self.rotate, RotateArg::Hadamard),
         })
     }
 }
@@ -329,6 +346,19 @@ pub fn command(
     }
     let q = run(fb, quant, output)?;
     let r = &q.report;
+    if let Some(rot) = &r.rotation {
+        // Say plainly when the flag found nothing to rotate, so a ptq row is not misread.
+        eprintln!(
+            "rotate hadamard: {} QKᵀ and {} attn·V products rotated (head dim {}), {} left alone{}",
+            rot.qk,
+            rot.av,
+            rot.head_dim.map_or("-".to_string(), |d| d.to_string()),
+            rot.skipped.len(),
+            rot.skipped
+                .first()
+                .map_or(String::new(), |s| format!(", e.g. {s}"))
+        );
+    }
     if let Some(z) = &r.sizes {
         eprintln!(
             "wrote {} ({} bytes: int weights {}, scales {}, float {}, graph {}; bound {:.0}: {}); \

@@ -1,7 +1,8 @@
 //! Post-training quantization of an imported f32 graph into a quantized device graph.
 //!
 //! Pipeline ([`quantize`]):
-//! 1. patch-embedding convolutions become Linear layers ([`patchify`]);
+//! 1. patch-embedding convolutions become Linear layers ([`patchify`]); with
+//!    [`QuantOptions::rotate`], attention heads are Hadamard-rotated ([`rotate`]);
 //! 2. calibration pass 1 (device f32 executor) records post-LayerNorm activations per channel;
 //! 3. post-LayerNorm reparameterisation with outlier-channel clipping ([`reparam`]);
 //! 4. calibration pass 2 records the input of every Linear and MatMul;
@@ -19,6 +20,7 @@ pub mod mixed;
 pub mod patchify;
 pub mod reparam;
 pub mod report;
+pub mod rotate;
 pub mod select;
 
 use crate::graph::consumers;
@@ -57,6 +59,8 @@ pub struct QuantOptions {
     pub f16_consts: bool,
     /// How weights are rounded onto their per-channel grid.
     pub weight_round: WeightRound,
+    /// Rotate attention heads by a Hadamard matrix before calibration ([`rotate`]).
+    pub rotate: bool,
 }
 
 /// How weights are rounded onto the grid their per-output-channel scales define.
@@ -92,6 +96,7 @@ impl Default for QuantOptions {
             layer_bits: BTreeMap::new(),
             f16_consts: true,
             weight_round: WeightRound::Nearest,
+            rotate: false,
         }
     }
 }
@@ -114,12 +119,19 @@ pub struct Prepared {
     pub patch_linears: Vec<String>,
     /// Reparameterisations applied.
     pub reparams: Vec<reparam::ReparamReport>,
+    /// The head rotation, when asked for.
+    pub rotation: Option<rotate::RotateReport>,
 }
 
 /// Steps 1–3 of the pipeline.
 pub fn prepare(g: &Graph, calib: &[Tensor], opts: &QuantOptions) -> Result<Prepared> {
     let mut g = g.clone();
     let patch_linears = patchify::patchify_convs(&mut g);
+    // Before the reparameterisation, so its ranges are those of the rotated graph.
+    let rotation = match (opts.rotate, calib.first()) {
+        (true, Some(probe)) => Some(rotate::rotate_heads(&mut g, probe)?),
+        _ => None,
+    };
     let mut reparams = Vec::new();
     if opts.reparam {
         let sites = reparam::sites(&g);
@@ -146,6 +158,7 @@ pub fn prepare(g: &Graph, calib: &[Tensor], opts: &QuantOptions) -> Result<Prepa
         graph: g,
         patch_linears,
         reparams,
+        rotation,
     })
 }
 
@@ -276,6 +289,7 @@ pub fn quantize(g: &Graph, calib: &[Tensor], opts: &QuantOptions) -> Result<Quan
         layers,
         float_layers,
         reparams: prep.reparams,
+        rotation: prep.rotation,
         sizes: None,
         mixed: None,
     };

@@ -139,6 +139,9 @@ pub struct QuantReport {
     pub reparams: Vec<ReparamReport>,
     /// Sizes, once the bundle is written.
     pub sizes: Option<SizeReport>,
+    /// The Hadamard head rotation, when `--rotate hadamard` asked for it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rotation: Option<super::rotate::RotateReport>,
     /// Mixed-precision allocation, when bits were chosen per layer.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub mixed: Option<super::mixed::MixedReport>,
