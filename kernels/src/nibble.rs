@@ -5,12 +5,12 @@
 //! an odd `k` leaves the last high nibble 0. A weight matrix `[n, k]` is `n` such rows back to
 //! back (`n·⌈k/2⌉` bytes). Real value: `q · scale[n]` (symmetric per output channel).
 //!
-//! Int4 weights stay nibbles in memory too, in the GEMM's panel layout ([`crate::pack`]) halved:
-//! a weight panel of `kb` blocks of `b` bytes becomes `h = ⌈kb/2⌉·b` bytes whose byte `i` holds
-//! panel byte `i` in its low nibble and panel byte `h + i` in its high nibble (0 past the
-//! panel's end). Expanding a panel is then two flat passes over the same bytes, low nibbles into
-//! the first half and high nibbles into the second, shifts only, which vectorise on every tier
-//! with no shuffle; pairing neighbouring blocks instead would interleave the two outputs.
+//! Int4 weights stay nibbles in memory too, in the GEMM's panel layout (`kernels/src/pack.rs`)
+//! halved: a weight panel of `kb` blocks of `b` bytes becomes `h = ⌈kb/2⌉·b` bytes whose byte
+//! `i` holds panel byte `i` in its low nibble and panel byte `h + i` in its high nibble (0 past
+//! the panel's end). Expanding a panel is then two flat passes over the same bytes, low nibbles
+//! into the first half and high nibbles into the second, shifts only, which vectorise on every
+//! tier with no shuffle; pairing neighbouring blocks instead would interleave the two outputs.
 
 use crate::{Error, Result};
 
