@@ -236,15 +236,7 @@ fn operand_heads(g: &Graph, v: ValueId, axis: usize) -> Result<Plan, String> {
     chain.reverse();
     let lin_out = g.nodes[linear].output;
     let n = *g.shape(lin_out).last().unwrap_or(&0);
-    let mut shape = g.shape(lin_out).to_vec();
-    let len: usize = shape.iter().product();
-    let mut map: Vec<u32> = (0..len as u32).collect();
-    for &i in &chain {
-        let out = g.shape(g.nodes[i].output).to_vec();
-        map = move_indices(&g.nodes[i].op, &map, &shape, &out)
-            .ok_or_else(|| format!("cannot follow {}", g.nodes[i].name))?;
-        shape = out;
-    }
+    let (map, shape) = follow(g, lin_out, &chain)?;
     let heads = head_channels(&map, &shape, axis, n)?;
     linear_ok(g, linear)?;
     Ok(Plan {
@@ -281,14 +273,7 @@ fn output_heads(g: &Graph, o: ValueId) -> Result<Plan, String> {
     };
     let o_shape = g.shape(o).to_vec();
     let len: usize = o_shape.iter().product();
-    let mut shape = o_shape.clone();
-    let mut map: Vec<u32> = (0..len as u32).collect();
-    for &i in &chain {
-        let out = g.shape(g.nodes[i].output).to_vec();
-        map = move_indices(&g.nodes[i].op, &map, &shape, &out)
-            .ok_or_else(|| format!("cannot follow {}", g.nodes[i].name))?;
-        shape = out;
-    }
+    let (map, shape) = follow(g, o, &chain)?;
     // The Linear input must be a permutation of the attention output to invert the map.
     if map.len() != len {
         return Err("attention output is not carried whole to the projection".into());
@@ -308,6 +293,21 @@ fn output_heads(g: &Graph, o: ValueId) -> Result<Plan, String> {
         side: Side::Cols,
         heads,
     })
+}
+
+/// Where each element of `start` ends up through the element-moving nodes `chain` (in order):
+/// the source index of every element of the last node's output, and that output's shape.
+fn follow(g: &Graph, start: ValueId, chain: &[usize]) -> Result<(Vec<u32>, Vec<usize>), String> {
+    let mut shape = g.shape(start).to_vec();
+    let len: usize = shape.iter().product();
+    let mut map: Vec<u32> = (0..len as u32).collect();
+    for &i in chain {
+        let out = g.shape(g.nodes[i].output).to_vec();
+        map = move_indices(&g.nodes[i].op, &map, &shape, &out)
+            .ok_or_else(|| format!("cannot follow {}", g.nodes[i].name))?;
+        shape = out;
+    }
+    Ok((map, shape))
 }
 
 /// The Linear's weight (and bias) must be constants of its own so folding touches nothing else.
