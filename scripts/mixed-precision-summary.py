@@ -72,6 +72,17 @@ for work, line in lines.values():
     runs.append(r)
 
 
+# KEEP: an earlier bench-results/mixed-precision.json whose runs stand where no folder reran the
+# same model, budget and allocator (e.g. the slow ViT-S baselines a change did not touch); each
+# keeps its own commit, and the Markdown lists them.
+kept = []
+if os.environ.get("KEEP"):
+    earlier = jload(os.environ["KEEP"]) or {}
+    done = {(r["model"], r["budget"], r["allocator"]) for r in runs}
+    kept = [r for r in earlier.get("runs", []) if (r["model"], r["budget"], r["allocator"]) not in done]
+    runs += kept
+
+
 def metric(r):
     return r.get("top1") if r["kind"] == "eval" else r.get("cosine_mean")
 
@@ -141,6 +152,9 @@ for r in sorted(runs, key=lambda r: (["mnist", "fashion", "dinov2"].index(r["mod
 errors = [r for r in runs if "error" in r]
 if errors:
     md += ["", "Failed runs:"] + [f"- {r['model']} {r['budget']} {r['allocator']}: {r['error'][:200]}" for r in errors]
+if kept:
+    md += ["", "Carried over from an earlier run (not rerun; commit per row): " + "; ".join(
+        f"{r['model']} {r['budget']:g} {r['allocator']} ({r['commit']})" for r in kept) + "."]
 md += ["", "Achieved average bits never exceed the budget (weights / activations per run in the JSON)."]
 open("bench-results/mixed-precision.md", "w").write("\n".join(md) + "\n")
 print("\n".join(md))

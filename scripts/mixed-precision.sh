@@ -7,7 +7,10 @@
 # the calibration images (`--select-images`: the default 128 for the classifiers, 32 of the 64 on
 # the ViT-S to halve the trials' time) and keep the best if it beats uniform beyond the noise.
 # Writes bench-results/mixed-precision.{json,md}. MP_MODELS="mnist fashion dinov2" and
-# MP_BUDGETS="4 3" select a subset; MP_ALLOCATORS overrides the allocator list.
+# MP_BUDGETS="4 3" select a subset; MP_ALLOCATORS overrides the allocator list; with
+# MP_KEEP=bench-results/mixed-precision.json the runs of that file that this run does not redo
+# stay in the results (each with its commit). MP_WORK="dir1:dir2" also joins earlier run folders
+# (a later folder's run of the same model, budget and allocator wins).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -70,9 +73,9 @@ fashion_test() {
 for budget in "${budgets[@]}"; do
     for alloc in "${allocators[@]}"; do
         if [[ " $models " == *" mnist "* ]]; then
-            one mnist /work/shared/models/vit-mnist/vit_mnist.onnx mnist \
-                /work/shared/data/mnist/train5k-images-idx3-ubyte 512 "$budget" "$alloc" eval \
-                /work/shared/data/mnist/t10k-images-idx3-ubyte
+            one mnist ../shared/models/vit-mnist/vit_mnist.onnx mnist \
+                ../shared/data/mnist/train5k-images-idx3-ubyte 512 "$budget" "$alloc" eval \
+                ../shared/data/mnist/t10k-images-idx3-ubyte
         fi
         if [[ " $models " == *" fashion "* ]]; then
             test=${test:-$(fashion_test)}
@@ -82,15 +85,15 @@ for budget in "${budgets[@]}"; do
         if [[ " $models " == *" dinov2 "* ]]; then
             if [[ ! -d $work/imagenet-calib64 ]]; then
                 mkdir -p "$work/imagenet-calib64" "$work/imagenet-next64"
-                mapfile -t images < <(find /work/shared/data/imagenet-sample -maxdepth 1 -name '*.JPEG' | LC_ALL=C sort)
+                mapfile -t images < <(find "$(cd ../shared/data/imagenet-sample && pwd)" -maxdepth 1 -name '*.JPEG' | LC_ALL=C sort)
                 for i in $(seq 0 63); do ln -s "${images[$i]}" "$work/imagenet-calib64/"; done
                 for i in $(seq 64 127); do ln -s "${images[$i]}" "$work/imagenet-next64/"; done
             fi
-            one dinov2 /work/shared/models/vit-s14-dinov2/vit_s14_backbone.onnx imagenet \
+            one dinov2 ../shared/models/vit-s14-dinov2/vit_s14_backbone.onnx imagenet \
                 "$work/imagenet-calib64" 64 "$budget" "$alloc" compare "$work/imagenet-next64" \
                 --lrp-images 16 --sensitivity-images 4 --select-images 32
         fi
     done
 done
 
-WORK="$work" python3 scripts/mixed-precision-summary.py
+WORK="${MP_WORK:+$MP_WORK:}$work" KEEP="${MP_KEEP:-}" python3 scripts/mixed-precision-summary.py

@@ -21,10 +21,10 @@ if [[ -r $gz/t10k-images-idx3-ubyte.gz ]]; then
     zcat "$gz/t10k-labels-idx1-ubyte.gz" >"$work/fashion-t10k-labels-idx1-ubyte"
     fashion_test="$work/fashion-t10k-images-idx3-ubyte"
 fi
-declare -A onnx=([mnist]=/work/shared/models/vit-mnist/vit_mnist.onnx [fashion]=models/fashion-vit/fashion_vit.onnx)
+declare -A onnx=([mnist]=../shared/models/vit-mnist/vit_mnist.onnx [fashion]=models/fashion-vit/fashion_vit.onnx)
 declare -A preset=([mnist]=mnist [fashion]=fashion-mnist)
-declare -A calib=([mnist]=/work/shared/data/mnist/train5k-images-idx3-ubyte [fashion]=models/fashion-vit/calib512-images-idx3-ubyte)
-declare -A test=([mnist]=/work/shared/data/mnist/t10k-images-idx3-ubyte [fashion]=$fashion_test)
+declare -A calib=([mnist]=../shared/data/mnist/train5k-images-idx3-ubyte [fashion]=models/fashion-vit/calib512-images-idx3-ubyte)
+declare -A test=([mnist]=../shared/data/mnist/t10k-images-idx3-ubyte [fashion]=$fashion_test)
 
 for m in mnist fashion; do
     for n in 2 4 8 16 32 64 128; do
