@@ -1,12 +1,16 @@
 //! The error model of activation × activation products: the batched product error and the
 //! attention-output error of QKᵀ agree with naive loops, and the product error sees what the old
-//! per-element model missed (probabilities rounded to zero all in one direction).
+//! per-element model missed (probabilities rounded to zero all in one direction); a Linear's
+//! input error, measured at its output, agrees with a naive loop and sees what the per-element
+//! error misses (a channel that holds the power but that the weights ignore).
 
 use qvit_device::graph::{BinaryOp, Node, Source, Value};
 use qvit_device::quant::ActQuant;
 use qvit_device::{Graph, Op};
 use qvit_host::fixtures::SeededRng;
-use qvit_host::quant::layer_error::{attention_error, logits_path, product_error};
+use qvit_host::quant::layer_error::{
+    attention_error, linear_input_error, logits_path, product_error,
+};
 
 /// A graph with one `MatMul` of two inputs `a` and `b`.
 fn matmul(a: &[usize], b: &[usize], transpose_b: bool) -> Graph {
@@ -231,4 +235,119 @@ fn attention_error_matches_a_naive_softmax_attention() {
     let got = attention_error(&g, 0, &[(q, k)], path, &[(Vec::new(), v)], &[(qa, qb)])[0];
     assert!(want > 1e-4, "the quantizers must actually err ({want})");
     assert!((got - want).abs() <= 1e-3 * want, "{got} against {want}");
+}
+
+/// A graph with one `Linear` of input `x [1, m, k]` and constant weight `w [n, k]`.
+fn linear(m: usize, k: usize, w: Vec<f32>) -> Graph {
+    let n = w.len() / k;
+    let value = |name: &str, shape: &[usize], source| Value {
+        name: name.into(),
+        shape: shape.to_vec(),
+        source,
+    };
+    Graph {
+        values: vec![
+            value("x", &[1, m, k], Source::Input(0)),
+            value("w", &[n, k], Source::Const(w)),
+            value("y", &[1, m, n], Source::Node(0)),
+        ],
+        nodes: vec![Node {
+            name: "fc".into(),
+            op: Op::Linear,
+            inputs: vec![0, 1],
+            output: 2,
+        }],
+        inputs: vec![0],
+        outputs: vec![2],
+    }
+}
+
+/// `Σ‖Q(X)Wᵀ − XWᵀ‖² / Σ‖XWᵀ‖²` by loops in f64.
+fn naive_linear(xs: &[Vec<f32>], w: &[f32], k: usize, q: &ActQuant) -> f64 {
+    let n = w.len() / k;
+    let (mut err, mut pow) = (0.0, 0.0);
+    for x in xs {
+        for row in x.chunks_exact(k) {
+            for o in 0..n {
+                let wr = &w[o * k..(o + 1) * k];
+                let y: f64 = row.iter().zip(wr).map(|(&a, &b)| a as f64 * b as f64).sum();
+                let yq: f64 = (row.iter().zip(wr))
+                    .map(|(&a, &b)| q.fake(a) as f64 * b as f64)
+                    .sum();
+                err += (yq - y).powi(2);
+                pow += y * y;
+            }
+        }
+    }
+    err / pow
+}
+
+#[test]
+fn linear_input_error_matches_a_naive_product() {
+    let (m, k, n) = (7, 12, 5);
+    let mut rng = SeededRng::new(11);
+    let mut draw = |len: usize| {
+        (0..len)
+            .map(|_| rng.uniform() * 2.0 - 1.0)
+            .collect::<Vec<_>>()
+    };
+    let w = draw(n * k);
+    let xs: Vec<(Vec<f32>, Vec<f32>)> = (0..3).map(|_| (draw(m * k), Vec::new())).collect();
+    let g = linear(m, k, w.clone());
+    let qs = [
+        ActQuant::Uniform {
+            bits: 3,
+            scale: 0.3,
+            zero: 3,
+        },
+        ActQuant::Uniform {
+            bits: 5,
+            scale: 0.07,
+            zero: 15,
+        },
+    ];
+    let got = linear_input_error(&g, 0, &xs, &qs);
+    let inputs: Vec<Vec<f32>> = xs.iter().map(|(x, _)| x.clone()).collect();
+    for (q, e) in qs.iter().zip(&got) {
+        let want = naive_linear(&inputs, &w, k, q);
+        assert!((e - want).abs() <= 1e-6 * want.max(1e-12), "{e} vs {want}");
+    }
+    assert!(got[0] > got[1], "fewer bits, larger error: {got:?}");
+}
+
+#[test]
+fn a_channel_the_weights_ignore_does_not_hide_the_error_of_the_others() {
+    // Channel 0 holds nearly all the input power and sets the quantizer's range, so the
+    // per-element relative error is small; the weights read only channels 1.., whose small
+    // values the coarse step wipes out, so the output error is large.
+    let (m, k, n) = (16, 8, 4);
+    let mut rng = SeededRng::new(5);
+    let x: Vec<f32> = (0..m * k)
+        .map(|i| {
+            if i % k == 0 {
+                40.0
+            } else {
+                rng.uniform() - 0.5
+            }
+        })
+        .collect();
+    let w: Vec<f32> = (0..n * k)
+        .map(|i| if i % k == 0 { 0.0 } else { rng.uniform() - 0.5 })
+        .collect();
+    let q = ActQuant::Uniform {
+        bits: 4,
+        scale: 41.0 / 15.0,
+        zero: 0,
+    };
+    let elementwise = {
+        let e: f64 = x
+            .iter()
+            .map(|&v| (q.fake(v) as f64 - v as f64).powi(2))
+            .sum();
+        e / x.iter().map(|&v| (v as f64).powi(2)).sum::<f64>()
+    };
+    let g = linear(m, k, w);
+    let output = linear_input_error(&g, 0, &[(x, Vec::new())], &[q])[0];
+    assert!(elementwise < 0.01, "per-element error {elementwise}");
+    assert!(output > 0.5, "output error {output}");
 }

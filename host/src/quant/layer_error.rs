@@ -219,3 +219,32 @@ fn product(a: &[f32], b: &[f32], (m, n, k): (usize, usize, usize), transpose_b: 
     }
     out
 }
+
+/// `Σ‖Q(X)·Wᵀ − X·Wᵀ‖² / Σ‖X·Wᵀ‖²` over the recorded inputs `X` of Linear node `j` (weight a
+/// constant of the graph), for each activation quantizer `Q`: the activation error as the
+/// layer's output carries it. The element-wise `‖Q(X) − X‖²/‖X‖²` misjudges inputs whose power
+/// sits in a few channels that the weights then damp (post-LayerNorm outliers) or whose small
+/// values the weights amplify.
+pub fn linear_input_error(
+    g: &Graph,
+    j: usize,
+    inputs: &[(Vec<f32>, Vec<f32>)],
+    quantizers: &[ActQuant],
+) -> Vec<f64> {
+    let node = &g.nodes[j];
+    let (Some(w), &[n, k]) = (g.const_data(node.inputs[1]), g.shape(node.inputs[1])) else {
+        return vec![0.0; quantizers.len()];
+    };
+    let mut sums = vec![(0.0, 0.0); quantizers.len()];
+    for (x, _) in inputs {
+        // Every row of x (all leading axes) is one token: one product of m rows.
+        let m = x.len() / k.max(1);
+        let exact = product(x, w, (m, n, k), true);
+        for (q, (err, power)) in quantizers.iter().zip(&mut sums) {
+            let (e, p) = relative(&exact, &product(&fake(q, x), w, (m, n, k), true));
+            *err += e;
+            *power += p;
+        }
+    }
+    sums.iter().map(|(e, p)| e / p.max(1e-30)).collect()
+}

@@ -5,9 +5,14 @@
 //! while the parameter-weighted average weight bits (and, separately, the element-weighted
 //! average activation bits) stay within budget. The allocators differ only in the penalty:
 //! - `lrp`: `c_l · e_l(b)`, the layer's relevance share times its relative quantization error
-//!   at `b` bits (weights: `‖W − Q_b(W)‖²/‖W‖²`; activations: the same on calibration samples).
-//!   The relevance says how much of the prediction flows through the layer, the error how much
-//!   `b` bits distort what flows;
+//!   at `b` bits (weights: `‖W − Q_b(W)‖²/‖W‖²`; activations: the error they cause where the
+//!   layer's output carries it, `‖Q_b(X)·Wᵀ − X·Wᵀ‖²/‖X·Wᵀ‖²` for a Linear and the product's or
+//!   attention output's error for QKᵀ and attn·V, on calibration images). The relevance says
+//!   how much of the prediction flows through the layer, the error how much `b` bits distort
+//!   what flows. (Judging a Linear's activations element-wise, `‖Q_b(X) − X‖²/‖X‖²`, lets a
+//!   post-LayerNorm outlier channel that holds the power but meets small weights can hide the
+//!   error of every other channel; at 3 bits lrp then lost to sensitivity and was rarely
+//!   kept over uniform: `bench-results/mixed-precision.md`.)
 //! - `random:SEED`: the same with `c_l` drawn at random (the ablation of relevance itself);
 //! - `sensitivity`: the model's relative output error when only layer `l` is quantized at `b`
 //!   bits, measured on calibration images (Mix-QViT's sensitivity);

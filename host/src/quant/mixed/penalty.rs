@@ -13,8 +13,8 @@ use qvit_device::{Graph, Tensor};
 use rayon::prelude::*;
 use std::collections::{BTreeMap, HashMap};
 
-/// Operand values (f32) of all attention products kept at once for the products' error model:
-/// as many calibration images as fit, at least 2 and at most 32 (2 on a ViT-S at 224²).
+/// Input values (f32) of every body layer kept at once for the error model: as many
+/// calibration images as fit, at least 2 and at most 32 (2 on a ViT-S at 224²).
 const PROBE_FLOATS: usize = 1 << 23;
 
 /// Per body layer: (activation score, weight score), the weights of its penalties.
@@ -65,14 +65,17 @@ pub(super) fn penalties(
     let (pg, body, choices) = (s.graph(), &s.body, &m.choices);
     Ok(match m.allocator {
         Allocator::Lrp | Allocator::Random(_) => {
-            let products: Vec<usize> = body.iter().filter(|b| !b.linear).map(|b| b.node).collect();
-            let per_image: usize = (products.iter())
+            // Every body layer's input: Linear activation errors are judged at the layer's
+            // output, products' at the product (or the attention output).
+            let probed: Vec<usize> = body.iter().map(|b| b.node).collect();
+            let per_image: usize = (probed.iter())
                 .flat_map(|&j| &pg.nodes[j].inputs[..2])
+                .filter(|&&v| pg.const_data(v).is_none())
                 .map(|&v| pg.shape(v).iter().product::<usize>())
                 .sum();
             let fit = (PROBE_FLOATS / per_image.max(1)).clamp(2, 32);
             let images = &calib[..fit.min(calib.len())];
-            let operands = layer_error::record_operands(pg, &products, images)?;
+            let operands = layer_error::record_operands(pg, &probed, images)?;
             Some(error_model(pg, body, &s.cal, &operands, base, choices))
         }
         Allocator::Sensitivity => {
@@ -114,8 +117,6 @@ fn error_model(
         .par_iter()
         .map(|b| {
             let n = &g.nodes[b.node];
-            let mut ew = Vec::new();
-            let mut ea = Vec::new();
             let sa = &cal.tensors[&n.inputs[0]];
             if !b.linear {
                 // Products: one call measures every choice, so the exact product is computed once.
@@ -141,6 +142,14 @@ fn error_model(
                 };
                 return (vec![0.0; choices.len()], ea);
             }
+            let quantizers: Vec<_> = (choices.iter())
+                .map(|&bits| clip::uniform_for(sa, opts.clip, bits))
+                .collect();
+            let ea = match operands.get(&b.node) {
+                Some(x) => layer_error::linear_input_error(g, b.node, x, &quantizers),
+                None => quantizers.iter().map(|q| rel(q, &sa.samples)).collect(),
+            };
+            let mut ew = Vec::new();
             for &bits in choices {
                 let w = g.const_data(n.inputs[1]).unwrap_or(&[]);
                 let (rows, k) = (g.shape(n.inputs[1])[0], g.shape(n.inputs[1])[1]);
@@ -151,7 +160,6 @@ fn error_model(
                     pow += (x as f64).powi(2);
                 }
                 ew.push(err / pow.max(1e-30));
-                ea.push(rel(&clip::uniform_for(sa, opts.clip, bits), &sa.samples));
             }
             (ew, ea)
         })
