@@ -47,7 +47,9 @@ struct Program {
     ints: Vec<Vec<i8>>,
     scratch: Vec<f32>,
     qscratch: quantized::QScratch,
-    attention: Vec<fuse::AttnState>,
+    /// The packed K and V of the attention core running; cores run one after another, so
+    /// one state serves them all (one per core held a copy per transformer block).
+    attention: fuse::AttnState,
     /// The integer buffers a step writes, reused by every step.
     sinks: Vec<fuse::Shared<i8>>,
 }
@@ -59,9 +61,7 @@ impl Program {
             ints: plan.int_buffers.iter().map(|&n| vec![0; n]).collect(),
             scratch: vec![0.0; plan.scratch],
             qscratch: Default::default(),
-            attention: (0..plan.attention_cores)
-                .map(|_| Default::default())
-                .collect(),
+            attention: Default::default(),
             sinks: Vec::new(),
             plan,
         }
