@@ -53,7 +53,9 @@ pub enum Source {
     /// A quantized integer constant of `bits` bits whose values an executor moved into its
     /// packed weights (`Executor::new_releasing_weights`, which a loaded `Model` uses), so that
     /// they are held once. The shape stays; the values are gone from the graph, so it can be
-    /// run by that executor but not encoded or planned again.
+    /// run by that executor but not encoded or planned again. Before planning, a bundle read
+    /// for running (`Bundle::read_file_bit_packed`) holds its values beside the graph, still
+    /// bit-packed, until its layers are packed.
     PackedInt {
         /// Bit width of the values.
         bits: u8,

@@ -1,6 +1,6 @@
 //! A loaded model: bundle header plus a planned executor.
 
-use crate::bundle::{Bundle, Header};
+use crate::bundle::{BitPackedWeights, Bundle, Header};
 use crate::exec::{Executor, WeightMemory};
 use crate::graph::{Graph, Op, Source};
 use crate::{Error, Result, Tensor};
@@ -19,9 +19,11 @@ pub struct Model {
 
 impl Model {
     /// Reads, decodes, validates and plans a bundle file with the kernels detected on this CPU,
-    /// one constant at a time ([`Bundle::read_file`]), so the file is never held beside them.
+    /// one constant at a time, so the file is never held beside them, and with the quantized
+    /// weights left bit-packed until their layer is packed ([`Bundle::read_file_bit_packed`]).
     pub fn load(path: impl AsRef<Path>) -> Result<Model> {
-        Self::from_bundle(Bundle::read_file(path)?)
+        let (bundle, kept, _) = Bundle::read_file_bit_packed(path)?;
+        Self::from_bit_packed(bundle, kept)
     }
 
     /// Plans an already decoded bundle (validating it again, since a `Bundle` can be built by
@@ -30,11 +32,21 @@ impl Model {
         Self::with_kernels(bundle, KernelSet::detect())
     }
 
+    /// Plans a bundle read by [`Bundle::read_file_bit_packed`], with its bit-packed weights
+    /// (see [`Executor::with_bit_packed_weights`]).
+    pub fn from_bit_packed(bundle: Bundle, kept: BitPackedWeights) -> Result<Model> {
+        Self::plan(bundle, kept, KernelSet::detect())
+    }
+
     /// Plans a bundle with a given kernel set (for A/B tests of tiers).
     pub fn with_kernels(bundle: Bundle, kernels: KernelSet) -> Result<Model> {
+        Self::plan(bundle, BitPackedWeights::default(), kernels)
+    }
+
+    fn plan(bundle: Bundle, kept: BitPackedWeights, kernels: KernelSet) -> Result<Model> {
         bundle.graph.validate()?;
         bundle.header.validate(&bundle.graph)?;
-        let executor = Executor::new_releasing_weights(bundle.graph, kernels)?;
+        let executor = Executor::with_bit_packed_weights(bundle.graph, kept, kernels)?;
         Ok(Model {
             header: bundle.header,
             executor,

@@ -56,15 +56,24 @@ fn check_bits(bits: u8) -> Result<(), String> {
 impl IntData {
     /// Checks the bit width and that every value lies in the symmetric range.
     pub fn check(&self) -> Result<(), String> {
-        check_bits(self.bits)?;
-        let max = symmetric_max(self.bits);
-        match self.data.iter().position(|&v| (v as i32).abs() > max) {
-            Some(i) => Err(format!(
-                "value {} at {i} outside the symmetric {}-bit range ±{max}",
-                self.data[i], self.bits
-            )),
-            None => Ok(()),
-        }
+        check_int_values(self.bits, self.data.iter().copied())
+    }
+}
+
+/// [`IntData::check`] on values given one at a time, so that weights still in a bundle's
+/// bit-packed form are checked with the same errors without being unpacked into memory.
+pub fn check_int_values(bits: u8, values: impl IntoIterator<Item = i8>) -> Result<(), String> {
+    check_bits(bits)?;
+    let max = symmetric_max(bits);
+    match values
+        .into_iter()
+        .enumerate()
+        .find(|&(_, v)| (v as i32).abs() > max)
+    {
+        Some((i, v)) => Err(format!(
+            "value {v} at {i} outside the symmetric {bits}-bit range ±{max}"
+        )),
+        None => Ok(()),
     }
 }
 

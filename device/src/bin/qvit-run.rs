@@ -173,11 +173,11 @@ fn pretty(v: &impl serde::Serialize) -> String {
 }
 
 fn info(a: &InfoArgs) -> Result<String> {
-    let (bundle, stats) = Bundle::read_file_with_stats(&a.model)?;
+    let (bundle, kept, stats) = Bundle::read_file_bit_packed(&a.model)?;
     let h = bundle.header.clone();
     // Planned even without --verify, to report what the weights hold once loaded; a planning
     // failure only fails --verify.
-    let (tier, weights) = match Model::from_bundle(bundle) {
+    let (tier, weights) = match Model::from_bit_packed(bundle, kept) {
         Ok(m) => (m.tier(), Ok(m.weight_memory())),
         Err(e) if !a.verify => (qvit_kernels::KernelSet::detect().tier().to_string(), Err(e)),
         Err(e) => return Err(e),

@@ -33,22 +33,25 @@ pub fn pack(values: &[i8], bits: u8) -> Vec<u8> {
 /// Unpacks `count` values of `bits` bits, sign-extending each. `bytes` must hold
 /// [`packed_len`] bytes (checked by the caller).
 pub fn unpack(bytes: &[u8], count: usize, bits: u8) -> Vec<i8> {
+    values(bytes, count, bits).collect()
+}
+
+/// The values [`unpack`] returns, one at a time (for checking them without holding them).
+pub fn values(bytes: &[u8], count: usize, bits: u8) -> impl Iterator<Item = i8> + '_ {
     let b = bits as usize;
     let mask = (1u16 << b) - 1;
-    (0..count)
-        .map(|i| {
-            let (byte, shift) = ((i * b) / 8, (i * b) % 8);
-            let lo = bytes[byte] as u16;
-            let hi = if shift + b > 8 {
-                bytes[byte + 1] as u16
-            } else {
-                0
-            };
-            let u = ((lo | hi << 8) >> shift) & mask;
-            // Sign-extend from `b` bits.
-            ((u << (16 - b)) as i16 >> (16 - b)) as i8
-        })
-        .collect()
+    (0..count).map(move |i| {
+        let (byte, shift) = ((i * b) / 8, (i * b) % 8);
+        let lo = bytes[byte] as u16;
+        let hi = if shift + b > 8 {
+            bytes[byte + 1] as u16
+        } else {
+            0
+        };
+        let u = ((lo | hi << 8) >> shift) & mask;
+        // Sign-extend from `b` bits.
+        ((u << (16 - b)) as i16 >> (16 - b)) as i8
+    })
 }
 
 #[cfg(test)]

@@ -6,9 +6,11 @@
 
 use super::read::Blob;
 use super::wire::*;
-use super::{WEIGHT_ALIGN, limits};
-use crate::graph::{BinaryOp, GeluKind, Graph, Node, Op, ReduceOp, Source, UnaryOp, Value};
-use crate::quant::{ActQuant, IntData};
+use super::{BitPackedWeights, WEIGHT_ALIGN, limits};
+use crate::graph::{
+    BinaryOp, GeluKind, Graph, Node, Op, ReduceOp, Source, UnaryOp, Value, ValueId,
+};
+use crate::quant::{ActQuant, IntData, check_int_values};
 use crate::shape::{MAX_ELEMENTS, MAX_RANK};
 use crate::{Error, Result};
 
@@ -174,8 +176,13 @@ fn append_int(blob: &mut Vec<u8>, q: &IntData) -> WireTensor {
 }
 
 /// Decodes a graph, reading constants from `blob` one at a time. Counts are capped; the
-/// structure is checked later by [`Graph::validate`].
-pub(super) fn graph_from_wire(w: WireGraph, blob: &mut impl Blob) -> Result<Graph> {
+/// structure is checked later by [`Graph::validate`]. With `kept`, integer constants stay
+/// bit-packed there and the graph names them [`Source::PackedInt`].
+pub(super) fn graph_from_wire(
+    w: WireGraph,
+    blob: &mut impl Blob,
+    mut kept: Option<&mut BitPackedWeights>,
+) -> Result<Graph> {
     cap(w.values.len(), limits::MAX_VALUES, "value count")?;
     cap(w.nodes.len(), limits::MAX_NODES, "node count")?;
     cap(w.inputs.len(), limits::MAX_IO, "graph input count")?;
@@ -191,7 +198,10 @@ pub(super) fn graph_from_wire(w: WireGraph, blob: &mut impl Blob) -> Result<Grap
             let source = match v.source {
                 WireSource::Input(k) => Source::Input(size(k.into(), "input index")?),
                 WireSource::Node(i) => Source::Node(size(i.into(), "node index")?),
-                WireSource::Const(t) => read_tensor(&t, &shape, blob, &what)?,
+                WireSource::Const(t) => {
+                    let kept = kept.as_deref_mut().map(|k| (k, id as ValueId));
+                    read_tensor(&t, &shape, blob, &what, kept)?
+                }
             };
             Ok(Value {
                 name: v.name,
@@ -226,12 +236,14 @@ pub(super) fn graph_from_wire(w: WireGraph, blob: &mut impl Blob) -> Result<Grap
     })
 }
 
-/// Reads a constant, checking alignment, bounds and length before touching the data.
+/// Reads a constant, checking alignment, bounds and length before touching the data. An
+/// integer constant goes into `kept` as it is stored, when given (as value `id`).
 fn read_tensor(
     t: &WireTensor,
     shape: &[usize],
     blob: &mut impl Blob,
     what: &str,
+    kept: Option<(&mut BitPackedWeights, ValueId)>,
 ) -> Result<Source> {
     // shape_from_wire capped the product; it is checked again so no caller can make it wrap.
     let too_large = || bad(format!("{what}: shape {shape:?} is too large"));
@@ -281,14 +293,25 @@ fn read_tensor(
                 .map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32())
                 .collect(),
         ),
-        WireDType::Int { bits } => {
-            let q = IntData {
-                bits,
-                data: super::bitpack::unpack(bytes, elements, bits),
-            };
-            q.check().map_err(|e| bad(format!("{what}: {e}")))?;
-            Source::Int(q)
-        }
+        // Bit-packed 8-bit values are the values: keeping them saves nothing and would copy
+        // a layer once more when it is packed.
+        WireDType::Int { bits } => match kept.filter(|_| bits < 8) {
+            // Checked as the unpacked values below are, without unpacking them.
+            Some((kept, id)) => {
+                let values = super::bitpack::values(bytes, elements, bits);
+                check_int_values(bits, values).map_err(|e| bad(format!("{what}: {e}")))?;
+                kept.push(id, bits, elements, bytes.to_vec());
+                Source::PackedInt { bits }
+            }
+            None => {
+                let q = IntData {
+                    bits,
+                    data: super::bitpack::unpack(bytes, elements, bits),
+                };
+                q.check().map_err(|e| bad(format!("{what}: {e}")))?;
+                Source::Int(q)
+            }
+        },
     })
 }
 

@@ -25,10 +25,12 @@
 pub mod bitpack;
 mod convert;
 mod header;
+mod kept;
 mod read;
 pub mod wire;
 
 pub use header::{Header, PRODUCER};
+pub use kept::BitPackedWeights;
 
 use crate::graph::Graph;
 use crate::{Error, Result};
@@ -208,7 +210,13 @@ impl Bundle {
         check_crc(stored, crc32fast::hash(&bytes[..body_end]))?;
         let weights_start = p.weights_start();
         let mut blob = &bytes[weights_start..body_end];
-        decode_sections(&bytes[..weights_start], &p, bytes.len() as u64, &mut blob)
+        decode_sections(
+            &bytes[..weights_start],
+            &p,
+            bytes.len() as u64,
+            &mut blob,
+            None,
+        )
     }
 
     /// Reads and decodes a bundle file, refusing files over [`limits::MAX_FILE_BYTES`] before
@@ -223,7 +231,22 @@ impl Bundle {
 
     /// [`read_file`](Self::read_file), also returning the section sizes.
     pub fn read_file_with_stats(path: impl AsRef<Path>) -> Result<(Bundle, BundleStats)> {
-        read::read_file_with_stats(path.as_ref())
+        read::read_file_with_stats(path.as_ref(), None)
+    }
+
+    /// [`read_file_with_stats`](Self::read_file_with_stats) for running the bundle: its
+    /// quantized integer weights of fewer than 8 bits stay in the file's bit-packed form, in the
+    /// returned [`BitPackedWeights`], and the graph names them [`crate::Source::PackedInt`]
+    /// (8-bit ones are read as [`read_file`](Self::read_file) reads them). Accepts and
+    /// refuses the same files with the same errors. A model unpacks them one layer at a time
+    /// as it packs them ([`crate::model::Model::from_bit_packed`]), so a 4-bit model is never
+    /// held at a byte per value.
+    pub fn read_file_bit_packed(
+        path: impl AsRef<Path>,
+    ) -> Result<(Bundle, BitPackedWeights, BundleStats)> {
+        let mut kept = BitPackedWeights::default();
+        let (bundle, stats) = read::read_file_with_stats(path.as_ref(), Some(&mut kept))?;
+        Ok((bundle, kept, stats))
     }
 
     /// Encodes the bundle and writes it to `path` atomically ([`crate::outfile`]): a failed
@@ -297,12 +320,14 @@ fn le_array<const N: usize>(bytes: &[u8]) -> [u8; N] {
 }
 
 /// The decoding that follows the checksum: header and graph from `head` (the file up to the
-/// weights blob), constants from `blob`, then validation. `total` is the file's length.
+/// weights blob), constants from `blob`, then validation. `total` is the file's length. With
+/// `kept`, integer constants stay bit-packed there (see [`Bundle::read_file_bit_packed`]).
 fn decode_sections(
     head: &[u8],
     p: &Preamble,
     total: u64,
     blob: &mut impl read::Blob,
+    kept: Option<&mut BitPackedWeights>,
 ) -> Result<(Bundle, BundleStats)> {
     let header_start = PREAMBLE_LEN;
     let graph_start = header_start + p.header_len;
@@ -316,7 +341,7 @@ fn decode_sections(
         ));
     }
     let header = Header::from_wire(wire_header)?;
-    let graph = convert::graph_from_wire(wire_graph, blob)?;
+    let graph = convert::graph_from_wire(wire_graph, blob, kept)?;
     graph.validate()?;
     header.validate(&graph)?;
     let bundle = Bundle { header, graph };

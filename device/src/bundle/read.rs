@@ -81,8 +81,12 @@ fn read_more(file: &mut File, n: u64, out: &mut Vec<u8>) -> std::io::Result<()> 
 }
 
 /// [`Bundle::read_file_with_stats`]: the checks of [`Bundle::decode_with_stats`] in the same
-/// order (preamble, checksum, sections, constants), on the file read in pieces.
-pub(super) fn read_file_with_stats(path: &Path) -> Result<(Bundle, BundleStats)> {
+/// order (preamble, checksum, sections, constants), on the file read in pieces. With `kept`,
+/// integer constants stay bit-packed there ([`Bundle::read_file_bit_packed`]).
+pub(super) fn read_file_with_stats(
+    path: &Path,
+    kept: Option<&mut super::BitPackedWeights>,
+) -> Result<(Bundle, BundleStats)> {
     let io = |e| io_error(path, e);
     let mut file = File::open(path).map_err(io)?;
     let len = file.metadata().map_err(io)?.len();
@@ -128,5 +132,5 @@ pub(super) fn read_file_with_stats(path: &Path) -> Result<(Bundle, BundleStats)>
         len: p.weights_len,
         buf: Vec::new(),
     };
-    super::decode_sections(&head, &p, len, &mut blob)
+    super::decode_sections(&head, &p, len, &mut blob, kept)
 }

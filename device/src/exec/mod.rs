@@ -47,7 +47,9 @@ struct Program {
     ints: Vec<Vec<i8>>,
     scratch: Vec<f32>,
     qscratch: quantized::QScratch,
-    attention: Vec<fuse::AttnState>,
+    /// The packed K and V of the attention core running; cores run one after another, so
+    /// one state serves them all (one per core held a copy per transformer block).
+    attention: fuse::AttnState,
     /// The integer buffers a step writes, reused by every step.
     sinks: Vec<fuse::Shared<i8>>,
 }
@@ -59,9 +61,7 @@ impl Program {
             ints: plan.int_buffers.iter().map(|&n| vec![0; n]).collect(),
             scratch: vec![0.0; plan.scratch],
             qscratch: Default::default(),
-            attention: (0..plan.attention_cores)
-                .map(|_| Default::default())
-                .collect(),
+            attention: Default::default(),
             sinks: Vec::new(),
             plan,
         }
@@ -108,7 +108,7 @@ impl Executor {
     /// quantized weights beside their packed form, for passes that read them
     /// ([`Executor::graph`]).
     pub fn new(graph: Graph, kernels: KernelSet) -> Result<Self> {
-        Self::plan(graph, kernels, false)
+        Self::plan(graph, kernels, false, Default::default())
     }
 
     /// [`Executor::new`], moving the values of every quantized Linear's weights out of the
@@ -116,11 +116,28 @@ impl Executor {
     /// weights are held once, in the kernels' packed form, and loading never holds all of
     /// them twice. For running a model; [`Executor::graph`] then has no weight values to read.
     pub fn new_releasing_weights(graph: Graph, kernels: KernelSet) -> Result<Self> {
-        Self::plan(graph, kernels, true)
+        Self::plan(graph, kernels, true, Default::default())
     }
 
-    fn plan(mut graph: Graph, kernels: KernelSet, release: bool) -> Result<Self> {
-        let linears = weights::pack_linears(&mut graph, &kernels, release);
+    /// [`Executor::new_releasing_weights`] for a graph whose quantized weights are still in a
+    /// bundle's bit-packed form, in `kept` ([`crate::bundle::Bundle::read_file_bit_packed`]):
+    /// each is unpacked when a layer that reads it is packed, and freed after its last reader,
+    /// so one layer at a time is held at a byte per value.
+    pub fn with_bit_packed_weights(
+        graph: Graph,
+        kept: crate::bundle::BitPackedWeights,
+        kernels: KernelSet,
+    ) -> Result<Self> {
+        Self::plan(graph, kernels, true, kept)
+    }
+
+    fn plan(
+        mut graph: Graph,
+        kernels: KernelSet,
+        release: bool,
+        kept: crate::bundle::BitPackedWeights,
+    ) -> Result<Self> {
+        let linears = weights::pack_linears(&mut graph, &kernels, release, kept);
         let plan = plan::plan(&graph, &kernels, true, &linears)?;
         let mut ex = Executor {
             graph,

@@ -82,8 +82,6 @@ pub(crate) struct Plan {
     /// Arena index of every integer buffer of the fused plan, and the arena's buffer sizes.
     pub int_locs: Vec<usize>,
     pub int_buffers: Vec<usize>,
-    /// Attention cores of the fused plan.
-    pub attention_cores: usize,
 }
 
 fn invalid(graph: &Graph, node: usize, reason: impl Into<String>) -> Error {
@@ -232,7 +230,7 @@ pub(crate) fn plan(
         kernels.push(kernel);
     }
 
-    let (kernels, reads, writes, int_bufs, attention_cores) = if fused {
+    let (kernels, reads, writes, int_bufs) = if fused {
         let base = fuse::Base {
             linears: kernels
                 .iter()
@@ -261,11 +259,11 @@ pub(crate) fn plan(
                 Some(fuse::Step::Attention(a)) => Kernel::Attention(a),
             })
             .collect();
-        (kernels, f.reads, f.writes, f.int_bufs, f.attention_cores)
+        (kernels, f.reads, f.writes, f.int_bufs)
     } else {
         let reads = graph.nodes.iter().map(|n| n.inputs.clone()).collect();
         let writes = graph.nodes.iter().map(|n| Some(n.output)).collect();
-        (kernels, reads, writes, Vec::new(), 0)
+        (kernels, reads, writes, Vec::new())
     };
 
     // Last node reading each storage root; graph outputs stay live to the end.
@@ -352,7 +350,6 @@ pub(crate) fn plan(
         writes,
         int_locs,
         int_buffers,
-        attention_cores,
     })
 }
 

@@ -184,7 +184,7 @@ pub(super) fn run(
                     out,
                     sinks: &program.sinks,
                 };
-                a.run(ctx, scratches, &mut program.attention[a.state], args)
+                a.run(ctx, scratches, &mut program.attention, args)
             }
         };
         if let Some(b) = out_buf {

@@ -3,7 +3,8 @@
 
 use super::plan::{Kernel, kernel_for};
 use super::quantized::QLinearPlan;
-use crate::graph::{Graph, Node, Op, Source};
+use crate::bundle::BitPackedWeights;
+use crate::graph::{Graph, Node, Op, Source, ValueId};
 use qvit_kernels::KernelSet;
 use std::sync::Arc;
 
@@ -34,9 +35,9 @@ impl WeightMemory {
 }
 
 /// Whether node `node` is a quantized Linear that can be packed before planning: every value
-/// it names exists and its weight is an integer constant the graph holds. Others are left to
-/// [`super::plan::plan`], which reports what is wrong with them in its order of checks.
-fn packable(graph: &Graph, node: &Node) -> bool {
+/// it names exists and its weight is an integer constant the graph or `kept` holds. Others are
+/// left to [`super::plan::plan`], which reports what is wrong with them in its order of checks.
+fn packable(graph: &Graph, kept: &BitPackedWeights, node: &Node) -> bool {
     let nv = graph.values.len();
     matches!(node.op, Op::QLinear { .. })
         && (node.output as usize) < nv
@@ -44,30 +45,39 @@ fn packable(graph: &Graph, node: &Node) -> bool {
         && node
             .inputs
             .get(1)
-            .is_some_and(|&w| graph.int_data(w).is_some())
+            .is_some_and(|&w| graph.int_data(w).is_some() || kept.contains(w))
 }
 
 /// Packs every packable quantized Linear (by node; `None` for other nodes and for layers whose
 /// packing fails, which planning then reports). With `release`, a weight leaves the graph
 /// ([`Source::PackedInt`]) as soon as its last reader is packed, so loading never holds every
-/// layer's canonical weights beside every layer's panels.
+/// layer's canonical weights beside every layer's panels. A weight still bit-packed in `kept`
+/// is unpacked into the graph for one layer's packing at a time and leaves `kept` after its
+/// last reader, so at most one layer is ever held at a byte per value.
 pub(super) fn pack_linears(
     graph: &mut Graph,
     ks: &KernelSet,
     release: bool,
+    mut kept: BitPackedWeights,
 ) -> Vec<Option<Arc<QLinearPlan>>> {
     let mut readers = vec![0usize; graph.values.len()];
     for node in &graph.nodes {
-        if packable(graph, node) {
+        if packable(graph, &kept, node) {
             readers[node.inputs[1] as usize] += 1;
         }
     }
     let mut linears = Vec::with_capacity(graph.nodes.len());
     for i in 0..graph.nodes.len() {
-        if !packable(graph, &graph.nodes[i]) {
+        if !packable(graph, &kept, &graph.nodes[i]) {
             linears.push(None);
             continue;
         }
+        let w = graph.nodes[i].inputs[1];
+        let unpacked = graph.int_data(w).is_none();
+        if unpacked && let Some(d) = kept.unpack(w) {
+            graph.values[w as usize].source = Source::Int(d);
+        }
+        // On failure an unpacked weight stays in the graph, for planning to report the error.
         let plan = match kernel_for(graph, ks, i) {
             Ok(Kernel::QLinear(p)) => p,
             _ => {
@@ -76,10 +86,12 @@ pub(super) fn pack_linears(
             }
         };
         linears.push(Some(plan));
-        let w = graph.nodes[i].inputs[1] as usize;
+        let w = w as usize;
         readers[w] -= 1;
-        if release
-            && readers[w] == 0
+        if readers[w] == 0 {
+            kept.remove(w as ValueId);
+        }
+        if ((release && readers[w] == 0) || unpacked)
             && let Source::Int(d) = &graph.values[w].source
         {
             graph.values[w].source = Source::PackedInt { bits: d.bits };

@@ -135,13 +135,36 @@ impl PackedW8 {
         PackedW8::pack_nibbles(kernel, w, n, k)
     }
 
-    /// Packs nibble rows as nibble panels: values in [−8, 7] by construction.
+    /// Packs nibble rows as nibble panels: values in [−8, 7] by construction. One weight panel
+    /// (`nr` rows) is unpacked and packed at a time, so loading a layer never holds it at a
+    /// byte per value; panels are independent, so the result is the whole layer's packing.
     fn pack_nibbles(kernel: &'static KernelDesc, w: &[u8], n: usize, k: usize) -> Result<PackedW8> {
-        let mut p = PackedW8::pack(kernel, &crate::nibble::unpack_nibbles(w, n, k)?, n, k)?;
+        let rb = crate::nibble::row_bytes(k);
+        if k == 0 || n == 0 || n.checked_mul(rb) != Some(w.len()) {
+            // Empty shapes and length errors, as the whole-layer unpacking reports them.
+            let mut p = PackedW8::pack(kernel, &crate::nibble::unpack_nibbles(w, n, k)?, n, k)?;
+            p.data = Vec::new();
+            p.nibbles = true;
+            return Ok(p);
+        }
         let g = ExpandGroups::new(kernel, k, n, EXPAND_BYTES);
-        p.data = crate::nibble::compress_panels(&p.data, g.panel, g.half);
-        p.nibbles = true;
-        Ok(p)
+        let mut one = PackedW8::empty(kernel);
+        let mut data = Vec::with_capacity(g.panels * g.half);
+        let mut col_sums = Vec::with_capacity(n);
+        for rows in w.chunks(kernel.nr.max(1) * rb) {
+            let r = rows.len() / rb;
+            one.repack(&crate::nibble::unpack_nibbles(rows, r, k)?, r, k)?;
+            data.extend(crate::nibble::compress_panels(&one.data, g.panel, g.half));
+            col_sums.extend_from_slice(&one.col_sums);
+        }
+        Ok(PackedW8 {
+            kernel,
+            n,
+            k,
+            data,
+            nibbles: true,
+            col_sums,
+        })
     }
 
     fn pack(kernel: &'static KernelDesc, w: &[i8], n: usize, k: usize) -> Result<PackedW8> {

@@ -57,13 +57,12 @@ pub(crate) struct AttentionPlan {
     /// Sinks of the output (`[heads, m, dv]` as `heads` batches of `m × dv`), if quantized
     /// readers take it; else the f32 output is written.
     pub sinks: Vec<Sink>,
-    /// Index of this core's packed K and V in the executor's attention state.
-    pub state: usize,
     /// The graph values of Q, K and V (read when an operand is f32).
     pub values: [crate::ValueId; 3],
 }
 
-/// Per-head packed K and V, refilled every run (memory reused).
+/// Per-head packed K and V, refilled by every core on every run (memory reused, and shared by
+/// the cores of a plan).
 #[derive(Debug, Default)]
 pub(crate) struct AttnState {
     heads: Vec<(Option<PackedW8>, Option<PackedW8>)>,
@@ -181,8 +180,13 @@ impl AttentionPlan {
         args: AttnArgs,
     ) -> qvit_kernels::Result<()> {
         let ks = ctx.ks;
-        state.heads.resize_with(self.heads, Default::default);
-        let slots = Shared::new(&mut state.heads);
+        // Only grows: a core with fewer heads than the last one must not free (and the next
+        // one reallocate) packed panels in a steady-state run.
+        if state.heads.len() < self.heads {
+            state.heads.resize_with(self.heads, Default::default);
+        }
+        let heads = &mut state.heads[..self.heads];
+        let slots = Shared::new(heads);
         super::parallel(ctx, self.heads, |h| {
             // SAFETY: task h is the only one that touches head h's slot.
             let slot = unsafe { &mut slots.slice(h, 1)[0] };

@@ -123,7 +123,6 @@ pub(super) fn core_plan(
     core: &Core,
     int_of: &dyn Fn(usize, ValueId) -> Option<usize>,
     sinks_of: &mut [Option<(Vec<Sink>, Option<GeluKind>)>],
-    state: usize,
 ) -> Option<AttentionPlan> {
     let anchor = &graph.nodes[core.anchor];
     let qk = &graph.nodes[core.qk];
@@ -171,7 +170,6 @@ pub(super) fn core_plan(
         factors: core.factors.clone(),
         p: *pa,
         sinks,
-        state,
         values: [qk.inputs[0], qk.inputs[1], anchor.inputs[1]],
     })
 }

@@ -213,6 +213,4 @@ pub(crate) struct Fusion {
     pub writes: Vec<Option<ValueId>>,
     /// The integer buffers, indexed by the sinks' and consumers' buffer numbers.
     pub int_bufs: Vec<IntBuf>,
-    /// Number of attention cores (each has an [`AttnState`]).
-    pub attention_cores: usize,
 }

@@ -104,7 +104,6 @@ pub(crate) fn fuse(graph: &Graph, base: &Base) -> Fusion {
         reads: graph.nodes.iter().map(|n| n.inputs.clone()).collect(),
         writes: graph.nodes.iter().map(|n| Some(n.output)).collect(),
         int_bufs: Vec::new(),
-        attention_cores: 0,
     };
     let mut skip = vec![false; count];
     // Integer buffer of every (anchor, operand value) a producer writes.
@@ -200,10 +199,9 @@ pub(crate) fn fuse(graph: &Graph, base: &Base) -> Fusion {
     };
 
     for core in &cores {
-        let Some(plan) = core_plan(graph, core, &int_of, &mut sinks_of, f.attention_cores) else {
+        let Some(plan) = core_plan(graph, core, &int_of, &mut sinks_of) else {
             continue;
         };
-        f.attention_cores += 1;
         skip[core.qk] = true;
         for &b in &core.between {
             skip[b] = true;
