@@ -24,7 +24,7 @@ pub(crate) fn quantize_rows(
     out: &mut [i8],
     rowq: &mut Vec<RowQuant>,
 ) -> Result<()> {
-    if k == 0 || x.len() != out.len() || x.len() % k != 0 {
+    if k == 0 || x.len() != out.len() || !x.len().is_multiple_of(k) {
         return Err(Error::Shape {
             op: "quantize_rows",
             what: format!("x {}, out {}, k {k}", x.len(), out.len()),
