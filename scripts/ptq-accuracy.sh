@@ -46,6 +46,9 @@ variant_flags() {
         round-gptq) echo "--weight-round gptq" ;;
         rotate-hadamard) echo "--rotate hadamard" ;;
         rotate-hadamard-gptq) echo "--rotate hadamard --weight-round gptq" ;;
+        act-dynamic) echo "--act-scale dynamic" ;;
+        act-dynamic-gptq) echo "--act-scale dynamic --weight-round gptq" ;;
+        act-dynamic-rotate-gptq) echo "--act-scale dynamic --rotate hadamard --weight-round gptq" ;;
         *) echo "unknown variant $1" >&2; return 1 ;;
     esac
 }
@@ -261,7 +264,11 @@ variant_flags = {"all": "(defaults: --clip mse, channel clip K=2, reparam, log2 
                                "inverse calibration Hessian; same grid)",
                  "rotate-hadamard": "--rotate hadamard (each attention head's q, k, v rotated by a Hadamard matrix, "
                                     "undone in the output projection; exact in f32)",
-                 "rotate-hadamard-gptq": "--rotate hadamard --weight-round gptq"}
+                 "rotate-hadamard-gptq": "--rotate hadamard --weight-round gptq",
+                 "act-dynamic": "--act-scale dynamic (qkv/proj/fc1/fc2 inputs: scale and zero point per token "
+                                "from the row's range at run time)",
+                 "act-dynamic-gptq": "--act-scale dynamic --weight-round gptq",
+                 "act-dynamic-rotate-gptq": "--act-scale dynamic --rotate hadamard --weight-round gptq"}
 
 out = {"what": "qvit post-training quantization accuracy and ablations (W=A bits)",
        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
@@ -311,7 +318,8 @@ for key in ["mnist", "fashion", "dinov2"]:
         continue
     md += [f"## {titles[key]}", "", "Commands:", "", "```"] + commands[key] + ["```", ""]
     variants = ["all", "no-channel-clip", "no-reparam", "no-log2-softmax", "clip-minmax", "clip-percentile",
-                "round-nearest", "round-gptq", "rotate-hadamard", "rotate-hadamard-gptq"]
+                "round-nearest", "round-gptq", "rotate-hadamard", "rotate-hadamard-gptq",
+                "act-dynamic", "act-dynamic-gptq", "act-dynamic-rotate-gptq"]
     variants = [v for v in variants if any(r["model"] == key and r["variant"] == v for r in runs)]
     if key != "dinov2":
         fp = find(key, "fp32", 32)

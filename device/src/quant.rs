@@ -108,6 +108,60 @@ pub enum ActQuant {
         /// The largest representable value.
         scale: f32,
     },
+    /// Uniform affine with a step and zero point per row (token), taken at run time from that
+    /// row's range ([`RowQuant::of_row`]): a few high-norm tokens then cost only their own
+    /// resolution, not every token's. Inputs of [`crate::Op::QLinear`] only.
+    Dynamic {
+        /// Bit width, 2..=8.
+        bits: u8,
+    },
+}
+
+/// The quantizer of one row under [`ActQuant::Dynamic`]: `q = clamp(round_half_even(x·inv) +
+/// zero, 0, 2^bits − 1)`, standing for `(q − zero)·scale`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct RowQuant {
+    /// Step size.
+    pub scale: f32,
+    /// `1/scale`, the multiplier the level computation uses.
+    pub inv: f32,
+    /// Zero point, in `[0, 2^bits − 1]`.
+    pub zero: i32,
+}
+
+impl RowQuant {
+    /// The row's quantizer: its range `[min(0, min x), max(0, max x)]` (zero included, so it is
+    /// exact) cut into `2^bits − 1` steps. Scalar comparisons, one IEEE division and the
+    /// magic-number rounding, so every CPU derives the same step and zero point from the same
+    /// row. NaN is ignored; a row of zeros, or one whose range is not a normal positive number,
+    /// gets step 1 (all its values round to the zero point's level or clamp).
+    pub fn of_row(x: &[f32], bits: u8) -> RowQuant {
+        let (mut lo, mut hi) = (0.0f32, 0.0f32);
+        for &v in x {
+            // Comparisons are false for NaN, so NaN never becomes a bound.
+            if v < lo {
+                lo = v;
+            }
+            if v > hi {
+                hi = v;
+            }
+        }
+        let max = unsigned_max(bits);
+        let scale = (hi - lo) / max as f32;
+        let inv = 1.0 / scale;
+        if !(scale.is_normal() && inv.is_normal()) {
+            return RowQuant {
+                scale: 1.0,
+                inv: 1.0,
+                zero: 0,
+            };
+        }
+        RowQuant {
+            scale,
+            inv,
+            zero: round_clamped(-lo * inv).clamp(0, max),
+        }
+    }
 }
 
 impl ActQuant {
@@ -116,17 +170,25 @@ impl ActQuant {
         match *self {
             ActQuant::Uniform { bits, .. }
             | ActQuant::Symmetric { bits, .. }
-            | ActQuant::Log2 { bits, .. } => bits,
+            | ActQuant::Log2 { bits, .. }
+            | ActQuant::Dynamic { bits } => bits,
         }
     }
 
-    /// Step size (the largest value for [`ActQuant::Log2`]).
+    /// Step size (the largest value for [`ActQuant::Log2`]; 1 for [`ActQuant::Dynamic`], whose
+    /// steps are per row, so a factor of it changes nothing).
     pub fn scale(&self) -> f32 {
         match *self {
             ActQuant::Uniform { scale, .. }
             | ActQuant::Symmetric { scale, .. }
             | ActQuant::Log2 { scale, .. } => scale,
+            ActQuant::Dynamic { .. } => 1.0,
         }
+    }
+
+    /// Whether the step and zero point are taken per row at run time.
+    pub fn is_dynamic(&self) -> bool {
+        matches!(self, ActQuant::Dynamic { .. })
     }
 
     /// Checks bits, scale and zero point.
@@ -160,6 +222,11 @@ impl ActQuant {
             ActQuant::Log2 { bits, .. } => {
                 log_level(x * inv_scale, log_steps(bits), unsigned_max(bits))
             }
+            // A row of one value: its own range.
+            ActQuant::Dynamic { bits } => {
+                let r = RowQuant::of_row(&[x], bits);
+                (round_clamped(x * r.inv) + r.zero).clamp(0, unsigned_max(bits))
+            }
         }
     }
 
@@ -175,6 +242,27 @@ impl ActQuant {
                 let p = log_level_value(q as u32, log_steps(bits));
                 p as f32 * (scale / (1u32 << LOG2_FRAC_BITS) as f32)
             }
+            ActQuant::Dynamic { bits } => {
+                let r = RowQuant::of_row(&[x], bits);
+                (q - r.zero) as f32 * r.scale
+            }
+        }
+    }
+
+    /// [`ActQuant::fake`] of a whole row: for [`ActQuant::Dynamic`] with the row's own
+    /// quantizer, else element by element.
+    pub fn fake_row(&self, x: &[f32], out: &mut Vec<f32>) {
+        out.clear();
+        match *self {
+            ActQuant::Dynamic { bits } => {
+                let r = RowQuant::of_row(x, bits);
+                let max = unsigned_max(bits);
+                out.extend(x.iter().map(|&v| {
+                    let q = (round_clamped(v * r.inv) + r.zero).clamp(0, max);
+                    (q - r.zero) as f32 * r.scale
+                }));
+            }
+            _ => out.extend(x.iter().map(|&v| self.fake(v))),
         }
     }
 }

@@ -94,8 +94,8 @@ pub fn infer(op: &Op, inputs: &[&[usize]], declared: &[usize]) -> ShapeResult<Ve
 
 fn qlinear(inputs: &[&[usize]], act: &ActQuant) -> ShapeResult<Vec<usize>> {
     count(inputs, 3..=4)?;
-    if !matches!(act, ActQuant::Uniform { .. }) {
-        return fail("qlinear: the activation quantizer must be uniform");
+    if !matches!(act, ActQuant::Uniform { .. } | ActQuant::Dynamic { .. }) {
+        return fail("qlinear: the activation quantizer must be uniform or dynamic");
     }
     act.check()
         .map_err(|e| ShapeError(format!("qlinear activation: {e}")))?;
@@ -123,7 +123,9 @@ fn qmatmul(
             inputs[0], inputs[1]
         ));
     }
-    if matches!(a, ActQuant::Symmetric { .. }) || !matches!(b, ActQuant::Symmetric { .. }) {
+    if matches!(a, ActQuant::Symmetric { .. } | ActQuant::Dynamic { .. })
+        || !matches!(b, ActQuant::Symmetric { .. })
+    {
         return fail("qmatmul: a must be uniform or log2, b symmetric");
     }
     a.check()

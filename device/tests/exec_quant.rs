@@ -141,6 +141,89 @@ fn qlinear_equals_the_integer_oracle_on_every_tier_and_thread_count() {
     }
 }
 
+/// The dynamic QLinear contract written out independently: each row's range `[min(0, min x),
+/// max(0, max x)]` over `2^bits − 1` steps, zero point `round_half_even(−lo/step)`, levels
+/// `clamp(round_half_even(x/step) + zero)`, the exact sum in i64, then
+/// `acc·(step·w_scale) + bias` in f32.
+fn dynamic_oracle(g: &Graph, x: &[f32]) -> Vec<f32> {
+    let Op::QLinear {
+        act: ActQuant::Dynamic { bits },
+    } = g.nodes[0].op
+    else {
+        unreachable!()
+    };
+    let w = g.int_data(1).unwrap();
+    let (ws, b) = (g.const_data(2).unwrap(), g.const_data(3).unwrap());
+    let (n, k) = (g.shape(1)[0], g.shape(1)[1]);
+    let max = ((1u32 << bits) - 1) as f32;
+    let mut out = Vec::new();
+    for row in x.chunks(k) {
+        let lo = row
+            .iter()
+            .filter(|v| !v.is_nan())
+            .fold(0f32, |a, &v| a.min(v));
+        let hi = row
+            .iter()
+            .filter(|v| !v.is_nan())
+            .fold(0f32, |a, &v| a.max(v));
+        let (step, inv) = if hi > lo {
+            let s = (hi - lo) / max;
+            (s, 1.0 / s)
+        } else {
+            (1.0, 1.0)
+        };
+        let zero = (-lo * inv).round_ties_even().clamp(0.0, max) as i64;
+        let q: Vec<i64> = row
+            .iter()
+            .map(|&v| {
+                let v = if v.is_nan() { 0.0 } else { v * inv };
+                (v.round_ties_even() as i64 + zero).clamp(0, max as i64) - zero
+            })
+            .collect();
+        for j in 0..n {
+            let acc: i64 = (0..k).map(|t| q[t] * w.data[j * k + t] as i64).sum();
+            out.push(acc as i32 as f32 * (step * ws[j]) + b[j]);
+        }
+    }
+    out
+}
+
+#[test]
+fn dynamic_qlinear_equals_the_per_row_oracle_on_every_tier_and_thread_count() {
+    let cases = [(8, 8), (4, 8), (4, 4), (6, 6), (2, 3), (8, 2)];
+    for (m, k, n) in [(1, 1, 1), (5, 17, 3), (37, 64, 29), (197, 96, 40)] {
+        for (wb, ab) in cases {
+            let g = qlinear_graph(m, k, n, wb, ActQuant::Dynamic { bits: ab });
+            g.validate().unwrap();
+            // Rows of very different ranges (a high-norm token every 7th row), an all-positive
+            // row, a zero row and a NaN.
+            let mut x: Vec<f32> = weights(m * k, 21).iter().map(|v| v * 2.5).collect();
+            for (r, row) in x.chunks_mut(k).enumerate() {
+                match r % 7 {
+                    3 => row.iter_mut().for_each(|v| *v *= 60.0),
+                    4 => row.iter_mut().for_each(|v| *v = v.abs() + 0.5),
+                    5 => row.fill(0.0),
+                    _ => {}
+                }
+            }
+            x[0] = f32::NAN;
+            let xt = Tensor::new(vec![m, k], x.clone()).unwrap();
+            let want = dynamic_oracle(&g, &x);
+            for ks in tiers() {
+                for threads in [1, 2] {
+                    let got = run(&g, ks, threads, &[&xt]);
+                    assert_eq!(
+                        got.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+                        want.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+                        "dynamic m{m} k{k} n{n} W{wb}A{ab} tier {} threads {threads}",
+                        ks.tier().name()
+                    );
+                }
+            }
+        }
+    }
+}
+
 /// `a [h, m, k] · b` where b is `[h, n, k]` (transposed) or `[h, k, n]`.
 fn qmatmul_graph(
     h: usize,
@@ -335,12 +418,37 @@ fn invalid_quantized_graphs_are_rejected() {
         uniform(8, -1.0, 1.0),
     );
     assert!(bad_mm.validate().is_err());
+    // Per-row scales exist for QLinear inputs only, at 2..=8 bits.
+    let dyn_mm = qmatmul_graph(
+        2,
+        3,
+        4,
+        5,
+        false,
+        ActQuant::Dynamic { bits: 8 },
+        ActQuant::Symmetric {
+            bits: 8,
+            scale: 0.1,
+        },
+    );
+    assert!(dyn_mm.validate().is_err());
+    assert!(
+        qlinear_graph(2, 8, 3, 8, ActQuant::Dynamic { bits: 9 })
+            .validate()
+            .is_err()
+    );
 }
 
 #[test]
 fn quantized_bundles_round_trip_and_survive_hostile_edits() {
     for bits in [2, 3, 4, 5, 6, 7, 8] {
-        let mut g = qlinear_graph(3, 19, 7, bits, uniform(6, -1.0, 1.0));
+        // Odd widths with a per-row (dynamic) input quantizer, the others static.
+        let act = if bits % 2 == 1 {
+            ActQuant::Dynamic { bits: 6 }
+        } else {
+            uniform(6, -1.0, 1.0)
+        };
+        let mut g = qlinear_graph(3, 19, 7, bits, act);
         // A bias of f16-exact values is stored in 2 bytes per value, losslessly.
         if let Source::Const(b) = &mut g.values[3].source {
             b.iter_mut()

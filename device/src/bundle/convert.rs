@@ -320,6 +320,7 @@ fn act_to_wire(a: &ActQuant) -> WireActQuant {
         ActQuant::Uniform { bits, scale, zero } => WireActQuant::Uniform { bits, scale, zero },
         ActQuant::Symmetric { bits, scale } => WireActQuant::Symmetric { bits, scale },
         ActQuant::Log2 { bits, scale } => WireActQuant::Log2 { bits, scale },
+        ActQuant::Dynamic { bits } => WireActQuant::Dynamic { bits },
     }
 }
 
@@ -329,6 +330,7 @@ fn act_from_wire(a: WireActQuant) -> ActQuant {
         WireActQuant::Uniform { bits, scale, zero } => ActQuant::Uniform { bits, scale, zero },
         WireActQuant::Symmetric { bits, scale } => ActQuant::Symmetric { bits, scale },
         WireActQuant::Log2 { bits, scale } => ActQuant::Log2 { bits, scale },
+        WireActQuant::Dynamic { bits } => ActQuant::Dynamic { bits },
     }
 }
 

@@ -203,9 +203,23 @@ pub enum WireOp {
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 #[allow(missing_docs)] // Mirrors `crate::quant::ActQuant`.
 pub enum WireActQuant {
-    Uniform { bits: u8, scale: f32, zero: i32 },
-    Symmetric { bits: u8, scale: f32 },
-    Log2 { bits: u8, scale: f32 },
+    Uniform {
+        bits: u8,
+        scale: f32,
+        zero: i32,
+    },
+    Symmetric {
+        bits: u8,
+        scale: f32,
+    },
+    Log2 {
+        bits: u8,
+        scale: f32,
+    },
+    /// Appended after v1's first bundles: a step and zero point per row, taken at run time.
+    Dynamic {
+        bits: u8,
+    },
 }
 
 /// GELU form. Append-only.

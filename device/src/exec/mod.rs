@@ -13,6 +13,7 @@
 //! packed weights). Both compute the same operations in the same order: the same bits.
 
 mod conv;
+mod dynamic;
 mod elementwise;
 mod fuse;
 mod layout;

@@ -5,8 +5,10 @@
 //! epilogue dequantizes. So for equal f32 inputs every CPU produces equal f32 outputs.
 
 use super::Ctx;
+use super::dynamic;
+use super::fuse::levels_into;
 use crate::quant::{
-    ActQuant, IntData, LOG2_FRAC_BITS, LogLevels, log_level_value, log_steps, symmetric_max,
+    ActQuant, IntData, LOG2_FRAC_BITS, LogLevels, RowQuant, log_level_value, log_steps,
     unsigned_max,
 };
 use qvit_kernels::KernelSet;
@@ -35,11 +37,13 @@ pub(crate) struct QScratch {
     /// Low bytes of log-quantized probabilities and their partial products.
     lo: Vec<i8>,
     acc_lo: Vec<i32>,
+    /// Row quantizers of a dynamic layer's input, and one row's epilogue factors.
+    rowq: Vec<RowQuant>,
+    row_scales: Vec<f32>,
 }
 
-/// Levels of a uniform or symmetric quantizer plus `offset` (−128 turns uniform levels into the
-/// i8 activations of the W8A8 GEMM; `(a − zero)` is unchanged by a common offset), on the set's
-/// vectorised quantizer. Same integers as [`ActQuant::level`].
+/// Levels of `x` under `act` plus `offset` into `out`, grown to fit: [`levels_into`] on a
+/// reusable buffer.
 fn int_levels(
     ks: &KernelSet,
     act: &ActQuant,
@@ -47,29 +51,15 @@ fn int_levels(
     offset: i32,
     out: &mut Vec<i8>,
 ) -> qvit_kernels::Result<()> {
-    let inv = 1.0 / act.scale();
     out.resize(x.len(), 0);
-    match *act {
-        ActQuant::Uniform { bits, zero, .. } => {
-            let range = (offset as i8, (unsigned_max(bits) + offset) as i8);
-            ks.levels_i8(x, inv, zero + offset, range, out)
-        }
-        ActQuant::Symmetric { bits, .. } => {
-            let m = symmetric_max(bits);
-            ks.levels_i8(
-                x,
-                inv,
-                offset,
-                ((offset - m) as i8, (offset + m) as i8),
-                out,
-            )
-        }
-        ActQuant::Log2 { .. } => {
-            for (o, &v) in out.iter_mut().zip(x) {
-                *o = (act.level(v, inv) + offset) as i8;
-            }
-            Ok(())
-        }
+    levels_into(ks, act, x, offset, out)
+}
+
+/// A dynamic quantizer reached a path that quantizes without rows (QLinear only takes one).
+pub(crate) fn dynamic_without_rows() -> qvit_kernels::Error {
+    qvit_kernels::Error::Shape {
+        op: "levels",
+        what: "a dynamic quantizer needs the rows of a QLinear input".into(),
     }
 }
 
@@ -107,8 +97,11 @@ pub(crate) struct QLinearPlan {
     /// W4A4 kernel (both sides ≤ 4 bits) instead of W8A8.
     w4a4: bool,
     packed: PackedW8,
-    /// `act.scale·w_scale[n]`: the dequantizing epilogue's factor per output channel.
+    /// `act.scale·w_scale[n]`: the dequantizing epilogue's factor per output channel (for a
+    /// dynamic `act`, `w_scale[n]`: the row's step multiplies it per row).
     scales: Vec<f32>,
+    /// `Σₖ w[n][k]` of a dynamic layer (the row zero point's fold); empty for a static one.
+    col_sums: Vec<i32>,
     /// The bias of a layer without one (an absent bias adds +0.0, like a zero bias).
     zeros: Vec<f32>,
 }
@@ -143,13 +136,24 @@ impl QLinearPlan {
             ks.pack_w8a8(&weight.data, n, k)
         }
         .map_err(|e| e.to_string())?;
+        let col_sums = if act.is_dynamic() {
+            weight
+                .data
+                .chunks(k.max(1))
+                .map(|row| row.iter().map(|&v| v as i32).sum())
+                .collect()
+        } else {
+            Vec::new()
+        };
         Ok(QLinearPlan {
             m,
             n,
             act,
             w4a4,
             packed,
+            // A dynamic quantizer's scale() is 1: the factors are the weight scales exactly.
             scales: w_scales.iter().map(|&s| act.scale() * s).collect(),
+            col_sums,
             zeros: vec![0.0; n],
         })
     }
@@ -159,9 +163,10 @@ impl QLinearPlan {
         self.packed.resident_bytes()
     }
 
-    /// Bytes of the epilogue's per-channel factors and zero bias.
+    /// Bytes of the epilogue's per-channel factors, zero bias and column sums.
     pub fn epilogue_bytes(&self) -> usize {
         (self.scales.capacity() + self.zeros.capacity()) * std::mem::size_of::<f32>()
+            + self.col_sums.capacity() * std::mem::size_of::<i32>()
     }
 
     /// Rows of the input (tokens).
@@ -205,6 +210,23 @@ impl QLinearPlan {
         s.reserve(self.packed.kernel(), rows, self.k(), self.n);
     }
 
+    /// The integer levels of `x` (whole rows of `k`) as this layer's kernel takes them (plus
+    /// [`QLinearPlan::level_offset`]); a dynamic layer's row quantizers go to `rowq`.
+    pub fn quantize(
+        &self,
+        ks: &KernelSet,
+        x: &[f32],
+        out: &mut [i8],
+        rowq: &mut Vec<RowQuant>,
+    ) -> qvit_kernels::Result<()> {
+        match self.act {
+            ActQuant::Dynamic { bits } => {
+                dynamic::quantize_rows(ks, bits, x, self.k(), self.level_offset(), out, rowq)
+            }
+            act => levels_into(ks, &act, x, self.level_offset(), out),
+        }
+    }
+
     /// `acc = Σ (a − zero)·w` for `rows` rows of integer activations (`acc`: `rows × n`).
     pub fn gemm(
         &self,
@@ -223,15 +245,23 @@ impl QLinearPlan {
         }
     }
 
-    /// The dequantizing epilogue: `out = acc·scales + bias`.
+    /// The dequantizing epilogue: `out = acc·scales + bias`; for a dynamic layer with the rows'
+    /// quantizers `rowq` (see [`dynamic`]), correcting `acc` in place, `tmp` as scratch.
     pub fn dequantize(
         &self,
         ks: &KernelSet,
-        acc: &[i32],
+        acc: &mut [i32],
+        (rowq, tmp): (&[RowQuant], &mut Vec<f32>),
         bias: Option<&[f32]>,
         out: &mut [f32],
     ) -> qvit_kernels::Result<()> {
-        ks.dequantize_rows(acc, self.n, &self.scales, bias.unwrap_or(&self.zeros), out)
+        let bias = bias.unwrap_or(&self.zeros);
+        if self.act.is_dynamic() {
+            let w = (&self.scales[..], &self.col_sums[..]);
+            dynamic::dequantize_rows(ks, acc, self.n, w, rowq, bias, tmp, out)
+        } else {
+            ks.dequantize_rows(acc, self.n, &self.scales, bias, out)
+        }
     }
 
     /// Runs the layer on `x` (`[m, k]`); errors only on an internal length mismatch.
@@ -244,12 +274,14 @@ impl QLinearPlan {
         out: &mut [f32],
     ) -> qvit_kernels::Result<()> {
         let (k, n) = (self.k(), self.n);
+        #[allow(clippy::too_many_arguments)]
         let one = |ks: &KernelSet,
                    s: &mut Scratch,
                    acc: &mut Vec<i32>,
                    rows: usize,
                    a8: &[i8],
                    a4: &[u8],
+                   (rowq, tmp): (&[RowQuant], &mut Vec<f32>),
                    o: &mut [f32]| {
             let a = if self.w4a4 {
                 Levels::U4(a4)
@@ -258,20 +290,22 @@ impl QLinearPlan {
             };
             let acc = sized(acc, rows * n);
             self.gemm(ks, s, a, rows, acc)?;
-            self.dequantize(ks, acc, bias, o)
+            self.dequantize(ks, acc, (rowq, tmp), bias, o)
         };
-        int_levels(&ctx.ks, &self.act, x, self.level_offset(), &mut qs.a8)?;
+        let a8 = sized(&mut qs.a8, x.len());
+        self.quantize(&ctx.ks, x, a8, &mut qs.rowq)?;
         if self.w4a4 {
             // Levels 0..=15 are the uint4 activations of the W4A4 GEMM.
             qs.a4.clear();
-            qs.a4.extend(qs.a8.iter().map(|&v| v as u8));
+            qs.a4.extend(a8.iter().map(|&v| v as u8));
         }
+        let a8 = &qs.a8[..x.len()];
         let mr = self.row_tile();
         match ctx.pool {
             Some(pool) if self.m >= 2 * mr * ctx.threads => {
                 // Row blocks per thread, each a multiple of the kernel's row tile.
                 let rows = self.m.div_ceil(ctx.threads).next_multiple_of(mr);
-                let (a8, a4) = (&qs.a8, &qs.a4);
+                let (a4, rowq) = (&qs.a4, &qs.rowq);
                 pool.install(|| {
                     out.par_chunks_mut(rows * n)
                         .enumerate()
@@ -280,6 +314,7 @@ impl QLinearPlan {
                             let (lo, hi) = (t * rows * k, (t * rows + r) * k);
                             let a8 = a8.get(lo..hi).unwrap_or(&[]);
                             let a4 = a4.get(lo..hi).unwrap_or(&[]);
+                            let rq = rowq.get(t * rows..t * rows + r).unwrap_or(&[]);
                             one(
                                 &ctx.ks,
                                 &mut Scratch::default(),
@@ -287,6 +322,7 @@ impl QLinearPlan {
                                 r,
                                 a8,
                                 a4,
+                                (rq, &mut Vec::new()),
                                 o,
                             )
                         })
@@ -297,8 +333,9 @@ impl QLinearPlan {
                 &mut qs.gemm,
                 &mut qs.acc,
                 self.m,
-                &qs.a8,
+                a8,
                 &qs.a4,
+                (&qs.rowq, &mut qs.row_scales),
                 out,
             ),
         }
@@ -403,6 +440,7 @@ impl QMatMulPlan {
                 packed,
                 lo,
                 acc_lo,
+                ..
             } = qs;
             // The GEMM reads b as [n, k] (its weight layout): quantize in the stored layout,
             // then transpose the bytes when they differ.

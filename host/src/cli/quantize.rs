@@ -10,7 +10,7 @@ use qvit_host::files;
 use qvit_host::quant::clip::ClipMethod;
 use qvit_host::quant::mixed::{MixedOptions, allocate_bits};
 use qvit_host::quant::report::size_report;
-use qvit_host::quant::{QuantOptions, Quantized, WeightRound, quantize};
+use qvit_host::quant::{ActScale, QuantOptions, Quantized, WeightRound, quantize};
 use std::path::{Path, PathBuf};
 
 /// Activation range selection on the command line.
@@ -32,6 +32,16 @@ pub enum WeightRoundArg {
     /// GPTQ: columns rounded in turn, each one's error fed forward onto the rest through the
     /// inverse Hessian of the layer's calibration inputs (same grid, same bundle; slower).
     Gptq,
+}
+
+/// Activation scale on the command line.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum ActScaleArg {
+    /// One calibrated scale per tensor.
+    Static,
+    /// A scale and zero point per row (token) of each body Linear's input, from the row's range
+    /// at run time (patch embedding and head stay static).
+    Dynamic,
 }
 
 /// Head rotation on the command line.
@@ -92,6 +102,10 @@ pub struct QuantArgs {
     /// head, which helps at 4-6 bits; heads whose size is not a power of two are left alone.
     #[arg(long, value_enum, default_value_t = RotateArg::None)]
     pub rotate: RotateArg,
+    /// Where the inputs of the body's Linear layers (qkv, proj, fc1, fc2) get their scale:
+    /// calibrated per tensor, or per token at run time (the device computes each row's range).
+    #[arg(long, value_enum, default_value_t = ActScaleArg::Static)]
+    pub act_scale: ActScaleArg,
     /// Keep biases, norms, embeddings and scales in f32 (default: rounded to f16 values, stored
     /// in half the bytes).
     #[arg(long)]
@@ -184,6 +198,10 @@ impl QuantArgs {
                 WeightRoundArg::Gptq => WeightRound::Gptq,
             },
             rotate: matches!(self.rotate, RotateArg::Hadamard),
+            act_scale: match self.act_scale {
+                ActScaleArg::Static => ActScale::Static,
+                ActScaleArg::Dynamic => ActScale::Dynamic,
+            },
         })
     }
 }

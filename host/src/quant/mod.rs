@@ -61,6 +61,28 @@ pub struct QuantOptions {
     pub weight_round: WeightRound,
     /// Rotate attention heads by a Hadamard matrix before calibration ([`rotate`]).
     pub rotate: bool,
+    /// How the inputs of the body's Linear layers get their activation scale.
+    pub act_scale: ActScale,
+}
+
+/// Where the activation scale of a body Linear's input comes from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ActScale {
+    /// One calibrated scale and zero point per tensor.
+    Static,
+    /// A scale and zero point per row (token), from that row's range at run time
+    /// ([`ActQuant::Dynamic`]); the patch embedding and head stay static.
+    Dynamic,
+}
+
+impl std::fmt::Display for ActScale {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            ActScale::Static => "static",
+            ActScale::Dynamic => "dynamic",
+        })
+    }
 }
 
 /// How weights are rounded onto the grid their per-output-channel scales define.
@@ -97,6 +119,7 @@ impl Default for QuantOptions {
             f16_consts: true,
             weight_round: WeightRound::Nearest,
             rotate: false,
+            act_scale: ActScale::Static,
         }
     }
 }
@@ -186,7 +209,7 @@ pub fn quantize_nodes(
     let mut float_layers = Vec::new();
     for j in 0..g.nodes.len() {
         let (wb, ab) = layer_bits(g, j, opts, edges);
-        match quantize_node(g, j, wb, ab, cal, opts) {
+        match quantize_node(g, j, (wb, ab), edges.contains(&j), cal, opts) {
             Some(Converted::Layer(r)) => layers.push(r),
             Some(Converted::Float) => float_layers.push(g.nodes[j].name.clone()),
             None => {}
@@ -284,6 +307,7 @@ pub fn quantize(g: &Graph, calib: &[Tensor], opts: &QuantOptions) -> Result<Quan
         channel_clip_k: opts.channel_clip,
         log2_softmax: opts.log2_softmax,
         weight_round: opts.weight_round,
+        act_scale: opts.act_scale,
         calib_images: calib.len(),
         calib_seconds: start.elapsed().as_secs_f64(),
         layers,
@@ -338,12 +362,13 @@ pub enum Converted {
 
 /// Turns Linear node `j` into a QLinear with `wb`-bit weights and `ab`-bit input, or an
 /// activation × activation MatMul into a QMatMul with `ab`-bit operands, using calibration
-/// statistics of its inputs; `None` for other ops.
+/// statistics of its inputs; `None` for other ops. An `edge` Linear (patch embedding, head)
+/// keeps a static input scale whatever [`QuantOptions::act_scale`] says.
 pub fn quantize_node(
     g: &mut Graph,
     j: usize,
-    wb: u8,
-    ab: u8,
+    (wb, ab): (u8, u8),
+    edge: bool,
     cal: &calib::Calibration,
     opts: &QuantOptions,
 ) -> Option<Converted> {
@@ -363,7 +388,11 @@ pub fn quantize_node(
                 q.data = codes;
             }
             let stats = &cal.tensors[&node.inputs[0]];
-            let act = clip::uniform_for(stats, opts.clip, ab);
+            let act = if opts.act_scale == ActScale::Dynamic && !edge {
+                ActQuant::Dynamic { bits: ab }
+            } else {
+                clip::uniform_for(stats, opts.clip, ab)
+            };
             g.values[w_id as usize].source = Source::Int(q);
             let s_id = add_const(
                 g,
@@ -460,5 +489,6 @@ pub fn describe(q: &ActQuant) -> String {
             )
         }
         ActQuant::Log2 { bits, scale } => format!("log2-{bits} max {scale:.4}"),
+        ActQuant::Dynamic { bits } => format!("dynamic{bits} per row"),
     }
 }

@@ -127,6 +127,8 @@ pub struct QuantReport {
     pub f16_tensors: usize,
     /// How weights were rounded onto their grid.
     pub weight_round: super::WeightRound,
+    /// Where the body Linears' input scales come from.
+    pub act_scale: super::ActScale,
     /// Calibration images.
     pub calib_images: usize,
     /// Wall time of calibration and quantization.
@@ -153,8 +155,8 @@ impl QuantReport {
         let mut s = format!("# Quantization report: {title}\n\n");
         s += &format!(
             "W{}A{} (patch embedding and head: {} bits), clip `{}`, post-LN reparameterisation {}, \
-             outlier-channel clip {}, log2 softmax {}, weight rounding `{}`; {} calibration images, \
-             {:.1} s.\n\n",
+             outlier-channel clip {}, log2 softmax {}, weight rounding `{}`, activation scale `{}`; \
+             {} calibration images, {:.1} s.\n\n",
             self.wbits,
             self.abits,
             self.edge_bits,
@@ -164,6 +166,7 @@ impl QuantReport {
                 .map_or("off".to_string(), |k| format!("k = {k}")),
             on(self.log2_softmax),
             self.weight_round,
+            self.act_scale,
             self.calib_images,
             self.calib_seconds
         );

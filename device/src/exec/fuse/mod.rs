@@ -25,7 +25,7 @@ mod sink;
 pub(crate) use attention::{AttentionPlan, AttnArgs, AttnState, Operand};
 pub(crate) use pass::fuse;
 pub(crate) use qlinear::{Epilogue, FusedQLinear, Input, LayerNormSinks, LinearArgs};
-pub(crate) use sink::Shared;
+pub(crate) use sink::{Shared, levels_into};
 
 use super::Ctx;
 use super::quantized::QLinearPlan;
@@ -46,6 +46,8 @@ pub(crate) struct TaskScratch {
     pub tq: Vec<i8>,
     pub hi: Vec<i8>,
     pub lo: Vec<i8>,
+    /// Row quantizers of a dynamic layer's input block.
+    pub rowq: Vec<crate::quant::RowQuant>,
 }
 
 /// One [`TaskScratch`] per executor thread, so steady-state runs do not allocate.

@@ -76,6 +76,10 @@ pub(crate) fn fuse(graph: &Graph, base: &Base) -> Fusion {
         let value = graph.nodes[node].inputs[pos];
         let op = &graph.nodes[node].op;
         if let (Some(p), 0) = (&base.linears[node], pos) {
+            // A dynamic layer needs each whole row to pick its quantizer: it reads f32 rows.
+            if p.act().is_dynamic() {
+                return None;
+            }
             return Some(Target {
                 anchor: node,
                 value,

@@ -6,7 +6,7 @@
 //! quantized consumers. A LayerNorm whose readers are all quantized writes their integers.
 //! Rows are split into blocks run by the executor's threads; every block does the whole chain.
 
-use super::sink::{Shared, Sink, levels_into};
+use super::sink::{Shared, Sink};
 use super::{RowBlocks, Scratches, TaskScratch, reserve};
 use crate::exec::Ctx;
 use crate::exec::quantized::sized;
@@ -74,6 +74,7 @@ impl FusedQLinear {
         reserve(&mut t.y, m * n);
         reserve(&mut t.tmp, m.max(n));
         reserve(&mut t.tq, 1);
+        reserve(&mut t.rowq, m);
     }
 
     /// Runs the layer; errors only on an internal length mismatch.
@@ -98,6 +99,7 @@ impl FusedQLinear {
                     y,
                     tmp,
                     tq,
+                    rowq,
                     ..
                 } = t;
                 let ints: &[i8] = match self.input {
@@ -105,10 +107,11 @@ impl FusedQLinear {
                     Input::F32 => {
                         let a8 = sized(a8, rows * k);
                         let x = &args.x[r0 * k..(r0 + rows) * k];
-                        levels_into(ks, &p.act(), x, p.level_offset(), a8)?;
+                        p.quantize(ks, x, a8, rowq)?;
                         a8
                     }
                 };
+                let rq = (&rowq[..], &mut *tmp);
                 let levels = if p.w4a4() {
                     a4.clear();
                     a4.extend(ints.iter().map(|&v| v as u8));
@@ -122,12 +125,12 @@ impl FusedQLinear {
                     Epilogue::F32 => {
                         // SAFETY: rows r0..r0+rows of the output belong to this block only.
                         let o = unsafe { out.slice(r0 * n, rows * n) };
-                        p.dequantize(ks, acc, args.bias, o)
+                        p.dequantize(ks, acc, rq, args.bias, o)
                     }
                     Epilogue::Add { .. } => {
                         // SAFETY: as above.
                         let o = unsafe { out.slice(r0 * n, rows * n) };
-                        p.dequantize(ks, acc, args.bias, o)?;
+                        p.dequantize(ks, acc, rq, args.bias, o)?;
                         let res = &args.residual[r0 * n..(r0 + rows) * n];
                         // IEEE addition commutes: the same bits whichever side the graph's
                         // Add reads the residual on.
@@ -138,7 +141,7 @@ impl FusedQLinear {
                     }
                     Epilogue::Sinks { gelu: g, sinks } => {
                         let y = sized(y, rows * n);
-                        p.dequantize(ks, acc, args.bias, y)?;
+                        p.dequantize(ks, acc, rq, args.bias, y)?;
                         if let Some(kind) = g {
                             gelu(ctx, *kind, y);
                         }

@@ -75,6 +75,8 @@ pub(crate) fn levels_into(
             }
             Ok(())
         }
+        // Never a sink's quantizer: the pass leaves dynamic layers their f32 input.
+        ActQuant::Dynamic { .. } => Err(crate::exec::quantized::dynamic_without_rows()),
     }
 }
 

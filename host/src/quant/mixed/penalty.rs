@@ -202,7 +202,7 @@ fn sensitivity(
             } else {
                 (8, choices[c])
             };
-            quantize_node(&mut q, body[k].node, wb, ab, cal, opts);
+            quantize_node(&mut q, body[k].node, (wb, ab), false, cal, opts);
             let ys = outputs(q)?;
             let err: f64 = ys
                 .iter()

@@ -1,0 +1,177 @@
+//! Per-row (per-token) activation quantization of a [`crate::Op::QLinear`] whose quantizer is
+//! [`ActQuant::Dynamic`](crate::quant::ActQuant::Dynamic).
+//!
+//! Each row gets its own step `s_r` and zero point `z_r` ([`RowQuant::of_row`]). The GEMM runs
+//! unchanged with a zero point of 0, so it returns `Σₖ q·w`; the epilogue subtracts the row's
+//! zero point times the weight column sums in integers (exact) and dequantizes with the row's
+//! factors `s_r·s_w[c]` on the set's shared epilogue:
+//! `y = (acc − z_r·Σₖ w[c][k]) · (s_r·s_w[c]) + bias[c]`. Every step is either integer
+//! arithmetic or the same f32 operations in the same order on every tier, so a dynamic layer
+//! is as bit-exact across CPUs as a static one.
+
+use crate::quant::{RowQuant, unsigned_max};
+use qvit_kernels::{Error, KernelSet, Result};
+
+/// The levels of `rows` rows of `x` (`k` values each) under each row's own `bits`-bit
+/// quantizer, plus `offset` (−128 for the W8A8 kernel), into `out`; each row's quantizer is
+/// pushed to `rowq` (cleared first).
+pub(crate) fn quantize_rows(
+    ks: &KernelSet,
+    bits: u8,
+    x: &[f32],
+    k: usize,
+    offset: i32,
+    out: &mut [i8],
+    rowq: &mut Vec<RowQuant>,
+) -> Result<()> {
+    if k == 0 || x.len() != out.len() || !x.len().is_multiple_of(k) {
+        return Err(Error::Shape {
+            op: "quantize_rows",
+            what: format!("x {}, out {}, k {k}", x.len(), out.len()),
+        });
+    }
+    rowq.clear();
+    let range = (offset as i8, (unsigned_max(bits) + offset) as i8);
+    for (xr, or) in x.chunks_exact(k).zip(out.chunks_exact_mut(k)) {
+        let r = RowQuant::of_row(xr, bits);
+        ks.levels_i8(xr, r.inv, r.zero + offset, range, or)?;
+        rowq.push(r);
+    }
+    Ok(())
+}
+
+/// The epilogue of a dynamic layer over `rowq.len()` rows of `acc` (`n` channels each, `Σ q·w`
+/// with no zero point): `out = (acc − z_r·col_sums) · (s_r·w_scales) + bias`. `acc` is
+/// corrected in place; `tmp` holds one row's factors.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn dequantize_rows(
+    ks: &KernelSet,
+    acc: &mut [i32],
+    n: usize,
+    (w_scales, col_sums): (&[f32], &[i32]),
+    rowq: &[RowQuant],
+    bias: &[f32],
+    tmp: &mut Vec<f32>,
+    out: &mut [f32],
+) -> Result<()> {
+    let rows = rowq.len();
+    if acc.len() != rows * n || out.len() != rows * n || col_sums.len() != n {
+        return Err(Error::Shape {
+            op: "dequantize_rows (dynamic)",
+            what: format!(
+                "acc {}, out {}, {rows} rows × {n}, col sums {}",
+                acc.len(),
+                out.len(),
+                col_sums.len()
+            ),
+        });
+    }
+    for ((a, o), r) in acc
+        .chunks_exact_mut(n)
+        .zip(out.chunks_exact_mut(n))
+        .zip(rowq)
+    {
+        // |z·colsum| ≤ 255·127·K and |acc| ≤ 255·127·K: exact in i32 for the GEMM's K ≤ 65 536.
+        for (v, &c) in a.iter_mut().zip(col_sums) {
+            *v = v.wrapping_sub(r.zero.wrapping_mul(c));
+        }
+        tmp.clear();
+        tmp.extend(w_scales.iter().map(|&s| r.scale * s));
+        ks.dequantize_rows(a, n, tmp, bias, o)?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::quant::ActQuant;
+
+    /// The closed form in f64 from the fake-quantized rows: `Σ fake(x)·w·s_w + bias`.
+    fn reference(x: &[f32], k: usize, bits: u8, w: &[i8], s_w: &[f32], bias: &[f32]) -> Vec<f64> {
+        let n = s_w.len();
+        let mut fake = Vec::new();
+        let mut out = Vec::new();
+        for row in x.chunks_exact(k) {
+            ActQuant::Dynamic { bits }.fake_row(row, &mut fake);
+            for c in 0..n {
+                let dot: f64 = (0..k).map(|j| fake[j] as f64 * w[c * k + j] as f64).sum();
+                out.push(dot * s_w[c] as f64 + bias[c] as f64);
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn rows_quantize_and_dequantize_to_the_closed_form() {
+        let (k, n) = (24, 5);
+        // Row 1 is a high-norm outlier token; row 2 all positive; row 3 all zeros.
+        let mut x: Vec<f32> = (0..4 * k)
+            .map(|i| ((i * 37 % 23) as f32 - 11.0) * 0.05)
+            .collect();
+        for v in &mut x[k..2 * k] {
+            *v *= 40.0;
+        }
+        for v in &mut x[2 * k..3 * k] {
+            *v = v.abs() + 0.25;
+        }
+        x[3 * k..].fill(0.0);
+        let w: Vec<i8> = (0..n * k).map(|i| ((i * 13 % 15) as i8) - 7).collect();
+        let s_w: Vec<f32> = (0..n).map(|c| 0.01 + 0.003 * c as f32).collect();
+        let bias: Vec<f32> = (0..n).map(|c| c as f32 * 0.1 - 0.2).collect();
+        let col_sums: Vec<i32> = w
+            .chunks(k)
+            .map(|r| r.iter().map(|&v| v as i32).sum())
+            .collect();
+        for bits in [4u8, 8] {
+            let ks = KernelSet::best();
+            let offset = if bits <= 4 { 0 } else { -128 };
+            let mut a = vec![0i8; x.len()];
+            let mut rowq = Vec::new();
+            quantize_rows(&ks, bits, &x, k, offset, &mut a, &mut rowq).unwrap();
+            assert_eq!(rowq.len(), 4);
+            assert_eq!(rowq[3], RowQuant::of_row(&[0.0], bits), "zero row");
+            // Σ q·w by hand, then the epilogue.
+            let mut acc: Vec<i32> = (0..4 * n)
+                .map(|i| {
+                    let (r, c) = (i / n, i % n);
+                    (0..k)
+                        .map(|j| (a[r * k + j] as i32 - offset) * w[c * k + j] as i32)
+                        .sum()
+                })
+                .collect();
+            let mut out = vec![0f32; 4 * n];
+            let mut tmp = Vec::new();
+            let ops = (&s_w[..], &col_sums[..]);
+            dequantize_rows(&ks, &mut acc, n, ops, &rowq, &bias, &mut tmp, &mut out).unwrap();
+            let want = reference(&x, k, bits, &w, &s_w, &bias);
+            for (i, (&o, &r)) in out.iter().zip(&want).enumerate() {
+                let tol = 1e-5 * (1.0 + r.abs());
+                assert!((o as f64 - r).abs() <= tol, "{bits} bits, {i}: {o} vs {r}");
+            }
+            // Each row's error is within half of its own step per input: the outlier row's
+            // large step does not reach the small rows.
+            for (r, row) in x.chunks_exact(k).enumerate() {
+                let q = rowq[r];
+                for (j, &v) in row.iter().enumerate() {
+                    let lv = (a[r * k + j] as i32 - offset - q.zero) as f32 * q.scale;
+                    assert!((lv - v).abs() <= 0.5 * q.scale * 1.0001, "row {r} col {j}");
+                }
+            }
+            assert!(rowq[0].scale * 20.0 < rowq[1].scale);
+        }
+    }
+
+    #[test]
+    fn row_quantizer_spans_the_row_and_keeps_zero_exact() {
+        let q = RowQuant::of_row(&[-1.0, 0.5, 3.0, f32::NAN], 4);
+        assert_eq!(q.scale, 4.0 / 15.0);
+        // −1/s = −3.75 → the zero point rounds to 4 (half-even ties never reach here).
+        assert_eq!(q.zero, 4);
+        let q = RowQuant::of_row(&[0.5, 2.0], 8);
+        assert_eq!((q.scale, q.zero), (2.0 / 255.0, 0));
+        let q = RowQuant::of_row(&[-3.0, -1.0], 8);
+        assert_eq!((q.scale, q.zero), (3.0 / 255.0, 255));
+        assert_eq!(RowQuant::of_row(&[], 8).scale, 1.0);
+    }
+}
