@@ -10,7 +10,7 @@
 # Writes bench-results/quantized-speed-x86_64.{json,md} and bench-results/quantized-insn-aarch64.md.
 #
 # Usage (repo root): scripts/bench-quantized.sh
-# Environment: ITERS (timed runs, default 30), WARMUP (default 3), PYTHON (default /work/venv/bin/python),
+# Environment: ITERS (timed runs, default 30), WARMUP (default 3), PYTHON (default ../venv/bin/python when present, else python3),
 #   INSN_MODEL=deit_tiny|fashion_vit (model counted under qemu, default deit_tiny),
 #   TRACT_AARCH64=auto|build|skip (auto: count tract only if its aarch64 build already exists,
 #   since building tract for aarch64 takes tens of minutes; build: build it here).
@@ -18,7 +18,7 @@ set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
-PY=${PYTHON:-/work/venv/bin/python}
+PY=${PYTHON:-$(if [ -x ../venv/bin/python ]; then echo ../venv/bin/python; else echo python3; fi)}
 ITERS=${ITERS:-30}
 WARMUP=${WARMUP:-3}
 INSN_MODEL=${INSN_MODEL:-deit_tiny}

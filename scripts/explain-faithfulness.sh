@@ -16,16 +16,16 @@ cp target/release/qvit "$work/qvit"
 qvit="$work/qvit"
 git rev-parse --short HEAD >"$work/commit"
 vits_n=${EF_VITS_N:-16}
-mnist=/work/shared/models/vit-mnist/vit_mnist.onnx
-vits=/work/shared/models/vit-s14-dinov2/vit_s14_backbone.onnx
-test=/work/shared/data/mnist/t10k-images-idx3-ubyte
+mnist=../shared/models/vit-mnist/vit_mnist.onnx
+vits=../shared/models/vit-s14-dinov2/vit_s14_backbone.onnx
+test=../shared/data/mnist/t10k-images-idx3-ubyte
 mkdir -p "$work/calib32" "$work/eval" bench-results/explain-examples
-mapfile -t images < <(find /work/shared/data/imagenet-sample -maxdepth 1 -name '*.JPEG' | LC_ALL=C sort)
+mapfile -t images < <(find "$(cd ../shared/data/imagenet-sample && pwd)" -maxdepth 1 -name '*.JPEG' | LC_ALL=C sort)
 for i in $(seq 0 31); do ln -s "${images[$i]}" "$work/calib32/"; done
 for i in $(seq 100 $((99 + vits_n))); do ln -s "${images[$i]}" "$work/eval/"; done
 
 echo "[$(date +%T)] quantizing W4A4-mixed bundles"
-"$qvit" quantize "$mnist" --preset mnist --calib /work/shared/data/mnist/train5k-images-idx3-ubyte \
+"$qvit" quantize "$mnist" --preset mnist --calib ../shared/data/mnist/train5k-images-idx3-ubyte \
     --calib-limit 512 --mixed --budget 4 --allocate lrp -o "$work/mnist.mixed4.qvit" 2>/dev/null
 "$qvit" quantize "$vits" --preset imagenet --calib "$work/calib32" --calib-limit 32 --mixed \
     --budget 4 --allocate sensitivity --sensitivity-images 4 -o "$work/vits.mixed4.qvit" 2>/dev/null

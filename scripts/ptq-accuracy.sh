@@ -93,9 +93,9 @@ quantize_and_measure() {
 }
 
 if [[ " $models " == *" mnist "* ]]; then
-    onnx=/work/shared/models/vit-mnist/vit_mnist.onnx
-    calib=/work/shared/data/mnist/train5k-images-idx3-ubyte
-    test=/work/shared/data/mnist/t10k-images-idx3-ubyte
+    onnx=../shared/models/vit-mnist/vit_mnist.onnx
+    calib=../shared/data/mnist/train5k-images-idx3-ubyte
+    test=../shared/data/mnist/t10k-images-idx3-ubyte
     echo "[$(date +%T)] mnist.fp32"
     run mnist.fp32.measure "$qvit" eval "$onnx" --preset mnist --data "$test" --json
     printf 'mnist\tfp32\t32\tmnist.fp32\teval\t\n' >>"$manifest"
@@ -131,9 +131,9 @@ if [[ " $models " == *" fashion "* ]]; then
 fi
 
 if [[ " $models " == *" dinov2 "* ]]; then
-    onnx=/work/shared/models/vit-s14-dinov2/vit_s14_backbone.onnx
+    onnx=../shared/models/vit-s14-dinov2/vit_s14_backbone.onnx
     mkdir -p "$work/imagenet-calib32" "$work/imagenet-next32"
-    mapfile -t images < <(find /work/shared/data/imagenet-sample -maxdepth 1 -name '*.JPEG' | LC_ALL=C sort)
+    mapfile -t images < <(find "$(cd ../shared/data/imagenet-sample && pwd)" -maxdepth 1 -name '*.JPEG' | LC_ALL=C sort)
     for i in $(seq 0 31); do ln -s "${images[$i]}" "$work/imagenet-calib32/"; done
     for i in $(seq 32 63); do ln -s "${images[$i]}" "$work/imagenet-next32/"; done
     for bits in "${bits_list[@]}"; do
@@ -230,17 +230,17 @@ for key, (okey, eset) in ort_key.items():
     ort_rows[key] = rows
 
 fashion_testset = (read(f"{work}/fashion.testset", "") or "").strip()
-titles = {"mnist": "MNIST ViT (/work/shared/models/vit-mnist/vit_mnist.onnx), top-1 on MNIST t10k",
+titles = {"mnist": "MNIST ViT (../shared/models/vit-mnist/vit_mnist.onnx), top-1 on MNIST t10k",
           "fashion": f"Fashion-MNIST ViT (models/fashion-vit/fashion_vit.onnx), top-1 on {fashion_testset}",
-          "dinov2": "DINOv2 ViT-S/14 backbone (/work/shared/models/vit-s14-dinov2/vit_s14_backbone.onnx), "
+          "dinov2": "DINOv2 ViT-S/14 backbone (../shared/models/vit-s14-dinov2/vit_s14_backbone.onnx), "
                     "output cosine vs f32 ONNX on imagenet-sample images 33..64 (qvit compare)"}
 commands = {
-    "mnist": ["qvit eval /work/shared/models/vit-mnist/vit_mnist.onnx --preset mnist "
-              "--data /work/shared/data/mnist/t10k-images-idx3-ubyte --json",
-              "qvit quantize /work/shared/models/vit-mnist/vit_mnist.onnx --preset mnist "
-              "--calib /work/shared/data/mnist/train5k-images-idx3-ubyte --calib-limit 5000 "
+    "mnist": ["qvit eval ../shared/models/vit-mnist/vit_mnist.onnx --preset mnist "
+              "--data ../shared/data/mnist/t10k-images-idx3-ubyte --json",
+              "qvit quantize ../shared/models/vit-mnist/vit_mnist.onnx --preset mnist "
+              "--calib ../shared/data/mnist/train5k-images-idx3-ubyte --calib-limit 5000 "
               "--wbits B --abits B [VARIANT FLAGS] -o BUNDLE",
-              "qvit eval BUNDLE --data /work/shared/data/mnist/t10k-images-idx3-ubyte --json"],
+              "qvit eval BUNDLE --data ../shared/data/mnist/t10k-images-idx3-ubyte --json"],
     "fashion": ["zcat /usr/share/datasets/fashion-mnist/t10k-{images-idx3,labels-idx1}-ubyte.gz > TMP/fashion-t10k/...",
                 "qvit eval models/fashion-vit/fashion_vit.onnx --preset fashion-mnist "
                 "--data TMP/fashion-t10k/t10k-images-idx3-ubyte --json",
@@ -250,9 +250,9 @@ commands = {
                 "qvit eval BUNDLE --data TMP/fashion-t10k/t10k-images-idx3-ubyte --json"],
     "dinov2": ["TMP/imagenet-calib32 = symlinks to sorted imagenet-sample/*.JPEG 1..32; "
                "TMP/imagenet-next32 = 33..64",
-               "qvit quantize /work/shared/models/vit-s14-dinov2/vit_s14_backbone.onnx --preset imagenet "
+               "qvit quantize ../shared/models/vit-s14-dinov2/vit_s14_backbone.onnx --preset imagenet "
                "--calib TMP/imagenet-calib32 --calib-limit 32 --wbits B --abits B [VARIANT FLAGS] -o BUNDLE",
-               "qvit compare BUNDLE /work/shared/models/vit-s14-dinov2/vit_s14_backbone.onnx "
+               "qvit compare BUNDLE ../shared/models/vit-s14-dinov2/vit_s14_backbone.onnx "
                "--data TMP/imagenet-next32 --json"],
 }
 variant_flags = {"all": "(defaults: --clip mse, channel clip K=2, reparam, log2 softmax)",

@@ -7,7 +7,7 @@ With --out FILE the run is also merged into FILE (keyed by --label), together wi
 and onnxruntime version, so several invocations build one results file.
 
 Example (repo root):
-  /work/venv/bin/python scripts/ort-peer/bench_ort.py target/ort-peer/vit_s14_dinov2.qdq_minmax_pc.onnx \
+  ../venv/bin/python scripts/ort-peer/bench_ort.py target/ort-peer/vit_s14_dinov2.qdq_minmax_pc.onnx \
       --shape 1,3,224,224 --label vit_s14.qdq_minmax_pc --out bench-results/ort-speed-x86_64.json
 """
 

@@ -6,7 +6,7 @@ write QDQ int8 models (per-channel and per-tensor weights, MinMax; optionally Pe
 then evaluate the fp32 model and every quantized model with onnxruntime on one thread.
 
 Results: bench-results/ort-quantize-static.{json,md}; models: target/ort-peer/.
-Run from the repo root: /work/venv/bin/python scripts/ort-peer/quantize_static.py
+Run from the repo root: ../venv/bin/python scripts/ort-peer/quantize_static.py
 """
 
 from __future__ import annotations
@@ -180,22 +180,22 @@ def model_specs(args) -> dict:
     fashion_pkg_dir = "/usr/share/datasets/fashion-mnist"
     return {
         "vit_mnist": dict(
-            fp32=Path("/work/shared/models/vit-mnist/vit_mnist.onnx"),
+            fp32=Path("../shared/models/vit-mnist/vit_mnist.onnx"),
             kind="classify",
             preprocessing="(x/255 - 0.1307)/0.3081, NCHW [b,1,28,28]",
             load_calib=lambda: gray_norm(
-                read_idx("/work/shared/data/mnist/train5k-images-idx3-ubyte"), 0.1307, 0.3081
+                read_idx("../shared/data/mnist/train5k-images-idx3-ubyte"), 0.1307, 0.3081
             ),
-            calib_desc="/work/shared/data/mnist/train5k-images-idx3-ubyte (all 5000)",
+            calib_desc="../shared/data/mnist/train5k-images-idx3-ubyte (all 5000)",
             calib_batch=100,
             calib_chunk=5,
             evals=[
                 dict(
                     name="mnist_t10k",
-                    desc="/work/shared/data/mnist/t10k-{images-idx3,labels-idx1}-ubyte (10000)",
+                    desc="../shared/data/mnist/t10k-{images-idx3,labels-idx1}-ubyte (10000)",
                     load=lambda: (
-                        gray_norm(read_idx("/work/shared/data/mnist/t10k-images-idx3-ubyte"), 0.1307, 0.3081),
-                        read_idx("/work/shared/data/mnist/t10k-labels-idx1-ubyte"),
+                        gray_norm(read_idx("../shared/data/mnist/t10k-images-idx3-ubyte"), 0.1307, 0.3081),
+                        read_idx("../shared/data/mnist/t10k-labels-idx1-ubyte"),
                     ),
                 )
             ],
@@ -232,21 +232,21 @@ def model_specs(args) -> dict:
             eval_batch=500,
         ),
         "vit_s14_dinov2": dict(
-            fp32=Path("/work/shared/models/vit-s14-dinov2/vit_s14_backbone.onnx"),
+            fp32=Path("../shared/models/vit-s14-dinov2/vit_s14_backbone.onnx"),
             kind="tokens",
             preprocessing=(
                 "RGB, shorter side -> 256 (PIL bilinear), centre crop 224, /255, "
                 "ImageNet mean (0.485,0.456,0.406) std (0.229,0.224,0.225), NCHW [b,3,224,224]"
             ),
             load_calib=lambda: imagenet_images()[:32],
-            calib_desc="/work/shared/data/imagenet-sample/*.JPEG sorted by name, first 32",
+            calib_desc="../shared/data/imagenet-sample/*.JPEG sorted by name, first 32",
             calib_batch=1,
             calib_chunk=4,
             evals=[
                 dict(
                     name="imagenet_sample_rest",
                     desc=(
-                        "/work/shared/data/imagenet-sample/*.JPEG sorted, images 32.."
+                        "../shared/data/imagenet-sample/*.JPEG sorted, images 32.."
                         f"{32 + args.dinov2_eval - 1} ({args.dinov2_eval} images); metric: cosine "
                         "similarity of the flattened [257,384] output tokens, fp32 vs quantized, per image"
                     ),
@@ -265,7 +265,7 @@ def model_specs(args) -> dict:
             kind="none",
             preprocessing="as vit_s14_dinov2 (ImageNet mean/std, 224x224); weights are random, latency only",
             load_calib=lambda: imagenet_images()[:32],
-            calib_desc="/work/shared/data/imagenet-sample/*.JPEG sorted by name, first 32",
+            calib_desc="../shared/data/imagenet-sample/*.JPEG sorted by name, first 32",
             calib_batch=1,
             calib_chunk=4,
             evals=[],
@@ -281,7 +281,7 @@ _IMAGENET_CACHE: np.ndarray | None = None
 def imagenet_images() -> np.ndarray:
     global _IMAGENET_CACHE
     if _IMAGENET_CACHE is None:
-        files = sorted(glob.glob("/work/shared/data/imagenet-sample/*.JPEG"))
+        files = sorted(glob.glob("../shared/data/imagenet-sample/*.JPEG"))
         if len(files) != 200:
             print(f"warning: expected 200 images, found {len(files)}", file=sys.stderr)
         _IMAGENET_CACHE = np.stack([imagenet_preprocess(f) for f in files])
