@@ -5,6 +5,8 @@
 #![deny(clippy::undocumented_unsafe_blocks)]
 
 pub mod bench_report;
+pub mod bit_packed;
+pub mod bitpack;
 pub mod bundle;
 pub mod error;
 pub mod exec;

@@ -166,7 +166,7 @@ fn append_f32(blob: &mut Vec<u8>, data: &[f32]) -> WireTensor {
 fn append_int(blob: &mut Vec<u8>, q: &IntData) -> WireTensor {
     blob.resize(blob.len().next_multiple_of(WEIGHT_ALIGN), 0);
     let offset = wide(blob.len());
-    let bytes = super::bitpack::pack(&q.data, q.bits);
+    let bytes = crate::bitpack::pack(&q.data, q.bits);
     blob.extend_from_slice(&bytes);
     WireTensor {
         dtype: WireDType::Int { bits: q.bits },
@@ -252,7 +252,7 @@ fn read_tensor(
         WireDType::F32 => elements.checked_mul(4),
         WireDType::F16 => elements.checked_mul(2),
         WireDType::Int { bits } if (2..=8).contains(&bits) => {
-            super::bitpack::checked_packed_len(elements, bits)
+            crate::bitpack::checked_packed_len(elements, bits)
         }
         WireDType::Int { bits } => return Err(bad(format!("{what}: {bits}-bit integers"))),
     }
@@ -298,7 +298,7 @@ fn read_tensor(
         WireDType::Int { bits } => match kept.filter(|_| bits < 8) {
             // Checked as the unpacked values below are, without unpacking them.
             Some((kept, id)) => {
-                let values = super::bitpack::values(bytes, elements, bits);
+                let values = crate::bitpack::values(bytes, elements, bits);
                 check_int_values(bits, values).map_err(|e| bad(format!("{what}: {e}")))?;
                 kept.push(id, bits, elements, bytes.to_vec());
                 Source::PackedInt { bits }
@@ -306,7 +306,7 @@ fn read_tensor(
             None => {
                 let q = IntData {
                     bits,
-                    data: super::bitpack::unpack(bytes, elements, bits),
+                    data: crate::bitpack::unpack(bytes, elements, bits),
                 };
                 q.check().map_err(|e| bad(format!("{what}: {e}")))?;
                 Source::Int(q)

@@ -22,15 +22,14 @@
 //! reference is bounds-checked, and the graph is validated ([`Graph::validate`]). Every problem
 //! is a typed [`Error`]; nothing panics.
 
-pub mod bitpack;
+pub use crate::bitpack;
 mod convert;
 mod header;
-mod kept;
 mod read;
 pub mod wire;
 
+pub use crate::bit_packed::BitPackedWeights;
 pub use header::{Header, PRODUCER};
-pub use kept::BitPackedWeights;
 
 use crate::graph::Graph;
 use crate::{Error, Result};
@@ -239,7 +238,7 @@ impl Bundle {
     /// returned [`BitPackedWeights`], and the graph names them [`crate::Source::PackedInt`]
     /// (8-bit ones are read as [`read_file`](Self::read_file) reads them). Accepts and
     /// refuses the same files with the same errors. A model unpacks them one layer at a time
-    /// as it packs them ([`crate::model::Model::from_bit_packed`]), so a 4-bit model is never
+    /// as it packs them (`Model::from_bit_packed`), so a 4-bit model is never
     /// held at a byte per value.
     pub fn read_file_bit_packed(
         path: impl AsRef<Path>,

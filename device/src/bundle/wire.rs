@@ -114,7 +114,7 @@ pub enum WireDType {
     /// Little-endian IEEE-754 binary32.
     F32,
     /// Symmetric quantized integers of `bits` (2..=8) bits in the bit stream of
-    /// [`super::bitpack`]; becomes a [`crate::Source::Int`].
+    /// [`crate::bitpack`]; becomes a [`crate::Source::Int`].
     Int {
         /// Bit width.
         bits: u8,

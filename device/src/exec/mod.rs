@@ -121,12 +121,12 @@ impl Executor {
     }
 
     /// [`Executor::new_releasing_weights`] for a graph whose quantized weights are still in a
-    /// bundle's bit-packed form, in `kept` ([`crate::bundle::Bundle::read_file_bit_packed`]):
+    /// bundle's bit-packed form, in `kept` (`Bundle::read_file_bit_packed`):
     /// each is unpacked when a layer that reads it is packed, and freed after its last reader,
     /// so one layer at a time is held at a byte per value.
     pub fn with_bit_packed_weights(
         graph: Graph,
-        kept: crate::bundle::BitPackedWeights,
+        kept: crate::bit_packed::BitPackedWeights,
         kernels: KernelSet,
     ) -> Result<Self> {
         Self::plan(graph, kernels, true, kept)
@@ -136,7 +136,7 @@ impl Executor {
         mut graph: Graph,
         kernels: KernelSet,
         release: bool,
-        kept: crate::bundle::BitPackedWeights,
+        kept: crate::bit_packed::BitPackedWeights,
     ) -> Result<Self> {
         let linears = weights::pack_linears(&mut graph, &kernels, release, kept);
         let plan = plan::plan(&graph, &kernels, true, &linears)?;

@@ -6,10 +6,9 @@
 
 use super::Ctx;
 use super::dynamic;
-use super::fuse::levels_into;
 use crate::quant::{
     ActQuant, IntData, LOG2_FRAC_BITS, LogLevels, RowQuant, log_level_value, log_steps,
-    unsigned_max,
+    symmetric_max, unsigned_max,
 };
 use qvit_kernels::KernelSet;
 use qvit_kernels::gemm::{PackedW8, Scratch};
@@ -40,6 +39,43 @@ pub(crate) struct QScratch {
     /// Row quantizers of a dynamic layer's input, and one row's epilogue factors.
     rowq: Vec<RowQuant>,
     row_scales: Vec<f32>,
+}
+
+/// Integer levels of `x` under `act` plus `offset` (−128 turns uniform levels into the i8
+/// activations of the W8A8 GEMM), on the set's vectorised quantizer: the same integers as
+/// [`ActQuant::level`]. `act` is uniform or symmetric.
+pub(crate) fn levels_into(
+    ks: &KernelSet,
+    act: &ActQuant,
+    x: &[f32],
+    offset: i32,
+    out: &mut [i8],
+) -> qvit_kernels::Result<()> {
+    let inv = 1.0 / act.scale();
+    match *act {
+        ActQuant::Symmetric { bits, .. } => {
+            let m = symmetric_max(bits);
+            ks.levels_i8(
+                x,
+                inv,
+                offset,
+                ((offset - m) as i8, (offset + m) as i8),
+                out,
+            )
+        }
+        ActQuant::Uniform { bits, zero, .. } => {
+            let range = (offset as i8, (unsigned_max(bits) + offset) as i8);
+            ks.levels_i8(x, inv, zero + offset, range, out)
+        }
+        ActQuant::Log2 { .. } => {
+            for (o, &v) in out.iter_mut().zip(x) {
+                *o = (act.level(v, inv) + offset) as i8;
+            }
+            Ok(())
+        }
+        // Never a sink's quantizer: the pass leaves dynamic layers their f32 input.
+        ActQuant::Dynamic { .. } => Err(dynamic_without_rows()),
+    }
 }
 
 /// Levels of `x` under `act` plus `offset` into `out`, grown to fit: [`levels_into`] on a

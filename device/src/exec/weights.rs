@@ -3,7 +3,7 @@
 
 use super::plan::{Kernel, kernel_for};
 use super::quantized::QLinearPlan;
-use crate::bundle::BitPackedWeights;
+use crate::bit_packed::BitPackedWeights;
 use crate::graph::{Graph, Node, Op, Source, ValueId};
 use qvit_kernels::KernelSet;
 use std::sync::Arc;

@@ -7,9 +7,10 @@
 //! probabilities, their product with V̂ dequantized), in the same order of operations, so the
 //! fused and node-by-node executors give the same bits.
 
-use super::sink::{Shared, Sink, levels_into};
+use super::sink::{Shared, Sink};
 use super::{RowBlocks, Scratches, TaskScratch, reserve};
 use crate::exec::Ctx;
+use crate::exec::quantized::levels_into;
 use crate::exec::quantized::sized;
 use crate::quant::{ActQuant, LOG2_FRAC_BITS, log_steps, unsigned_max};
 use qvit_kernels::KernelSet;

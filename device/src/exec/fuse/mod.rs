@@ -25,7 +25,7 @@ mod sink;
 pub(crate) use attention::{AttentionPlan, AttnArgs, AttnState, Operand};
 pub(crate) use pass::fuse;
 pub(crate) use qlinear::{Epilogue, FusedQLinear, Input, LayerNormSinks, LinearArgs};
-pub(crate) use sink::{Shared, levels_into};
+pub(crate) use sink::Shared;
 
 use super::Ctx;
 use super::quantized::QLinearPlan;

@@ -5,7 +5,8 @@
 //! order of multiplications) and stores the bytes where the consumer reads them.
 
 use super::chain::RowMap;
-use crate::quant::{ActQuant, symmetric_max, unsigned_max};
+use crate::exec::quantized::levels_into;
+use crate::quant::ActQuant;
 use qvit_kernels::KernelSet;
 
 /// A contiguous stretch of producer columns whose destinations are contiguous too.
@@ -41,43 +42,6 @@ pub(crate) struct Sink {
     base: Vec<usize>,
     row_stride: usize,
     walk: Walk,
-}
-
-/// Integer levels of `x` under `act` plus `offset` (−128 turns uniform levels into the i8
-/// activations of the W8A8 GEMM), on the set's vectorised quantizer: the same integers as
-/// [`ActQuant::level`]. `act` is uniform or symmetric.
-pub(crate) fn levels_into(
-    ks: &KernelSet,
-    act: &ActQuant,
-    x: &[f32],
-    offset: i32,
-    out: &mut [i8],
-) -> qvit_kernels::Result<()> {
-    let inv = 1.0 / act.scale();
-    match *act {
-        ActQuant::Symmetric { bits, .. } => {
-            let m = symmetric_max(bits);
-            ks.levels_i8(
-                x,
-                inv,
-                offset,
-                ((offset - m) as i8, (offset + m) as i8),
-                out,
-            )
-        }
-        ActQuant::Uniform { bits, zero, .. } => {
-            let range = (offset as i8, (unsigned_max(bits) + offset) as i8);
-            ks.levels_i8(x, inv, zero + offset, range, out)
-        }
-        ActQuant::Log2 { .. } => {
-            for (o, &v) in out.iter_mut().zip(x) {
-                *o = (act.level(v, inv) + offset) as i8;
-            }
-            Ok(())
-        }
-        // Never a sink's quantizer: the pass leaves dynamic layers their f32 input.
-        ActQuant::Dynamic { .. } => Err(crate::exec::quantized::dynamic_without_rows()),
-    }
 }
 
 /// A destination several threads write at disjoint positions: different producer rows land in

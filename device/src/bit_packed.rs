@@ -2,8 +2,8 @@
 //! packs the layers that read them. Unpacked, every value takes a byte: reading a 4-bit model's
 //! layers all unpacked would hold twice their packed size at once, where this holds one layer.
 
-use super::bitpack;
 use crate::ValueId;
+use crate::bitpack;
 use crate::quant::IntData;
 
 /// One integer constant as the bundle stores it.
@@ -16,7 +16,7 @@ struct Stored {
 }
 
 /// The integer constants of a graph that are still bit-packed, by value (see
-/// [`super::Bundle::read_file_bit_packed`]); the graph names them
+/// `Bundle::read_file_bit_packed`); the graph names them
 /// [`crate::Source::PackedInt`]. Their values were checked when read.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct BitPackedWeights {
@@ -27,7 +27,7 @@ pub struct BitPackedWeights {
 impl BitPackedWeights {
     /// Adds value `id`'s `count` values of `bits` bits; ids come in increasing order, as the
     /// decoder reads the values.
-    pub(super) fn push(&mut self, id: ValueId, bits: u8, count: usize, bytes: Vec<u8>) {
+    pub(crate) fn push(&mut self, id: ValueId, bits: u8, count: usize, bytes: Vec<u8>) {
         debug_assert!(self.stored.last().is_none_or(|s| s.id < id));
         self.stored.push(Stored {
             id,
