@@ -114,6 +114,22 @@ fn run(g: &Graph, ks: KernelSet, threads: usize, inputs: &[&Tensor]) -> Vec<f32>
     ex.run(inputs).unwrap().remove(0).data
 }
 
+/// `g` on `x` gives exactly `want`'s bits on every tier with 1 and 2 threads.
+fn assert_bits_on_every_tier(g: &Graph, x: &Tensor, want: &[f32], what: &str) {
+    let bits = |v: &[f32]| v.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+    for ks in tiers() {
+        for threads in [1, 2] {
+            let got = run(g, ks, threads, &[x]);
+            assert_eq!(
+                bits(&got),
+                bits(want),
+                "{what} tier {} threads {threads}",
+                ks.tier().name()
+            );
+        }
+    }
+}
+
 #[test]
 fn qlinear_equals_the_integer_oracle_on_every_tier_and_thread_count() {
     let cases = [(8, 8), (4, 8), (4, 4), (6, 6), (2, 3), (3, 4), (8, 2)];
@@ -126,17 +142,7 @@ fn qlinear_equals_the_integer_oracle_on_every_tier_and_thread_count() {
             x[0] = f32::NAN.min(3.0);
             let xt = Tensor::new(vec![m, k], x.clone()).unwrap();
             let want = qlinear_oracle(&g, &x);
-            for ks in tiers() {
-                for threads in [1, 2] {
-                    let got = run(&g, ks, threads, &[&xt]);
-                    assert_eq!(
-                        got.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
-                        want.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
-                        "m{m} k{k} n{n} W{wb}A{ab} tier {} threads {threads}",
-                        ks.tier().name()
-                    );
-                }
-            }
+            assert_bits_on_every_tier(&g, &xt, &want, &format!("m{m} k{k} n{n} W{wb}A{ab}"));
         }
     }
 }
@@ -209,17 +215,8 @@ fn dynamic_qlinear_equals_the_per_row_oracle_on_every_tier_and_thread_count() {
             x[0] = f32::NAN;
             let xt = Tensor::new(vec![m, k], x.clone()).unwrap();
             let want = dynamic_oracle(&g, &x);
-            for ks in tiers() {
-                for threads in [1, 2] {
-                    let got = run(&g, ks, threads, &[&xt]);
-                    assert_eq!(
-                        got.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
-                        want.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
-                        "dynamic m{m} k{k} n{n} W{wb}A{ab} tier {} threads {threads}",
-                        ks.tier().name()
-                    );
-                }
-            }
+            let what = format!("dynamic m{m} k{k} n{n} W{wb}A{ab}");
+            assert_bits_on_every_tier(&g, &xt, &want, &what);
         }
     }
 }

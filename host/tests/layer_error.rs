@@ -25,25 +25,38 @@ fn matmul(a: &[usize], b: &[usize], transpose_b: bool) -> Graph {
     let mut out = a.to_vec();
     *out.last_mut().unwrap() = n;
     out[a.len() - 2] = m;
+    one_node(
+        &[("a", a, Source::Input(0)), ("b", b, Source::Input(1))],
+        &out,
+        Op::MatMul { transpose_b },
+    )
+}
+
+/// A graph of one node `op` reading `operands` (name, shape, source) and writing `y`.
+fn one_node(operands: &[(&str, &[usize], Source)], y: &[usize], op: Op) -> Graph {
     let value = |name: &str, shape: &[usize], source| Value {
         name: name.into(),
         shape: shape.to_vec(),
         source,
     };
+    let mut values: Vec<Value> = (operands.iter())
+        .map(|(name, shape, source)| value(name, shape, source.clone()))
+        .collect();
+    values.push(value("y", y, Source::Node(0)));
+    let inputs = (operands.iter().enumerate())
+        .filter(|(_, o)| matches!(o.2, Source::Input(_)))
+        .map(|(i, _)| i as u32)
+        .collect();
     Graph {
-        values: vec![
-            value("a", a, Source::Input(0)),
-            value("b", b, Source::Input(1)),
-            value("y", &out, Source::Node(0)),
-        ],
         nodes: vec![Node {
-            name: "mm".into(),
-            op: Op::MatMul { transpose_b },
-            inputs: vec![0, 1],
-            output: 2,
+            name: "node".into(),
+            op,
+            inputs: (0..operands.len() as u32).collect(),
+            output: operands.len() as u32,
         }],
-        inputs: vec![0, 1],
-        outputs: vec![2],
+        values,
+        inputs,
+        outputs: vec![operands.len() as u32],
     }
 }
 
@@ -240,26 +253,14 @@ fn attention_error_matches_a_naive_softmax_attention() {
 /// A graph with one `Linear` of input `x [1, m, k]` and constant weight `w [n, k]`.
 fn linear(m: usize, k: usize, w: Vec<f32>) -> Graph {
     let n = w.len() / k;
-    let value = |name: &str, shape: &[usize], source| Value {
-        name: name.into(),
-        shape: shape.to_vec(),
-        source,
-    };
-    Graph {
-        values: vec![
-            value("x", &[1, m, k], Source::Input(0)),
-            value("w", &[n, k], Source::Const(w)),
-            value("y", &[1, m, n], Source::Node(0)),
+    one_node(
+        &[
+            ("x", &[1, m, k], Source::Input(0)),
+            ("w", &[n, k], Source::Const(w)),
         ],
-        nodes: vec![Node {
-            name: "fc".into(),
-            op: Op::Linear,
-            inputs: vec![0, 1],
-            output: 2,
-        }],
-        inputs: vec![0],
-        outputs: vec![2],
-    }
+        &[1, m, n],
+        Op::Linear,
+    )
 }
 
 /// `Σ‖Q(X)Wᵀ − XWᵀ‖² / Σ‖XWᵀ‖²` by loops in f64.
