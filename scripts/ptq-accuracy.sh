@@ -49,6 +49,7 @@ variant_flags() {
         act-dynamic) echo "--act-scale dynamic" ;;
         act-dynamic-gptq) echo "--act-scale dynamic --weight-round gptq" ;;
         act-dynamic-rotate-gptq) echo "--act-scale dynamic --rotate hadamard --weight-round gptq" ;;
+        attn-dynamic-rotate-gptq) echo "--act-scale dynamic --attn-scale dynamic --rotate hadamard --weight-round gptq" ;;
         *) echo "unknown variant $1" >&2; return 1 ;;
     esac
 }
@@ -268,7 +269,10 @@ variant_flags = {"all": "(defaults: --clip mse, channel clip K=2, reparam, log2 
                  "act-dynamic": "--act-scale dynamic (qkv/proj/fc1/fc2 inputs: scale and zero point per token "
                                 "from the row's range at run time)",
                  "act-dynamic-gptq": "--act-scale dynamic --weight-round gptq",
-                 "act-dynamic-rotate-gptq": "--act-scale dynamic --rotate hadamard --weight-round gptq"}
+                 "act-dynamic-rotate-gptq": "--act-scale dynamic --rotate hadamard --weight-round gptq",
+                 "attn-dynamic-rotate-gptq": "--act-scale dynamic --attn-scale dynamic --rotate hadamard "
+                                             "--weight-round gptq (also Q and K: step per token, V: step per "
+                                             "channel, at run time)"}
 
 out = {"what": "qvit post-training quantization accuracy and ablations (W=A bits)",
        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
@@ -319,7 +323,7 @@ for key in ["mnist", "fashion", "dinov2"]:
     md += [f"## {titles[key]}", "", "Commands:", "", "```"] + commands[key] + ["```", ""]
     variants = ["all", "no-channel-clip", "no-reparam", "no-log2-softmax", "clip-minmax", "clip-percentile",
                 "round-nearest", "round-gptq", "rotate-hadamard", "rotate-hadamard-gptq",
-                "act-dynamic", "act-dynamic-gptq", "act-dynamic-rotate-gptq"]
+                "act-dynamic", "act-dynamic-gptq", "act-dynamic-rotate-gptq", "attn-dynamic-rotate-gptq"]
     variants = [v for v in variants if any(r["model"] == key and r["variant"] == v for r in runs)]
     if key != "dinov2":
         fp = find(key, "fp32", 32)

@@ -115,6 +115,15 @@ pub enum ActQuant {
         /// Bit width, 2..=8.
         bits: u8,
     },
+    /// Symmetric with a step per column of a [`crate::Op::QMatMul`]'s product, taken at run
+    /// time from that column's largest magnitude along the reduction axis
+    /// ([`RowQuant::symmetric_of_row`]): one step per key token of K in `Q·Kᵀ`, per channel of
+    /// V in `P·V`. A few high-norm tokens or channels then cost only their own resolution. The
+    /// right operand of QMatMul only.
+    DynamicSymmetric {
+        /// Bit width, 2..=8.
+        bits: u8,
+    },
 }
 
 /// The quantizer of one row under [`ActQuant::Dynamic`]: `q = clamp(round_half_even(x·inv) +
@@ -162,6 +171,30 @@ impl RowQuant {
             zero: round_clamped(-lo * inv).clamp(0, max),
         }
     }
+
+    /// The row's symmetric quantizer under [`ActQuant::DynamicSymmetric`]: its largest
+    /// magnitude cut into `2^(bits−1) − 1` steps each way, zero point 0. Scalar, as
+    /// [`RowQuant::of_row`], with the same fallback to step 1.
+    pub fn symmetric_of_row(x: &[f32], bits: u8) -> RowQuant {
+        // `v > m` is false for NaN, so NaN never becomes the bound.
+        let m = x
+            .iter()
+            .fold(0.0f32, |m, &v| if v.abs() > m { v.abs() } else { m });
+        let scale = m / symmetric_max(bits) as f32;
+        let inv = 1.0 / scale;
+        if !(scale.is_normal() && inv.is_normal()) {
+            return RowQuant {
+                scale: 1.0,
+                inv: 1.0,
+                zero: 0,
+            };
+        }
+        RowQuant {
+            scale,
+            inv,
+            zero: 0,
+        }
+    }
 }
 
 impl ActQuant {
@@ -171,24 +204,38 @@ impl ActQuant {
             ActQuant::Uniform { bits, .. }
             | ActQuant::Symmetric { bits, .. }
             | ActQuant::Log2 { bits, .. }
-            | ActQuant::Dynamic { bits } => bits,
+            | ActQuant::Dynamic { bits }
+            | ActQuant::DynamicSymmetric { bits } => bits,
         }
     }
 
-    /// Step size (the largest value for [`ActQuant::Log2`]; 1 for [`ActQuant::Dynamic`], whose
-    /// steps are per row, so a factor of it changes nothing).
+    /// Step size (the largest value for [`ActQuant::Log2`]; 1 for the dynamic quantizers, whose
+    /// steps are per row or column, so a factor of it changes nothing).
     pub fn scale(&self) -> f32 {
         match *self {
             ActQuant::Uniform { scale, .. }
             | ActQuant::Symmetric { scale, .. }
             | ActQuant::Log2 { scale, .. } => scale,
-            ActQuant::Dynamic { .. } => 1.0,
+            ActQuant::Dynamic { .. } | ActQuant::DynamicSymmetric { .. } => 1.0,
         }
     }
 
-    /// Whether the step and zero point are taken per row at run time.
+    /// Whether the step (and zero point) are taken per row or column at run time.
     pub fn is_dynamic(&self) -> bool {
-        matches!(self, ActQuant::Dynamic { .. })
+        matches!(
+            self,
+            ActQuant::Dynamic { .. } | ActQuant::DynamicSymmetric { .. }
+        )
+    }
+
+    /// The quantizer a dynamic `self` takes for `row` (the values of one row of a QLinear or
+    /// QMatMul left operand, or one column of a QMatMul right operand); `None` if static.
+    pub fn of_row(&self, row: &[f32]) -> Option<RowQuant> {
+        match *self {
+            ActQuant::Dynamic { bits } => Some(RowQuant::of_row(row, bits)),
+            ActQuant::DynamicSymmetric { bits } => Some(RowQuant::symmetric_of_row(row, bits)),
+            _ => None,
+        }
     }
 
     /// Checks bits, scale and zero point.
@@ -227,6 +274,10 @@ impl ActQuant {
                 let r = RowQuant::of_row(&[x], bits);
                 (round_clamped(x * r.inv) + r.zero).clamp(0, unsigned_max(bits))
             }
+            ActQuant::DynamicSymmetric { bits } => {
+                let (r, m) = (RowQuant::symmetric_of_row(&[x], bits), symmetric_max(bits));
+                round_clamped(x * r.inv).clamp(-m, m)
+            }
         }
     }
 
@@ -246,23 +297,26 @@ impl ActQuant {
                 let r = RowQuant::of_row(&[x], bits);
                 (q - r.zero) as f32 * r.scale
             }
+            ActQuant::DynamicSymmetric { bits } => {
+                q as f32 * RowQuant::symmetric_of_row(&[x], bits).scale
+            }
         }
     }
 
-    /// [`ActQuant::fake`] of a whole row: for [`ActQuant::Dynamic`] with the row's own
-    /// quantizer, else element by element.
+    /// [`ActQuant::fake`] of a whole row: for the dynamic quantizers with the row's own
+    /// quantizer (pass a column of a QMatMul right operand as the row), else element by element.
     pub fn fake_row(&self, x: &[f32], out: &mut Vec<f32>) {
         out.clear();
-        match *self {
-            ActQuant::Dynamic { bits } => {
-                let r = RowQuant::of_row(x, bits);
-                let max = unsigned_max(bits);
-                out.extend(x.iter().map(|&v| {
-                    let q = (round_clamped(v * r.inv) + r.zero).clamp(0, max);
-                    (q - r.zero) as f32 * r.scale
-                }));
-            }
-            _ => out.extend(x.iter().map(|&v| self.fake(v))),
+        let (lo, hi) = match *self {
+            ActQuant::Dynamic { bits } => (0, unsigned_max(bits)),
+            ActQuant::DynamicSymmetric { bits } => (-symmetric_max(bits), symmetric_max(bits)),
+            _ => return out.extend(x.iter().map(|&v| self.fake(v))),
+        };
+        if let Some(r) = self.of_row(x) {
+            out.extend(x.iter().map(|&v| {
+                let q = (round_clamped(v * r.inv) + r.zero).clamp(lo, hi);
+                (q - r.zero) as f32 * r.scale
+            }));
         }
     }
 }

@@ -123,10 +123,16 @@ fn qmatmul(
             inputs[0], inputs[1]
         ));
     }
-    if matches!(a, ActQuant::Symmetric { .. } | ActQuant::Dynamic { .. })
-        || !matches!(b, ActQuant::Symmetric { .. })
-    {
-        return fail("qmatmul: a must be uniform or log2, b symmetric");
+    if matches!(
+        a,
+        ActQuant::Symmetric { .. } | ActQuant::DynamicSymmetric { .. }
+    ) || !matches!(
+        b,
+        ActQuant::Symmetric { .. } | ActQuant::DynamicSymmetric { .. }
+    ) {
+        return fail(
+            "qmatmul: a must be uniform, log2 or dynamic, b symmetric or dynamic-symmetric",
+        );
     }
     a.check()
         .map_err(|e| ShapeError(format!("qmatmul a: {e}")))?;

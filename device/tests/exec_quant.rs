@@ -1,23 +1,16 @@
-//! Quantized ops (QLinear, QMatMul with uniform and log2 left operands) against an oracle that
-//! applies the documented integer formulas in i64, on every kernel tier this CPU supports; and
-//! quantized bundles through the encoder, the decoder and hostile edits.
+//! QLinear (static and per-row dynamic activations) against an oracle that applies the
+//! documented integer formulas in i64, on every kernel tier this CPU supports; invalid quantized
+//! graphs; and quantized bundles through the encoder, the decoder and hostile edits. QMatMul's
+//! oracles are in `exec_qmatmul.rs`.
 
 mod common;
 
-use common::weights;
+use common::{qmatmul_graph, run_on, tiers, uniform, value, weights};
 use qvit_device::bundle::Bundle;
 use qvit_device::exec::Executor;
-use qvit_device::quant::{ActQuant, IntData, LOG2_FRAC_BITS, log_steps, symmetric_max};
-use qvit_device::{Graph, Node, Op, Source, Tensor, Value};
-use qvit_kernels::{KernelSet, Tier};
-
-fn value(name: &str, shape: Vec<usize>, source: Source) -> Value {
-    Value {
-        name: name.into(),
-        shape,
-        source,
-    }
-}
+use qvit_device::quant::{ActQuant, IntData, symmetric_max};
+use qvit_device::{Graph, Node, Op, Source, Tensor};
+use qvit_kernels::KernelSet;
 
 fn int_weights(n: usize, k: usize, bits: u8, seed: u32) -> IntData {
     let max = symmetric_max(bits) as f32;
@@ -27,16 +20,6 @@ fn int_weights(n: usize, k: usize, bits: u8, seed: u32) -> IntData {
             .iter()
             .map(|&w| (w * max).round() as i8)
             .collect(),
-    }
-}
-
-fn uniform(bits: u8, lo: f32, hi: f32) -> ActQuant {
-    let levels = ((1u32 << bits) - 1) as f32;
-    let scale = (hi - lo) / levels;
-    ActQuant::Uniform {
-        bits,
-        scale,
-        zero: (-lo / scale).round() as i32,
     }
 }
 
@@ -96,30 +79,12 @@ fn qlinear_oracle(g: &Graph, x: &[f32]) -> Vec<f32> {
     out
 }
 
-fn tiers() -> Vec<KernelSet> {
-    let tiers: Vec<_> = Tier::supported()
-        .into_iter()
-        .map(|t| KernelSet::with_tier(t).unwrap())
-        .collect();
-    eprintln!(
-        "tiers under test: {:?}",
-        tiers.iter().map(|k| k.tier().name()).collect::<Vec<_>>()
-    );
-    tiers
-}
-
-fn run(g: &Graph, ks: KernelSet, threads: usize, inputs: &[&Tensor]) -> Vec<f32> {
-    let mut ex = Executor::new(g.clone(), ks).unwrap();
-    ex.set_threads(threads);
-    ex.run(inputs).unwrap().remove(0).data
-}
-
 /// `g` on `x` gives exactly `want`'s bits on every tier with 1 and 2 threads.
 fn assert_bits_on_every_tier(g: &Graph, x: &Tensor, want: &[f32], what: &str) {
     let bits = |v: &[f32]| v.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
     for ks in tiers() {
         for threads in [1, 2] {
-            let got = run(g, ks, threads, &[x]);
+            let got = run_on(g, ks, threads, &[x]);
             assert_eq!(
                 bits(&got),
                 bits(want),
@@ -221,159 +186,6 @@ fn dynamic_qlinear_equals_the_per_row_oracle_on_every_tier_and_thread_count() {
     }
 }
 
-/// `a [h, m, k] · b` where b is `[h, n, k]` (transposed) or `[h, k, n]`.
-fn qmatmul_graph(
-    h: usize,
-    m: usize,
-    k: usize,
-    n: usize,
-    tb: bool,
-    a: ActQuant,
-    b: ActQuant,
-) -> Graph {
-    let b_shape = if tb { vec![h, n, k] } else { vec![h, k, n] };
-    Graph {
-        values: vec![
-            value("a", vec![h, m, k], Source::Input(0)),
-            value("b", b_shape, Source::Input(1)),
-            value("y", vec![h, m, n], Source::Node(0)),
-        ],
-        nodes: vec![Node {
-            name: "mm".into(),
-            op: Op::QMatMul {
-                transpose_b: tb,
-                a,
-                b,
-            },
-            inputs: vec![0, 1],
-            output: 2,
-        }],
-        inputs: vec![0, 1],
-        outputs: vec![2],
-    }
-}
-
-#[allow(clippy::too_many_arguments)] // The shapes and both quantizers, spelled out.
-fn qmatmul_oracle(
-    h: usize,
-    m: usize,
-    k: usize,
-    n: usize,
-    tb: bool,
-    qa: ActQuant,
-    qb: ActQuant,
-    a: &[f32],
-    b: &[f32],
-) -> Vec<f32> {
-    let (ia, ib) = (1.0 / qa.scale(), 1.0 / qb.scale());
-    let log2 = matches!(qa, ActQuant::Log2 { .. });
-    let zero = match qa {
-        ActQuant::Uniform { zero, .. } => zero as i64,
-        _ => 0,
-    };
-    let av = |x: f32| {
-        let q = qa.level(x, ia) as i64;
-        if log2 {
-            // P(q) = 2^15·2^(−q/m) rounded (half up; f64 `round` is half away from zero).
-            let m = log_steps(qa.bits()) as f64;
-            2f64.powf(LOG2_FRAC_BITS as f64 - q as f64 / m).round() as i64
-        } else {
-            q - zero
-        }
-    };
-    let deq = if log2 {
-        qa.scale() * qb.scale() / (1u32 << LOG2_FRAC_BITS) as f32
-    } else {
-        qa.scale() * qb.scale()
-    };
-    let mut out = Vec::new();
-    for t in 0..h {
-        for i in 0..m {
-            for j in 0..n {
-                let acc: i64 = (0..k)
-                    .map(|s| {
-                        let bi = if tb {
-                            t * n * k + j * k + s
-                        } else {
-                            t * k * n + s * n + j
-                        };
-                        av(a[t * m * k + i * k + s]) * qb.level(b[bi], ib) as i64
-                    })
-                    .sum();
-                out.push(acc as i32 as f32 * deq);
-            }
-        }
-    }
-    out
-}
-
-#[test]
-fn qmatmul_uniform_and_log2_equal_the_oracle_on_every_tier() {
-    for (h, m, k, n) in [(1, 1, 1, 1), (3, 7, 16, 5), (2, 33, 40, 33)] {
-        for tb in [false, true] {
-            for (qa, bits) in [
-                (uniform(8, -2.0, 2.0), 8),
-                (uniform(4, -1.0, 3.0), 4),
-                (
-                    ActQuant::Log2 {
-                        bits: 4,
-                        scale: 0.9,
-                    },
-                    8,
-                ),
-                (
-                    ActQuant::Log2 {
-                        bits: 8,
-                        scale: 1.0,
-                    },
-                    6,
-                ),
-                (
-                    ActQuant::Log2 {
-                        bits: 5,
-                        scale: 0.5,
-                    },
-                    5,
-                ),
-                (
-                    ActQuant::Log2 {
-                        bits: 3,
-                        scale: 1.0,
-                    },
-                    3,
-                ),
-            ] {
-                let qb = ActQuant::Symmetric {
-                    bits,
-                    scale: 1.7 / symmetric_max(bits) as f32,
-                };
-                let g = qmatmul_graph(h, m, k, n, tb, qa, qb);
-                g.validate().unwrap();
-                let log2 = matches!(qa, ActQuant::Log2 { .. });
-                let a: Vec<f32> = weights(h * m * k, 31)
-                    .iter()
-                    .map(|v| if log2 { v.abs() } else { v * 2.2 })
-                    .collect();
-                let b: Vec<f32> = weights(h * k * n, 32).iter().map(|v| v * 2.0).collect();
-                let want = qmatmul_oracle(h, m, k, n, tb, qa, qb, &a, &b);
-                let ta = Tensor::new(vec![h, m, k], a).unwrap();
-                let tbv = Tensor::new(g.shape(1).to_vec(), b).unwrap();
-                for ks in tiers() {
-                    for threads in [1, 2] {
-                        let got = run(&g, ks, threads, &[&ta, &tbv]);
-                        assert_eq!(
-                            got,
-                            want,
-                            "{h}x{m}x{k}x{n} tb {tb} {qa:?} {}",
-                            ks.tier().name()
-                        );
-                    }
-                }
-            }
-        }
-    }
-}
-
 #[test]
 fn invalid_quantized_graphs_are_rejected() {
     let good = qlinear_graph(2, 8, 3, 8, uniform(8, -1.0, 1.0));
@@ -415,20 +227,29 @@ fn invalid_quantized_graphs_are_rejected() {
         uniform(8, -1.0, 1.0),
     );
     assert!(bad_mm.validate().is_err());
-    // Per-row scales exist for QLinear inputs only, at 2..=8 bits.
-    let dyn_mm = qmatmul_graph(
-        2,
-        3,
-        4,
-        5,
-        false,
+    // Run-time steps: affine per row on a product's left side, symmetric per column on its
+    // right side, not the other way round; at 2..=8 bits.
+    let (dy, dys) = (
         ActQuant::Dynamic { bits: 8 },
-        ActQuant::Symmetric {
-            bits: 8,
-            scale: 0.1,
-        },
+        ActQuant::DynamicSymmetric { bits: 8 },
     );
-    assert!(dyn_mm.validate().is_err());
+    qmatmul_graph(2, 3, 4, 5, false, dy, dys)
+        .validate()
+        .unwrap();
+    assert!(
+        qmatmul_graph(2, 3, 4, 5, false, dys, dys)
+            .validate()
+            .is_err()
+    );
+    assert!(qmatmul_graph(2, 3, 4, 5, false, dy, dy).validate().is_err());
+    let dys9 = ActQuant::DynamicSymmetric { bits: 9 };
+    assert!(
+        qmatmul_graph(2, 3, 4, 5, true, dy, dys9)
+            .validate()
+            .is_err()
+    );
+    let lin_dys = qlinear_graph(2, 8, 3, 8, dys);
+    assert!(lin_dys.validate().is_err());
     assert!(
         qlinear_graph(2, 8, 3, 8, ActQuant::Dynamic { bits: 9 })
             .validate()
@@ -480,4 +301,16 @@ fn quantized_bundles_round_trip_and_survive_hostile_edits() {
             }
         }
     }
+    // Both run-time quantizers of the attention products survive the bundle.
+    let mm = qmatmul_graph(
+        2,
+        5,
+        8,
+        5,
+        true,
+        ActQuant::Dynamic { bits: 4 },
+        ActQuant::DynamicSymmetric { bits: 4 },
+    );
+    let back = Bundle::decode(&Bundle::new("mm", mm.clone()).encode().unwrap()).unwrap();
+    assert_eq!(back.graph, mm);
 }

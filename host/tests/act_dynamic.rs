@@ -1,7 +1,8 @@
 //! `--act-scale dynamic`: the body Linears get per-row input quantizers and the edges stay
-//! static; on the trained default model with real images a W4A4 dynamic bundle is closer to
-//! f32 than the static one; and its fused run gives the node-by-node run's bits on every tier
-//! and thread count.
+//! static; `--attn-scale dynamic`: the attention products' Q, K and V get run-time steps. On
+//! the trained default model with real images each W4A4 dynamic bundle is closer to f32 than
+//! the static one, and its fused run gives the node-by-node run's bits on every tier and
+//! thread count.
 
 use qvit_device::Tensor;
 use qvit_device::exec::Executor;
@@ -23,8 +24,8 @@ fn bits_of(a: &[Tensor]) -> Vec<Vec<u32>> {
         .collect()
 }
 
-#[test]
-fn dynamic_w4a4_is_closer_to_f32_than_static_and_fuses_bit_exactly() {
+/// The default model as f32, 32 calibration images and 64 test images.
+fn default_model() -> (qvit_device::bundle::Bundle, Vec<Tensor>, Vec<Tensor>) {
     let prep = PrepOptions {
         preset: Some(Preset::FashionMnist),
         ..Default::default()
@@ -39,11 +40,41 @@ fn dynamic_w4a4_is_closer_to_f32_than_static_and_fuses_bit_exactly() {
     let test =
         qvit_host::data::load_inputs(&model_dir().join("test1k-images-idx3-ubyte"), &pre, 64)
             .unwrap();
-    let run = |g: &qvit_device::Graph, x: &Tensor| {
-        let mut ex = Executor::new(g.clone(), KernelSet::detect()).unwrap();
-        ex.run(&[x]).unwrap().remove(0).data
-    };
-    let want: Vec<Vec<f32>> = test.iter().map(|x| run(&fb.graph, x)).collect();
+    (fb, calib, test)
+}
+
+/// Mean cosine of `g`'s outputs on `test` against `want`.
+fn mean_cosine(g: &qvit_device::Graph, test: &[Tensor], want: &[Vec<f32>]) -> f64 {
+    let mut ex = Executor::new(g.clone(), KernelSet::detect()).unwrap();
+    test.iter()
+        .zip(want)
+        .map(|(x, w)| cosine(&ex.run(&[x]).unwrap().remove(0).data, w))
+        .sum::<f64>()
+        / test.len() as f64
+}
+
+/// The fused run of `g` on `x` (dynamic operands quantize their f32 rows themselves) gives the
+/// node-by-node run's bits on every tier and thread count.
+fn assert_fused_equals_node_by_node(g: &qvit_device::Graph, x: &Tensor) {
+    for tier in Tier::supported() {
+        let mut ex = Executor::new(g.clone(), KernelSet::with_tier(tier).unwrap()).unwrap();
+        let node_by_node = bits_of(&ex.run_observed(&[x], &mut |_, _| {}).unwrap());
+        for threads in [1, 2, 3] {
+            ex.set_threads(threads);
+            let fused = bits_of(&ex.run(&[x]).unwrap());
+            assert!(fused == node_by_node, "tier {tier} {threads} threads");
+        }
+    }
+}
+
+#[test]
+fn dynamic_w4a4_is_closer_to_f32_than_static_and_fuses_bit_exactly() {
+    let (fb, calib, test) = default_model();
+    let mut f32_ex = Executor::new(fb.graph.clone(), KernelSet::detect()).unwrap();
+    let want: Vec<Vec<f32>> = test
+        .iter()
+        .map(|x| f32_ex.run(&[x]).unwrap().remove(0).data)
+        .collect();
     let mut cos = Vec::new();
     let mut graphs = Vec::new();
     for act_scale in [ActScale::Static, ActScale::Dynamic] {
@@ -54,14 +85,7 @@ fn dynamic_w4a4_is_closer_to_f32_than_static_and_fuses_bit_exactly() {
             ..Default::default()
         };
         let q = quantize(&fb.graph, &calib, &opts).unwrap();
-        let mut ex = Executor::new(q.graph.clone(), KernelSet::detect()).unwrap();
-        let c = test
-            .iter()
-            .zip(&want)
-            .map(|(x, w)| cosine(&ex.run(&[x]).unwrap().remove(0).data, w))
-            .sum::<f64>()
-            / test.len() as f64;
-        cos.push(c);
+        cos.push(mean_cosine(&q.graph, &test, &want));
         graphs.push(q.graph);
     }
     eprintln!(
@@ -88,16 +112,69 @@ fn dynamic_w4a4_is_closer_to_f32_than_static_and_fuses_bit_exactly() {
             "{name}: {a:?}"
         );
     }
+    assert_fused_equals_node_by_node(g, &test[0]);
+}
 
-    // Fused (dynamic layers quantize their f32 rows themselves) equals node by node.
-    let x = &test[0];
-    for tier in Tier::supported() {
-        let mut ex = Executor::new(g.clone(), KernelSet::with_tier(tier).unwrap()).unwrap();
-        let node_by_node = bits_of(&ex.run_observed(&[x], &mut |_, _| {}).unwrap());
-        for threads in [1, 2, 3] {
-            ex.set_threads(threads);
-            let fused = bits_of(&ex.run(&[x]).unwrap());
-            assert!(fused == node_by_node, "tier {tier} {threads} threads");
-        }
+/// `--attn-scale dynamic`: Q gets a step per token, K per token and V per channel; the
+/// probabilities keep their log2 quantizer. At W4A4 on the default model it is closer to f32
+/// than per-tensor attention operands, and fused equals node by node.
+#[test]
+fn dynamic_attention_w4a4_is_closer_to_f32_and_fuses_bit_exactly() {
+    let (fb, calib, test) = default_model();
+    let mut f32_ex = Executor::new(fb.graph.clone(), KernelSet::detect()).unwrap();
+    let want: Vec<Vec<f32>> = test
+        .iter()
+        .map(|x| f32_ex.run(&[x]).unwrap().remove(0).data)
+        .collect();
+    let mut cos = Vec::new();
+    let mut graphs = Vec::new();
+    for attn_scale in [ActScale::Static, ActScale::Dynamic] {
+        let opts = QuantOptions {
+            wbits: 4,
+            abits: 4,
+            act_scale: ActScale::Dynamic,
+            attn_scale,
+            ..Default::default()
+        };
+        let q = quantize(&fb.graph, &calib, &opts).unwrap();
+        cos.push(mean_cosine(&q.graph, &test, &want));
+        graphs.push(q.graph);
     }
+    eprintln!(
+        "W4A4 logits cosine vs f32: static attention {:.5}, dynamic {:.5}",
+        cos[0], cos[1]
+    );
+    assert!(
+        cos[1] > cos[0],
+        "dynamic attention not closer to f32: {cos:?}"
+    );
+    let g = &graphs[1];
+    let products: Vec<(ActQuant, ActQuant)> = g
+        .nodes
+        .iter()
+        .filter_map(|n| match n.op {
+            Op::QMatMul { a, b, .. } => Some((a, b)),
+            _ => None,
+        })
+        .collect();
+    assert!(!products.is_empty());
+    for pair in products.chunks(2) {
+        assert!(
+            matches!(
+                pair,
+                [
+                    (
+                        ActQuant::Dynamic { bits: 4 },
+                        ActQuant::DynamicSymmetric { bits: 4 }
+                    ),
+                    (
+                        ActQuant::Log2 { bits: 4, .. },
+                        ActQuant::DynamicSymmetric { bits: 4 }
+                    ),
+                ]
+            ),
+            "{pair:?}"
+        );
+    }
+    assert_fused_equals_node_by_node(g, &test[0]);
 }

@@ -321,6 +321,7 @@ fn act_to_wire(a: &ActQuant) -> WireActQuant {
         ActQuant::Symmetric { bits, scale } => WireActQuant::Symmetric { bits, scale },
         ActQuant::Log2 { bits, scale } => WireActQuant::Log2 { bits, scale },
         ActQuant::Dynamic { bits } => WireActQuant::Dynamic { bits },
+        ActQuant::DynamicSymmetric { bits } => WireActQuant::DynamicSymmetric { bits },
     }
 }
 
@@ -331,6 +332,7 @@ fn act_from_wire(a: WireActQuant) -> ActQuant {
         WireActQuant::Symmetric { bits, scale } => ActQuant::Symmetric { bits, scale },
         WireActQuant::Log2 { bits, scale } => ActQuant::Log2 { bits, scale },
         WireActQuant::Dynamic { bits } => ActQuant::Dynamic { bits },
+        WireActQuant::DynamicSymmetric { bits } => ActQuant::DynamicSymmetric { bits },
     }
 }
 

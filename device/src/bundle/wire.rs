@@ -220,6 +220,10 @@ pub enum WireActQuant {
     Dynamic {
         bits: u8,
     },
+    /// Appended after `Dynamic`: a symmetric step per column of a QMatMul, taken at run time.
+    DynamicSymmetric {
+        bits: u8,
+    },
 }
 
 /// GELU form. Append-only.

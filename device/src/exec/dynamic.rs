@@ -8,16 +8,21 @@
 //! `y = (acc − z_r·Σₖ w[c][k]) · (s_r·s_w[c]) + bias[c]`. Every step is either integer
 //! arithmetic or the same f32 operations in the same order on every tier, so a dynamic layer
 //! is as bit-exact across CPUs as a static one.
+//!
+//! A [`crate::Op::QMatMul`] takes the same per-row quantizer on its left operand (one per
+//! query token of `Q·Kᵀ`) and [`ActQuant::DynamicSymmetric`] on its right one, a step per
+//! column of the product (per key token, per channel of V): [`dequantize_product`] folds both
+//! into its epilogue, `out[i][j] = (acc − z_i·Σ_c b[j][c]) · (s_i·s_j)`.
 
-use crate::quant::{RowQuant, unsigned_max};
+use crate::quant::{ActQuant, RowQuant, symmetric_max, unsigned_max};
 use qvit_kernels::{Error, KernelSet, Result};
 
-/// The levels of `rows` rows of `x` (`k` values each) under each row's own `bits`-bit
-/// quantizer, plus `offset` (−128 for the W8A8 kernel), into `out`; each row's quantizer is
-/// pushed to `rowq` (cleared first).
+/// The levels of `rows` rows of `x` (`k` values each) under each row's own quantizer of the
+/// dynamic `act`, plus `offset` (−128 for the W8A8 kernel's uniform side), into `out`; each
+/// row's quantizer is pushed to `rowq` (cleared first).
 pub(crate) fn quantize_rows(
     ks: &KernelSet,
-    bits: u8,
+    act: &ActQuant,
     x: &[f32],
     k: usize,
     offset: i32,
@@ -30,12 +35,82 @@ pub(crate) fn quantize_rows(
             what: format!("x {}, out {}, k {k}", x.len(), out.len()),
         });
     }
+    let (lo, hi) = match *act {
+        ActQuant::Dynamic { bits } => (0, unsigned_max(bits)),
+        ActQuant::DynamicSymmetric { bits } => (-symmetric_max(bits), symmetric_max(bits)),
+        _ => return Err(crate::exec::quantized::dynamic_without_rows()),
+    };
     rowq.clear();
-    let range = (offset as i8, (unsigned_max(bits) + offset) as i8);
+    let range = ((lo + offset) as i8, (hi + offset) as i8);
     for (xr, or) in x.chunks_exact(k).zip(out.chunks_exact_mut(k)) {
-        let r = RowQuant::of_row(xr, bits);
+        let Some(r) = act.of_row(xr) else {
+            return Err(crate::exec::quantized::dynamic_without_rows());
+        };
         ks.levels_i8(xr, r.inv, r.zero + offset, range, or)?;
         rowq.push(r);
+    }
+    Ok(())
+}
+
+/// One side's steps in [`dequantize_product`]: a static step, or one per row (column).
+#[derive(Clone, Copy)]
+pub(crate) enum Steps<'a> {
+    Static(f32),
+    PerRow(&'a [RowQuant]),
+}
+
+impl<'a> Steps<'a> {
+    /// `act`'s steps: the quantizers in `rows` when it is dynamic, else its one step.
+    pub fn of(act: &ActQuant, rows: &'a [RowQuant]) -> Steps<'a> {
+        match act.is_dynamic() {
+            true => Steps::PerRow(rows),
+            false => Steps::Static(act.scale()),
+        }
+    }
+
+    fn at(&self, i: usize) -> (f32, i32) {
+        match *self {
+            Steps::Static(s) => (s, 0),
+            Steps::PerRow(r) => (r[i].scale, r[i].zero),
+        }
+    }
+}
+
+/// The epilogue of a QMatMul with a dynamic operand, over `acc` (`[m, n]`, `Σ_c a·b` with the
+/// left side's zero points not yet taken out): `out[i][j] = (acc[i][j] − z_i·b_sums[j]) ·
+/// (s_i·s_j / div)`, `div` 2¹⁵ for log-quantized probabilities (else 1). Scalar: the same
+/// operations in the same order on every CPU. `b_sums` (the right operand's level sums per
+/// column) is only read where a row has a zero point.
+pub(crate) fn dequantize_product(
+    acc: &[i32],
+    (a, b): (Steps, Steps),
+    b_sums: &[i32],
+    div: f32,
+    out: &mut [f32],
+) -> Result<()> {
+    let rows = match a {
+        Steps::PerRow(r) => r.len(),
+        Steps::Static(_) => acc.len() / b_sums.len().max(1),
+    };
+    let n = b_sums.len();
+    let cols_ok = match b {
+        Steps::PerRow(c) => c.len() == n,
+        Steps::Static(_) => true,
+    };
+    if acc.len() != rows * n || out.len() != acc.len() || !cols_ok {
+        return Err(Error::Shape {
+            op: "dequantize_product",
+            what: format!("acc {}, out {}, {rows} rows × {n}", acc.len(), out.len()),
+        });
+    }
+    for (i, (ar, or)) in acc.chunks_exact(n).zip(out.chunks_exact_mut(n)).enumerate() {
+        let (sa, za) = a.at(i);
+        for (j, ((o, &v), &sum)) in or.iter_mut().zip(ar).zip(b_sums).enumerate() {
+            let (sb, _) = b.at(j);
+            // |z·sum| ≤ 255·127·K and |acc| ≤ 255·127·K: exact in i32 for K ≤ 65 536.
+            let v = v.wrapping_sub(za.wrapping_mul(sum));
+            *o = v as f32 * (sa * sb / div);
+        }
     }
     Ok(())
 }
@@ -85,7 +160,6 @@ pub(crate) fn dequantize_rows(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::quant::ActQuant;
 
     /// The closed form in f64 from the fake-quantized rows: `Σ fake(x)·w·s_w + bias`.
     fn reference(x: &[f32], k: usize, bits: u8, w: &[i8], s_w: &[f32], bias: &[f32]) -> Vec<f64> {
@@ -128,7 +202,8 @@ mod tests {
             let offset = if bits <= 4 { 0 } else { -128 };
             let mut a = vec![0i8; x.len()];
             let mut rowq = Vec::new();
-            quantize_rows(&ks, bits, &x, k, offset, &mut a, &mut rowq).unwrap();
+            let act = ActQuant::Dynamic { bits };
+            quantize_rows(&ks, &act, &x, k, offset, &mut a, &mut rowq).unwrap();
             assert_eq!(rowq.len(), 4);
             assert_eq!(rowq[3], RowQuant::of_row(&[0.0], bits), "zero row");
             // Σ q·w by hand, then the epilogue.

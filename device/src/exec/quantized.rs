@@ -39,6 +39,11 @@ pub(crate) struct QScratch {
     /// Row quantizers of a dynamic layer's input, and one row's epilogue factors.
     rowq: Vec<RowQuant>,
     row_scales: Vec<f32>,
+    /// A dynamic right operand of an activation product: its f32 columns as rows, their
+    /// quantizers and their level sums.
+    b_rows: Vec<f32>,
+    colq: Vec<RowQuant>,
+    col_sums: Vec<i32>,
 }
 
 /// Integer levels of `x` under `act` plus `offset` (−128 turns uniform levels into the i8
@@ -74,7 +79,7 @@ pub(crate) fn levels_into(
             Ok(())
         }
         // Never a sink's quantizer: the pass leaves dynamic layers their f32 input.
-        ActQuant::Dynamic { .. } => Err(dynamic_without_rows()),
+        ActQuant::Dynamic { .. } | ActQuant::DynamicSymmetric { .. } => Err(dynamic_without_rows()),
     }
 }
 
@@ -105,6 +110,16 @@ fn log_levels(act: &ActQuant, x: &[f32], out: &mut Vec<u8>) {
     let inv = 1.0 / act.scale();
     out.clear();
     out.extend(x.iter().map(|&v| t.level(v * inv) as u8));
+}
+
+/// `dst[c][r] = src[r][c]` for a `[rows, cols]` f32 matrix.
+fn transpose_f32(src: &[f32], rows: usize, cols: usize, dst: &mut Vec<f32>) {
+    dst.resize(rows * cols, 0.0);
+    for (r, row) in src.chunks_exact(cols).enumerate() {
+        for (c, &v) in row.iter().enumerate() {
+            dst[c * rows + r] = v;
+        }
+    }
 }
 
 /// `dst[c][r] = src[r][c]` for a `[rows, cols]` matrix.
@@ -256,8 +271,8 @@ impl QLinearPlan {
         rowq: &mut Vec<RowQuant>,
     ) -> qvit_kernels::Result<()> {
         match self.act {
-            ActQuant::Dynamic { bits } => {
-                dynamic::quantize_rows(ks, bits, x, self.k(), self.level_offset(), out, rowq)
+            ActQuant::Dynamic { .. } => {
+                dynamic::quantize_rows(ks, &self.act, x, self.k(), self.level_offset(), out, rowq)
             }
             act => levels_into(ks, &act, x, self.level_offset(), out),
         }
@@ -449,6 +464,8 @@ impl QMatMulPlan {
     /// Both operand kinds run on the W8A8 GEMM with `b` as the packed weight side (`[n, k]`).
     /// A log-quantized `a` stands for `P(q)` up to 2¹⁵, more than a byte: its high and low
     /// bytes are multiplied separately and combined, `Σ P·b = 256·Σ hi·b + Σ lo·b` exactly.
+    /// Dynamic operands take their steps per row of `a` and per column of the product
+    /// (`dynamic`), folded into the epilogue.
     pub fn run(
         &self,
         ctx: &Ctx,
@@ -459,11 +476,17 @@ impl QMatMulPlan {
     ) -> qvit_kernels::Result<()> {
         let (m, n, k) = (self.m, self.n, self.k);
         let log2 = matches!(self.a, ActQuant::Log2 { .. });
+        let div = if log2 {
+            (1u32 << LOG2_FRAC_BITS) as f32
+        } else {
+            1.0
+        };
         let deq = if log2 {
-            self.a.scale() * self.b.scale() / (1u32 << LOG2_FRAC_BITS) as f32
+            self.a.scale() * self.b.scale() / div
         } else {
             self.a.scale() * self.b.scale()
         };
+        let dynamic = self.a.is_dynamic() || self.b.is_dynamic();
         let ks = &ctx.ks;
         let one = |qs: &mut QScratch, t: usize, o: &mut [f32]| -> qvit_kernels::Result<()> {
             let (ab, bb) = (&a[t * m * k..][..m * k], &b[t * k * n..][..k * n]);
@@ -476,11 +499,25 @@ impl QMatMulPlan {
                 packed,
                 lo,
                 acc_lo,
+                rowq,
+                b_rows,
+                colq,
+                col_sums,
                 ..
             } = qs;
             // The GEMM reads b as [n, k] (its weight layout): quantize in the stored layout,
-            // then transpose the bytes when they differ.
-            if self.transpose_b {
+            // then transpose the bytes when they differ. A dynamic b takes a step per column
+            // of the product, so its f32 values are put in [n, k] rows first.
+            if self.b.is_dynamic() {
+                let rows: &[f32] = if self.transpose_b {
+                    bb
+                } else {
+                    transpose_f32(bb, k, n, b_rows);
+                    b_rows
+                };
+                bq.resize(n * k, 0);
+                dynamic::quantize_rows(ks, &self.b, rows, k, 0, bq, colq)?;
+            } else if self.transpose_b {
                 int_levels(ks, &self.b, bb, 0, bq)?;
             } else {
                 int_levels(ks, &self.b, bb, 0, a8)?;
@@ -504,9 +541,25 @@ impl QMatMulPlan {
                     let exact = 256 * *h as i64 + l as i64;
                     *h = exact.clamp(i32::MIN as i64, i32::MAX as i64) as i32;
                 }
+            } else if self.a.is_dynamic() {
+                a8.resize(m * k, 0);
+                dynamic::quantize_rows(ks, &self.a, ab, k, -128, a8, rowq)?;
+                ks.gemm_w8a8_i32_with(gemm, a8, m, -128, packed, acc)?;
             } else {
                 int_levels(ks, &self.a, ab, -128, a8)?;
                 ks.gemm_w8a8_i32_with(gemm, a8, m, (zero_of(&self.a) - 128) as i8, packed, acc)?;
+            }
+            if dynamic {
+                col_sums.clear();
+                col_sums.extend(
+                    bq.chunks_exact(k)
+                        .map(|c| c.iter().map(|&v| v as i32).sum::<i32>()),
+                );
+                let sides = (
+                    dynamic::Steps::of(&self.a, rowq),
+                    dynamic::Steps::of(&self.b, colq),
+                );
+                return dynamic::dequantize_product(acc, sides, col_sums, div, o);
             }
             for (o, &v) in o.iter_mut().zip(acc.iter()) {
                 *o = v as f32 * deq;

@@ -3,9 +3,13 @@
 
 use qvit_device::bundle::wire::{WireGraph, WireHeader};
 use qvit_device::bundle::{Bundle, FORMAT_VERSION, Header, MAGIC, PREAMBLE_LEN, WEIGHT_ALIGN};
-use qvit_device::{Graph, Layout, Node, Op, Preprocess, Source, Value};
+use qvit_device::exec::Executor;
+use qvit_device::quant::ActQuant;
+use qvit_device::{Graph, Layout, Node, Op, Preprocess, Source, Tensor, Value};
+use qvit_kernels::{KernelSet, Tier};
 
-fn value(name: &str, shape: Vec<usize>, source: Source) -> Value {
+/// A graph value.
+pub fn value(name: &str, shape: Vec<usize>, source: Source) -> Value {
     Value {
         name: name.into(),
         shape,
@@ -237,4 +241,67 @@ pub fn assemble(header: &WireHeader, graph: &WireGraph, blob: &[u8]) -> Vec<u8> 
     out.extend([0; 4]);
     fix_crc(&mut out);
     out
+}
+
+/// A kernel set for every tier this CPU supports (printed, so a skipped tier shows in the log).
+pub fn tiers() -> Vec<KernelSet> {
+    let tiers: Vec<_> = Tier::supported()
+        .into_iter()
+        .map(|t| KernelSet::with_tier(t).unwrap())
+        .collect();
+    eprintln!(
+        "tiers under test: {:?}",
+        tiers.iter().map(|k| k.tier().name()).collect::<Vec<_>>()
+    );
+    tiers
+}
+
+/// The first output of `g` on `inputs` with kernel set `ks` and `threads` threads.
+pub fn run_on(g: &Graph, ks: KernelSet, threads: usize, inputs: &[&Tensor]) -> Vec<f32> {
+    let mut ex = Executor::new(g.clone(), ks).unwrap();
+    ex.set_threads(threads);
+    ex.run(inputs).unwrap().remove(0).data
+}
+
+/// `a [h, m, k] · b` where b is `[h, n, k]` (transposed) or `[h, k, n]`.
+pub fn qmatmul_graph(
+    h: usize,
+    m: usize,
+    k: usize,
+    n: usize,
+    tb: bool,
+    a: ActQuant,
+    b: ActQuant,
+) -> Graph {
+    let b_shape = if tb { vec![h, n, k] } else { vec![h, k, n] };
+    Graph {
+        values: vec![
+            value("a", vec![h, m, k], Source::Input(0)),
+            value("b", b_shape, Source::Input(1)),
+            value("y", vec![h, m, n], Source::Node(0)),
+        ],
+        nodes: vec![Node {
+            name: "mm".into(),
+            op: Op::QMatMul {
+                transpose_b: tb,
+                a,
+                b,
+            },
+            inputs: vec![0, 1],
+            output: 2,
+        }],
+        inputs: vec![0, 1],
+        outputs: vec![2],
+    }
+}
+
+/// The uniform quantizer spanning `[lo, hi]` in `2^bits − 1` steps.
+pub fn uniform(bits: u8, lo: f32, hi: f32) -> ActQuant {
+    let levels = ((1u32 << bits) - 1) as f32;
+    let scale = (hi - lo) / levels;
+    ActQuant::Uniform {
+        bits,
+        scale,
+        zero: (-lo / scale).round() as i32,
+    }
 }

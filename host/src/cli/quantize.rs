@@ -39,9 +39,16 @@ pub enum WeightRoundArg {
 pub enum ActScaleArg {
     /// One calibrated scale per tensor.
     Static,
-    /// A scale and zero point per row (token) of each body Linear's input, from the row's range
-    /// at run time (patch embedding and head stay static).
+    /// Scales taken at run time from each token's (for V: each channel's) own range; the patch
+    /// embedding and head stay static.
     Dynamic,
+}
+
+fn scale_of(a: ActScaleArg) -> ActScale {
+    match a {
+        ActScaleArg::Static => ActScale::Static,
+        ActScaleArg::Dynamic => ActScale::Dynamic,
+    }
 }
 
 /// Head rotation on the command line.
@@ -106,6 +113,11 @@ pub struct QuantArgs {
     /// calibrated per tensor, or per token at run time (the device computes each row's range).
     #[arg(long, value_enum, default_value_t = ActScaleArg::Static)]
     pub act_scale: ActScaleArg,
+    /// Where the operands of the attention products (Q·Kᵀ and P·V) get their scale: calibrated
+    /// per tensor, or at run time per token of Q and K and per channel of V (the probabilities
+    /// keep their log2 quantizer). At 4 bits the per-tensor Q and K lose most of the accuracy.
+    #[arg(long, value_enum, default_value_t = ActScaleArg::Static)]
+    pub attn_scale: ActScaleArg,
     /// Keep biases, norms, embeddings and scales in f32 (default: rounded to f16 values, stored
     /// in half the bytes).
     #[arg(long)]
@@ -198,10 +210,8 @@ impl QuantArgs {
                 WeightRoundArg::Gptq => WeightRound::Gptq,
             },
             rotate: matches!(self.rotate, RotateArg::Hadamard),
-            act_scale: match self.act_scale {
-                ActScaleArg::Static => ActScale::Static,
-                ActScaleArg::Dynamic => ActScale::Dynamic,
-            },
+            act_scale: scale_of(self.act_scale),
+            attn_scale: scale_of(self.attn_scale),
         })
     }
 }

@@ -63,6 +63,10 @@ pub struct QuantOptions {
     pub rotate: bool,
     /// How the inputs of the body's Linear layers get their activation scale.
     pub act_scale: ActScale,
+    /// How the operands of the attention products (Q, K, V; not the probabilities) get theirs:
+    /// [`ActScale::Dynamic`] gives Q a step and zero point per token ([`ActQuant::Dynamic`]),
+    /// K a step per token and V one per channel ([`ActQuant::DynamicSymmetric`]).
+    pub attn_scale: ActScale,
 }
 
 /// Where the activation scale of a body Linear's input comes from.
@@ -120,6 +124,7 @@ impl Default for QuantOptions {
             weight_round: WeightRound::Nearest,
             rotate: false,
             act_scale: ActScale::Static,
+            attn_scale: ActScale::Static,
         }
     }
 }
@@ -308,6 +313,7 @@ pub fn quantize(g: &Graph, calib: &[Tensor], opts: &QuantOptions) -> Result<Quan
         log2_softmax: opts.log2_softmax,
         weight_round: opts.weight_round,
         act_scale: opts.act_scale,
+        attn_scale: opts.attn_scale,
         calib_images: calib.len(),
         calib_seconds: start.elapsed().as_secs_f64(),
         layers,
@@ -419,12 +425,19 @@ pub fn quantize_node(
             }
             let softmax_in = crate::graph::is_softmax_output(g, a);
             let (sa_stats, sb_stats) = (&cal.tensors[&a], &cal.tensors[&b]);
+            let dynamic = opts.attn_scale == ActScale::Dynamic;
             let qa = if softmax_in && opts.log2_softmax {
                 clip::log2_for(sa_stats, ab)
+            } else if dynamic && !softmax_in {
+                ActQuant::Dynamic { bits: ab }
             } else {
                 clip::uniform_for(sa_stats, opts.clip, ab)
             };
-            let qb = clip::symmetric_for(sb_stats, opts.clip, ab);
+            let qb = if dynamic {
+                ActQuant::DynamicSymmetric { bits: ab }
+            } else {
+                clip::symmetric_for(sb_stats, opts.clip, ab)
+            };
             g.nodes[j].op = Op::QMatMul {
                 transpose_b,
                 a: qa,
@@ -490,5 +503,6 @@ pub fn describe(q: &ActQuant) -> String {
         }
         ActQuant::Log2 { bits, scale } => format!("log2-{bits} max {scale:.4}"),
         ActQuant::Dynamic { bits } => format!("dynamic{bits} per row"),
+        ActQuant::DynamicSymmetric { bits } => format!("dynamic symmetric{bits} per column"),
     }
 }

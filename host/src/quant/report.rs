@@ -129,6 +129,8 @@ pub struct QuantReport {
     pub weight_round: super::WeightRound,
     /// Where the body Linears' input scales come from.
     pub act_scale: super::ActScale,
+    /// Where the attention products' Q, K and V scales come from.
+    pub attn_scale: super::ActScale,
     /// Calibration images.
     pub calib_images: usize,
     /// Wall time of calibration and quantization.
@@ -155,8 +157,8 @@ impl QuantReport {
         let mut s = format!("# Quantization report: {title}\n\n");
         s += &format!(
             "W{}A{} (patch embedding and head: {} bits), clip `{}`, post-LN reparameterisation {}, \
-             outlier-channel clip {}, log2 softmax {}, weight rounding `{}`, activation scale `{}`; \
-             {} calibration images, {:.1} s.\n\n",
+             outlier-channel clip {}, log2 softmax {}, weight rounding `{}`, activation scale `{}`, \
+             attention scale `{}`; {} calibration images, {:.1} s.\n\n",
             self.wbits,
             self.abits,
             self.edge_bits,
@@ -167,6 +169,7 @@ impl QuantReport {
             on(self.log2_softmax),
             self.weight_round,
             self.act_scale,
+            self.attn_scale,
             self.calib_images,
             self.calib_seconds
         );
