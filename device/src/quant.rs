@@ -145,16 +145,7 @@ impl RowQuant {
     /// row. NaN is ignored; a row of zeros, or one whose range is not a normal positive number,
     /// gets step 1 (all its values round to the zero point's level or clamp).
     pub fn of_row(x: &[f32], bits: u8) -> RowQuant {
-        let (mut lo, mut hi) = (0.0f32, 0.0f32);
-        for &v in x {
-            // Comparisons are false for NaN, so NaN never becomes a bound.
-            if v < lo {
-                lo = v;
-            }
-            if v > hi {
-                hi = v;
-            }
-        }
+        let (lo, hi) = row_range(x);
         let max = unsigned_max(bits);
         let scale = (hi - lo) / max as f32;
         let inv = 1.0 / scale;
@@ -176,10 +167,8 @@ impl RowQuant {
     /// magnitude cut into `2^(bits−1) − 1` steps each way, zero point 0. Scalar, as
     /// [`RowQuant::of_row`], with the same fallback to step 1.
     pub fn symmetric_of_row(x: &[f32], bits: u8) -> RowQuant {
-        // `v > m` is false for NaN, so NaN never becomes the bound.
-        let m = x
-            .iter()
-            .fold(0.0f32, |m, &v| if v.abs() > m { v.abs() } else { m });
+        let (lo, hi) = row_range(x);
+        let m = if -lo > hi { -lo } else { hi };
         let scale = m / symmetric_max(bits) as f32;
         let inv = 1.0 / scale;
         if !(scale.is_normal() && inv.is_normal()) {
@@ -195,6 +184,38 @@ impl RowQuant {
             zero: 0,
         }
     }
+}
+
+/// Lanes of [`row_range`]: enough independent chains for the compiler to keep them in vector
+/// registers on every target.
+const RANGE_LANES: usize = 16;
+
+/// `(min(0, min x), max(0, max x))`, NaN ignored. Comparisons with NaN are false, so NaN never
+/// becomes a bound, and the bounds only move away from 0.0 to strictly smaller (larger)
+/// values, so neither is ever −0.0: the result is one value whatever the order, and
+/// [`RANGE_LANES`] independent chains give the bits a single loop gives, vectorised.
+fn row_range(x: &[f32]) -> (f32, f32) {
+    let (mut lo, mut hi) = ([0.0f32; RANGE_LANES], [0.0f32; RANGE_LANES]);
+    let chunks = x.chunks_exact(RANGE_LANES);
+    let tail = chunks.remainder();
+    for c in chunks {
+        for l in 0..RANGE_LANES {
+            lo[l] = if c[l] < lo[l] { c[l] } else { lo[l] };
+            hi[l] = if c[l] > hi[l] { c[l] } else { hi[l] };
+        }
+    }
+    let (mut lo_all, mut hi_all) = (0.0f32, 0.0f32);
+    for &v in lo.iter().chain(tail) {
+        if v < lo_all {
+            lo_all = v;
+        }
+    }
+    for &v in hi.iter().chain(tail) {
+        if v > hi_all {
+            hi_all = v;
+        }
+    }
+    (lo_all, hi_all)
 }
 
 impl ActQuant {

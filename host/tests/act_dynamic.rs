@@ -5,7 +5,7 @@
 //! thread count.
 
 use qvit_device::Tensor;
-use qvit_device::exec::Executor;
+use qvit_device::exec::{Executor, Profile};
 use qvit_device::graph::Op;
 use qvit_device::quant::ActQuant;
 use qvit_host::compare::cosine;
@@ -117,7 +117,8 @@ fn dynamic_w4a4_is_closer_to_f32_than_static_and_fuses_bit_exactly() {
 
 /// `--attn-scale dynamic`: Q gets a step per token, K per token and V per channel; the
 /// probabilities keep their log2 quantizer. At W4A4 on the default model it is closer to f32
-/// than per-tensor attention operands, and fused equals node by node.
+/// than per-tensor attention operands, the attention still runs as one fused step, and fused
+/// equals node by node.
 #[test]
 fn dynamic_attention_w4a4_is_closer_to_f32_and_fuses_bit_exactly() {
     let (fb, calib, test) = default_model();
@@ -177,4 +178,17 @@ fn dynamic_attention_w4a4_is_closer_to_f32_and_fuses_bit_exactly() {
         );
     }
     assert_fused_equals_node_by_node(g, &test[0]);
+    // The run-time steps are taken inside the fused attention step: no softmax runs apart.
+    let mut ex = Executor::new(g.clone(), KernelSet::detect()).unwrap();
+    let mut profile = Profile::default();
+    ex.run_profiled(&[&test[0]], &mut profile).unwrap();
+    let count = |p: &str| {
+        profile
+            .steps()
+            .iter()
+            .filter(|s| s.op.starts_with(p))
+            .count()
+    };
+    assert_eq!(count("Attention"), products.len() / 2);
+    assert_eq!(count("Softmax"), 0);
 }

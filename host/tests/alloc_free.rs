@@ -1,5 +1,5 @@
 //! Steady-state inference allocates nothing: after warm-up, runs of a quantized bundle (W8A8
-//! and W4A4, fused integer dataflow, 1 and 2 threads) into reused output tensors make no heap
+//! and W4A4, static and run-time activation steps, fused integer dataflow, 1 and 2 threads) into reused output tensors make no heap
 //! allocation on any thread, counted by a wrapper around the system allocator. This file holds
 //! one test, so nothing else allocates while it counts.
 
@@ -7,7 +7,7 @@ use qvit_device::Tensor;
 use qvit_device::exec::Executor;
 use qvit_host::fixtures::SeededRng;
 use qvit_host::prep::{PrepOptions, Preset};
-use qvit_host::quant::{QuantOptions, quantize};
+use qvit_host::quant::{ActScale, QuantOptions, quantize};
 use qvit_kernels::KernelSet;
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::path::Path;
@@ -63,10 +63,17 @@ fn steady_state_runs_do_not_allocate() {
         .map(|_| Tensor::new(shape.clone(), rng.normals(n, 1.0)).unwrap())
         .collect();
     let x = Tensor::new(shape.clone(), rng.normals(n, 1.0)).unwrap();
-    for bits in [8u8, 4] {
+    // The last one takes its activation and attention steps at run time.
+    for (bits, scale) in [
+        (8u8, ActScale::Static),
+        (4, ActScale::Static),
+        (4, ActScale::Dynamic),
+    ] {
         let opts = QuantOptions {
             wbits: bits,
             abits: bits,
+            act_scale: scale,
+            attn_scale: scale,
             ..Default::default()
         };
         let q = quantize(&fb.graph, &calib, &opts).unwrap();
@@ -85,7 +92,7 @@ fn steady_state_runs_do_not_allocate() {
             let made = allocations() - before;
             assert_eq!(
                 made, 0,
-                "W{bits}A{bits}, {threads} threads: {made} allocations in 5 warm runs"
+                "W{bits}A{bits} {scale}, {threads} threads: {made} allocations in 5 warm runs"
             );
             assert_eq!(out, want, "reused outputs hold the same results");
         }

@@ -76,40 +76,55 @@ impl<'a> Steps<'a> {
     }
 }
 
-/// The epilogue of a QMatMul with a dynamic operand, over `acc` (`[m, n]`, `Σ_c a·b` with the
-/// left side's zero points not yet taken out): `out[i][j] = (acc[i][j] − z_i·b_sums[j]) ·
-/// (s_i·s_j / div)`, `div` 2¹⁵ for log-quantized probabilities (else 1). Scalar: the same
+/// The epilogue of a QMatMul with a dynamic operand, over `acc` (`[rows, n]`, `Σ_c a·b` with
+/// the left side's zero points not yet taken out): `out[i][j] = (acc[i][j] − z_i·b_sums[j]) ·
+/// (s_i·s_j / div)`, `div` 2¹⁵ for log-quantized probabilities (else 1). The factors of a row
+/// are formed once per row (once per call for a static left side) in `tmp`; the same
 /// operations in the same order on every CPU. `b_sums` (the right operand's level sums per
-/// column) is only read where a row has a zero point.
+/// column) is only read when the left side has zero points (it may be empty otherwise).
 pub(crate) fn dequantize_product(
     acc: &[i32],
+    n: usize,
     (a, b): (Steps, Steps),
-    b_sums: &[i32],
-    div: f32,
+    (b_sums, div): (&[i32], f32),
+    tmp: &mut Vec<f32>,
     out: &mut [f32],
 ) -> Result<()> {
-    let rows = match a {
-        Steps::PerRow(r) => r.len(),
-        Steps::Static(_) => acc.len() / b_sums.len().max(1),
+    let rows = acc.len() / n.max(1);
+    let rows_ok = match a {
+        Steps::PerRow(r) => r.len() == rows && b_sums.len() == n,
+        Steps::Static(_) => true,
     };
-    let n = b_sums.len();
     let cols_ok = match b {
         Steps::PerRow(c) => c.len() == n,
         Steps::Static(_) => true,
     };
-    if acc.len() != rows * n || out.len() != acc.len() || !cols_ok {
+    if acc.len() != rows * n || out.len() != acc.len() || !rows_ok || !cols_ok {
         return Err(Error::Shape {
             op: "dequantize_product",
             what: format!("acc {}, out {}, {rows} rows × {n}", acc.len(), out.len()),
         });
     }
+    tmp.clear();
+    tmp.extend((0..n).map(|j| b.at(j).0));
+    tmp.resize(2 * n, 0.0);
+    let (sb, f) = tmp.split_at_mut(n);
     for (i, (ar, or)) in acc.chunks_exact(n).zip(out.chunks_exact_mut(n)).enumerate() {
         let (sa, za) = a.at(i);
-        for (j, ((o, &v), &sum)) in or.iter_mut().zip(ar).zip(b_sums).enumerate() {
-            let (sb, _) = b.at(j);
+        if i == 0 || matches!(a, Steps::PerRow(_)) {
+            for (f, &s) in f.iter_mut().zip(sb.iter()) {
+                *f = sa * s / div;
+            }
+        }
+        if za == 0 {
+            for ((o, &v), &f) in or.iter_mut().zip(ar).zip(f.iter()) {
+                *o = v as f32 * f;
+            }
+        } else {
             // |z·sum| ≤ 255·127·K and |acc| ≤ 255·127·K: exact in i32 for K ≤ 65 536.
-            let v = v.wrapping_sub(za.wrapping_mul(sum));
-            *o = v as f32 * (sa * sb / div);
+            for (((o, &v), &f), &sum) in or.iter_mut().zip(ar).zip(f.iter()).zip(b_sums) {
+                *o = v.wrapping_sub(za.wrapping_mul(sum)) as f32 * f;
+            }
         }
     }
     Ok(())

@@ -112,19 +112,9 @@ fn log_levels(act: &ActQuant, x: &[f32], out: &mut Vec<u8>) {
     out.extend(x.iter().map(|&v| t.level(v * inv) as u8));
 }
 
-/// `dst[c][r] = src[r][c]` for a `[rows, cols]` f32 matrix.
-fn transpose_f32(src: &[f32], rows: usize, cols: usize, dst: &mut Vec<f32>) {
-    dst.resize(rows * cols, 0.0);
-    for (r, row) in src.chunks_exact(cols).enumerate() {
-        for (c, &v) in row.iter().enumerate() {
-            dst[c * rows + r] = v;
-        }
-    }
-}
-
 /// `dst[c][r] = src[r][c]` for a `[rows, cols]` matrix.
-fn transpose_into(src: &[i8], rows: usize, cols: usize, dst: &mut Vec<i8>) {
-    dst.resize(rows * cols, 0);
+pub(crate) fn transpose<T: Copy + Default>(src: &[T], rows: usize, cols: usize, dst: &mut Vec<T>) {
+    dst.resize(rows * cols, T::default());
     for (r, row) in src.chunks_exact(cols).enumerate() {
         for (c, &v) in row.iter().enumerate() {
             dst[c * rows + r] = v;
@@ -500,6 +490,7 @@ impl QMatMulPlan {
                 lo,
                 acc_lo,
                 rowq,
+                row_scales,
                 b_rows,
                 colq,
                 col_sums,
@@ -512,7 +503,7 @@ impl QMatMulPlan {
                 let rows: &[f32] = if self.transpose_b {
                     bb
                 } else {
-                    transpose_f32(bb, k, n, b_rows);
+                    transpose(bb, k, n, b_rows);
                     b_rows
                 };
                 bq.resize(n * k, 0);
@@ -521,7 +512,7 @@ impl QMatMulPlan {
                 int_levels(ks, &self.b, bb, 0, bq)?;
             } else {
                 int_levels(ks, &self.b, bb, 0, a8)?;
-                transpose_into(a8, k, n, bq);
+                transpose(a8, k, n, bq);
             }
             let packed = packed.get_or_insert_with(|| ks.empty_w8a8());
             packed.repack(bq, n, k)?;
@@ -559,7 +550,8 @@ impl QMatMulPlan {
                     dynamic::Steps::of(&self.a, rowq),
                     dynamic::Steps::of(&self.b, colq),
                 );
-                return dynamic::dequantize_product(acc, sides, col_sums, div, o);
+                let sums = (&col_sums[..], div);
+                return dynamic::dequantize_product(acc, n, sides, sums, row_scales, o);
             }
             for (o, &v) in o.iter_mut().zip(acc.iter()) {
                 *o = v as f32 * deq;

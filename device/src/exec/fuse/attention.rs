@@ -10,9 +10,9 @@
 use super::sink::{Shared, Sink};
 use super::{RowBlocks, Scratches, TaskScratch, reserve};
 use crate::exec::Ctx;
-use crate::exec::quantized::levels_into;
-use crate::exec::quantized::sized;
-use crate::quant::{ActQuant, LOG2_FRAC_BITS, log_steps, unsigned_max};
+use crate::exec::dynamic::{self, Steps};
+use crate::exec::quantized::{levels_into, sized, transpose};
+use crate::quant::{ActQuant, LOG2_FRAC_BITS, RowQuant, log_steps, unsigned_max};
 use qvit_kernels::KernelSet;
 use qvit_kernels::gemm::PackedW8;
 
@@ -62,11 +62,20 @@ pub(crate) struct AttentionPlan {
     pub values: [crate::ValueId; 3],
 }
 
+/// One head's K or V as the GEMM's weight side, with the run-time steps of a dynamic side (one
+/// per key of K, per channel of V) and the level sums of its rows.
+#[derive(Debug, Default)]
+pub(crate) struct PackedSide {
+    packed: Option<PackedW8>,
+    steps: Vec<RowQuant>,
+    sums: Vec<i32>,
+}
+
 /// Per-head packed K and V, refilled by every core on every run (memory reused, and shared by
 /// the cores of a plan).
 #[derive(Debug, Default)]
 pub(crate) struct AttnState {
-    heads: Vec<(Option<PackedW8>, Option<PackedW8>)>,
+    heads: Vec<[PackedSide; 2]>,
 }
 
 /// The inputs of one run.
@@ -79,16 +88,6 @@ pub(crate) struct AttnArgs<'a> {
     pub v_int: &'a [i8],
     pub out: &'a mut [f32],
     pub sinks: &'a [Shared<i8>],
-}
-
-/// `dst[c][r] = src[r][c]` for a `[rows, cols]` byte matrix.
-fn transpose(src: &[i8], rows: usize, cols: usize, dst: &mut Vec<i8>) {
-    dst.resize(rows * cols, 0);
-    for (r, row) in src.chunks_exact(cols).enumerate() {
-        for (c, &v) in row.iter().enumerate() {
-            dst[c * rows + r] = v;
-        }
-    }
 }
 
 impl AttentionPlan {
@@ -104,9 +103,10 @@ impl AttentionPlan {
         reserve(&mut t.lo, m * n);
         reserve(&mut t.acc, (m * n).max(m * dv));
         reserve(&mut t.acc_lo, m * dv);
-        reserve(&mut t.y, (m * n).max(m * dv));
-        reserve(&mut t.tmp, m.max(dv));
+        reserve(&mut t.y, (m * n).max(m * dv).max(side));
+        reserve(&mut t.tmp, m.max(2 * n).max(2 * dv));
         reserve(&mut t.tq, 1);
+        reserve(&mut t.rowq, m);
     }
 
     fn zero_q(&self) -> i32 {
@@ -122,54 +122,14 @@ impl AttentionPlan {
         ks: &KernelSet,
         args: &AttnArgs,
         h: usize,
-        slot: &mut (Option<PackedW8>, Option<PackedW8>),
+        [k_side, v_side]: &mut [PackedSide; 2],
         t: &mut TaskScratch,
     ) -> qvit_kernels::Result<()> {
         let (n, dk, dv) = (self.n, self.dk, self.dv);
-        let mut side = |op: Operand,
-                        act: &ActQuant,
-                        f32s: &[f32],
-                        ints: &[i8],
-                        (rows, cols): (usize, usize),
-                        stored_as_rows: bool,
-                        dst: &mut Option<PackedW8>|
-         -> qvit_kernels::Result<()> {
-            let len = rows * cols;
-            let ready: &[i8] = match op {
-                Operand::Int(_) => &ints[h * len..(h + 1) * len],
-                Operand::F32 => {
-                    let x = &f32s[h * len..(h + 1) * len];
-                    t.a8.resize(len, 0);
-                    levels_into(ks, act, x, 0, &mut t.a8)?;
-                    if stored_as_rows {
-                        &t.a8
-                    } else {
-                        transpose(&t.a8, cols, rows, &mut t.hi);
-                        &t.hi
-                    }
-                }
-            };
-            dst.get_or_insert_with(|| ks.empty_w8a8())
-                .repack(ready, rows, cols)
-        };
-        side(
-            self.k.0,
-            &self.k.1,
-            args.k,
-            args.k_int,
-            (n, dk),
-            self.k_nk,
-            &mut slot.0,
-        )?;
-        side(
-            self.v.0,
-            &self.v.1,
-            args.v,
-            args.v_int,
-            (dv, n),
-            self.v_vn,
-            &mut slot.1,
-        )
+        let k = (self.k, args.k, args.k_int);
+        pack_side(ks, k, h, (n, dk), self.k_nk, k_side, t)?;
+        let v = (self.v, args.v, args.v_int);
+        pack_side(ks, v, h, (dv, n), self.v_vn, v_side, t)
     }
 
     /// Runs every head.
@@ -199,10 +159,8 @@ impl AttentionPlan {
         let work = self.n * (self.dk + 2 * self.dv + 16);
         let blocks = RowBlocks::per_batch(ctx, self.heads, self.m, 8, work);
         blocks.run_batched(ctx, |h, r0, rows| {
-            let (Some(kp), Some(vp)) = (&heads[h].0, &heads[h].1) else {
-                return Ok(());
-            };
-            scratches.with(|t| self.rows(ctx, &args, (kp, vp), (h, r0, rows), out, t))
+            let [k_side, v_side] = &heads[h];
+            scratches.with(|t| self.rows(ctx, &args, (k_side, v_side), (h, r0, rows), out, t))
         })
     }
 
@@ -211,7 +169,7 @@ impl AttentionPlan {
         &self,
         ctx: &Ctx,
         args: &AttnArgs,
-        (kp, vp): (&PackedW8, &PackedW8),
+        (k_side, v_side): (&PackedSide, &PackedSide),
         (h, r0, rows): (usize, usize, usize),
         out: Shared<f32>,
         t: &mut TaskScratch,
@@ -228,23 +186,39 @@ impl AttentionPlan {
             tq,
             hi,
             lo,
+            rowq,
             ..
         } = t;
+        let (Some(kp), Some(vp)) = (&k_side.packed, &v_side.packed) else {
+            return Ok(());
+        };
         let span = (h * m + r0) * dk..(h * m + r0 + rows) * dk;
         let q: &[i8] = match self.q.0 {
             Operand::Int(_) => &args.q_int[span],
             Operand::F32 => {
                 let a8 = sized(a8, rows * dk);
-                levels_into(ks, &self.q.1, &args.q[span], -128, a8)?;
+                let x = &args.q[span];
+                match self.q.1.is_dynamic() {
+                    true => dynamic::quantize_rows(ks, &self.q.1, x, dk, -128, a8, rowq)?,
+                    false => levels_into(ks, &self.q.1, x, -128, a8)?,
+                }
                 a8
             }
         };
         let scores = sized(acc, rows * n);
         ks.gemm_w8a8_i32_with(gemm, q, rows, (self.zero_q() - 128) as i8, kp, scores)?;
-        let deq = self.q.1.scale() * self.k.1.scale();
         let probs = sized(y, rows * n);
-        for (p, &s) in probs.iter_mut().zip(scores.iter()) {
-            *p = s as f32 * deq;
+        if self.q.1.is_dynamic() || self.k.1.is_dynamic() {
+            let steps = (
+                Steps::of(&self.q.1, rowq),
+                Steps::of(&self.k.1, &k_side.steps),
+            );
+            dynamic::dequantize_product(scores, n, steps, (&k_side.sums, 1.0), tmp, probs)?;
+        } else {
+            let deq = self.q.1.scale() * self.k.1.scale();
+            for (p, &s) in probs.iter_mut().zip(scores.iter()) {
+                *p = s as f32 * deq;
+            }
         }
         for &f in &self.factors {
             for v in probs.iter_mut() {
@@ -259,14 +233,25 @@ impl AttentionPlan {
         let (acc, acc_lo) = (sized(acc, rows * dv), sized(acc_lo, rows * dv));
         ks.gemm_w8a8_i32_with(gemm, hi, rows, HI_ZERO, vp, acc)?;
         ks.gemm_w8a8_i32_with(gemm, lo, rows, LO_ZERO, vp, acc_lo)?;
-        let deq = self.p.scale() * self.v.1.scale() / (1u32 << LOG2_FRAC_BITS) as f32;
+        let div = (1u32 << LOG2_FRAC_BITS) as f32;
+        let deq = self.p.scale() * self.v.1.scale() / div;
         let y = if self.sinks.is_empty() {
             // SAFETY: rows r0..r0+rows of head h belong to this block only.
             unsafe { out.slice((h * m + r0) * dv, rows * dv) }
         } else {
             sized(y, rows * dv)
         };
-        if n <= EXACT_I32_KEYS {
+        if self.v.1.is_dynamic() {
+            for (a, &b) in acc.iter_mut().zip(acc_lo.iter()) {
+                let exact = 256 * *a as i64 + b as i64;
+                *a = exact.clamp(i32::MIN as i64, i32::MAX as i64) as i32;
+            }
+            let steps = (
+                Steps::Static(self.p.scale()),
+                Steps::of(&self.v.1, &v_side.steps),
+            );
+            dynamic::dequantize_product(acc, dv, steps, (&[], div), tmp, y)?;
+        } else if n <= EXACT_I32_KEYS {
             for ((o, &a), &b) in y.iter_mut().zip(acc.iter()).zip(acc_lo.iter()) {
                 *o = a.wrapping_mul(256).wrapping_add(b) as f32 * deq;
             }
@@ -281,4 +266,51 @@ impl AttentionPlan {
         }
         Ok(())
     }
+}
+
+/// Packs head `h` of one side (`(operand, quantizer)`, its f32 and integer inputs) as the GEMM's
+/// `[rows, cols]` weight side; `stored_as_rows`: the graph stores it so (else transposed). A
+/// dynamic side quantizes each row with its own step.
+fn pack_side(
+    ks: &KernelSet,
+    ((op, act), f32s, ints): ((Operand, ActQuant), &[f32], &[i8]),
+    h: usize,
+    (rows, cols): (usize, usize),
+    stored_as_rows: bool,
+    side: &mut PackedSide,
+    t: &mut TaskScratch,
+) -> qvit_kernels::Result<()> {
+    let len = rows * cols;
+    let ready: &[i8] = match op {
+        Operand::Int(_) => &ints[h * len..(h + 1) * len],
+        Operand::F32 => {
+            let x = &f32s[h * len..(h + 1) * len];
+            t.a8.resize(len, 0);
+            if act.is_dynamic() {
+                let x = if stored_as_rows {
+                    x
+                } else {
+                    transpose(x, cols, rows, &mut t.y);
+                    &t.y[..len]
+                };
+                dynamic::quantize_rows(ks, &act, x, cols, 0, &mut t.a8, &mut side.steps)?;
+                side.sums.clear();
+                let sums = t.a8.chunks_exact(cols);
+                side.sums
+                    .extend(sums.map(|r| r.iter().map(|&v| v as i32).sum::<i32>()));
+                &t.a8
+            } else {
+                levels_into(ks, &act, x, 0, &mut t.a8)?;
+                if stored_as_rows {
+                    &t.a8
+                } else {
+                    transpose(&t.a8, cols, rows, &mut t.hi);
+                    &t.hi
+                }
+            }
+        }
+    };
+    side.packed
+        .get_or_insert_with(|| ks.empty_w8a8())
+        .repack(ready, rows, cols)
 }

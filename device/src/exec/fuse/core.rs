@@ -1,6 +1,7 @@
 //! Finding attention cores: `QMatMul(uniform a, symmetric b) → [Mul by constant]* →
-//! Softmax(last axis) → QMatMul(log2 a, symmetric b)` with every value in between read once,
-//! and the [`AttentionPlan`] that runs one as a single step.
+//! Softmax(last axis) → QMatMul(log2 a, symmetric b)` (or their run-time counterparts, dynamic
+//! and dynamic-symmetric) with every value in between read once, and the [`AttentionPlan`]
+//! that runs one as a single step.
 
 use super::attention::{AttentionPlan, Operand};
 use super::chain::{self, Hop};
@@ -18,7 +19,8 @@ pub(super) struct Core {
 }
 
 /// `QMatMul(uniform a, symmetric b) → [Mul by constant]* → Softmax(last axis) → QMatMul(log2
-/// a, symmetric b)`, every intermediate value read once and not a graph output.
+/// a, symmetric b)` (run-time steps allowed on Q, K and V), every intermediate value read once
+/// and not a graph output.
 pub(super) fn find_core(
     graph: &Graph,
     uses: &[Vec<(usize, usize)>],
@@ -28,7 +30,7 @@ pub(super) fn find_core(
     let node = &graph.nodes[anchor];
     let Op::QMatMul {
         a: ActQuant::Log2 { .. },
-        b: ActQuant::Symmetric { .. },
+        b: ActQuant::Symmetric { .. } | ActQuant::DynamicSymmetric { .. },
         ..
     } = node.op
     else {
@@ -52,8 +54,8 @@ pub(super) fn find_core(
         let n = &graph.nodes[j];
         match n.op {
             Op::QMatMul {
-                a: ActQuant::Uniform { .. },
-                b: ActQuant::Symmetric { .. },
+                a: ActQuant::Uniform { .. } | ActQuant::Dynamic { .. },
+                b: ActQuant::Symmetric { .. } | ActQuant::DynamicSymmetric { .. },
                 ..
             } => {
                 factors.reverse();

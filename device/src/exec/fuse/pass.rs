@@ -94,6 +94,10 @@ pub(crate) fn fuse(graph: &Graph, base: &Base) -> Fusion {
             (Op::QMatMul { b, transpose_b, .. }, _, Some(c), 1) => (c.anchor, *b, 0, !transpose_b),
             _ => return None,
         };
+        // A run-time step needs the operand's whole rows (columns): it reads f32.
+        if act.is_dynamic() {
+            return None;
+        }
         Some(Target {
             anchor,
             value,
