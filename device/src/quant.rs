@@ -147,7 +147,14 @@ impl RowQuant {
     pub fn of_row(x: &[f32], bits: u8) -> RowQuant {
         let (lo, hi) = row_range(x);
         let max = unsigned_max(bits);
-        let scale = (hi - lo) / max as f32;
+        RowQuant::with_step((hi - lo) / max as f32, |inv| {
+            round_clamped(-lo * inv).clamp(0, max)
+        })
+    }
+
+    /// The quantizer of step `scale` and zero point `zero(1/scale)`, or step 1 and zero point
+    /// 0 when the step or its reciprocal is not a normal number.
+    fn with_step(scale: f32, zero: impl FnOnce(f32) -> i32) -> RowQuant {
         let inv = 1.0 / scale;
         if !(scale.is_normal() && inv.is_normal()) {
             return RowQuant {
@@ -159,7 +166,7 @@ impl RowQuant {
         RowQuant {
             scale,
             inv,
-            zero: round_clamped(-lo * inv).clamp(0, max),
+            zero: zero(inv),
         }
     }
 
@@ -169,20 +176,7 @@ impl RowQuant {
     pub fn symmetric_of_row(x: &[f32], bits: u8) -> RowQuant {
         let (lo, hi) = row_range(x);
         let m = if -lo > hi { -lo } else { hi };
-        let scale = m / symmetric_max(bits) as f32;
-        let inv = 1.0 / scale;
-        if !(scale.is_normal() && inv.is_normal()) {
-            return RowQuant {
-                scale: 1.0,
-                inv: 1.0,
-                zero: 0,
-            };
-        }
-        RowQuant {
-            scale,
-            inv,
-            zero: 0,
-        }
+        RowQuant::with_step(m / symmetric_max(bits) as f32, |_| 0)
     }
 }
 

@@ -3,8 +3,10 @@
 //! bits, at 1 and 2 threads, and the block does run fused (LayerNorm and Linear epilogues
 //! writing integers, one attention step, residual adds in epilogues).
 
+mod common;
 mod exec_util;
 
+use common::uniform;
 use exec_util::vit_block::{D, F, T, block_graph, weights};
 use exec_util::*;
 use qvit_device::exec::{Executor, Profile};
@@ -24,16 +26,6 @@ fn quantize_rows(w: &[f32], k: usize, bits: u8) -> (IntData, Vec<f32>) {
         data.extend(row.iter().map(|v| (v / s).round().clamp(-m, m) as i8));
     }
     (IntData { bits, data }, scales)
-}
-
-fn uniform(bits: u8, lo: f32, hi: f32) -> ActQuant {
-    let levels = ((1u32 << bits) - 1) as f32;
-    let scale = (hi - lo) / levels;
-    ActQuant::Uniform {
-        bits,
-        scale,
-        zero: (-lo / scale).round() as i32,
-    }
 }
 
 /// The block with every Linear a QLinear and both attention products QMatMuls (probabilities

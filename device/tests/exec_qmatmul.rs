@@ -9,6 +9,20 @@ use common::{qmatmul_graph, run_on, tiers, uniform, weights};
 use qvit_device::Tensor;
 use qvit_device::quant::{ActQuant, LOG2_FRAC_BITS, log_steps, symmetric_max};
 
+/// The integer a static quantizer stands for: the level minus the zero point, or for log2 the
+/// fixed-point `P(q) = 2^15·2^(−q/m)` rounded (half up; f64 `round` is half away from zero).
+fn static_level(q: ActQuant, x: f32, inv: f32) -> i64 {
+    let l = q.level(x, inv) as i64;
+    match q {
+        ActQuant::Log2 { bits, .. } => {
+            let m = log_steps(bits) as f64;
+            2f64.powf(LOG2_FRAC_BITS as f64 - l as f64 / m).round() as i64
+        }
+        ActQuant::Uniform { zero, .. } => l - zero as i64,
+        _ => l,
+    }
+}
+
 #[allow(clippy::too_many_arguments)] // The shapes and both quantizers, spelled out.
 fn qmatmul_oracle(
     h: usize,
@@ -23,20 +37,7 @@ fn qmatmul_oracle(
 ) -> Vec<f32> {
     let (ia, ib) = (1.0 / qa.scale(), 1.0 / qb.scale());
     let log2 = matches!(qa, ActQuant::Log2 { .. });
-    let zero = match qa {
-        ActQuant::Uniform { zero, .. } => zero as i64,
-        _ => 0,
-    };
-    let av = |x: f32| {
-        let q = qa.level(x, ia) as i64;
-        if log2 {
-            // P(q) = 2^15·2^(−q/m) rounded (half up; f64 `round` is half away from zero).
-            let m = log_steps(qa.bits()) as f64;
-            2f64.powf(LOG2_FRAC_BITS as f64 - q as f64 / m).round() as i64
-        } else {
-            q - zero
-        }
-    };
+    let av = |x: f32| static_level(qa, x, ia);
     let deq = if log2 {
         qa.scale() * qb.scale() / (1u32 << LOG2_FRAC_BITS) as f32
     } else {
@@ -192,20 +193,10 @@ fn dynamic_qmatmul_oracle(
     };
     let static_levels = |q: ActQuant, x: &[f32]| -> (f32, Vec<i64>) {
         let inv = 1.0 / q.scale();
-        let zero = match q {
-            ActQuant::Uniform { zero, .. } => zero as i64,
-            _ => 0,
-        };
-        let lv = x.iter().map(|&v| {
-            let l = q.level(v, inv) as i64;
-            if log2 {
-                let steps = log_steps(q.bits()) as f64;
-                2f64.powf(LOG2_FRAC_BITS as f64 - l as f64 / steps).round() as i64
-            } else {
-                l - zero
-            }
-        });
-        (q.scale(), lv.collect())
+        (
+            q.scale(),
+            x.iter().map(|&v| static_level(q, v, inv)).collect(),
+        )
     };
     let side = |q: ActQuant, x: &[f32]| match q.is_dynamic() {
         true => dynamic_levels(q, x),

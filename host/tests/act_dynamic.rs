@@ -43,6 +43,26 @@ fn default_model() -> (qvit_device::bundle::Bundle, Vec<Tensor>, Vec<Tensor>) {
     (fb, calib, test)
 }
 
+/// Each option set's quantized graph of the default model at W4A4 and its mean output cosine
+/// against f32 on the test images.
+fn quantize_and_score(
+    opts: impl IntoIterator<Item = QuantOptions>,
+) -> (Vec<qvit_device::Graph>, Vec<f64>, Vec<Tensor>) {
+    let (fb, calib, test) = default_model();
+    let mut f32_ex = Executor::new(fb.graph.clone(), KernelSet::detect()).unwrap();
+    let want: Vec<Vec<f32>> = test
+        .iter()
+        .map(|x| f32_ex.run(&[x]).unwrap().remove(0).data)
+        .collect();
+    let (mut graphs, mut cos) = (Vec::new(), Vec::new());
+    for o in opts {
+        let q = quantize(&fb.graph, &calib, &o).unwrap();
+        cos.push(mean_cosine(&q.graph, &test, &want));
+        graphs.push(q.graph);
+    }
+    (graphs, cos, test)
+}
+
 /// Mean cosine of `g`'s outputs on `test` against `want`.
 fn mean_cosine(g: &qvit_device::Graph, test: &[Tensor], want: &[Vec<f32>]) -> f64 {
     let mut ex = Executor::new(g.clone(), KernelSet::detect()).unwrap();
@@ -69,25 +89,14 @@ fn assert_fused_equals_node_by_node(g: &qvit_device::Graph, x: &Tensor) {
 
 #[test]
 fn dynamic_w4a4_is_closer_to_f32_than_static_and_fuses_bit_exactly() {
-    let (fb, calib, test) = default_model();
-    let mut f32_ex = Executor::new(fb.graph.clone(), KernelSet::detect()).unwrap();
-    let want: Vec<Vec<f32>> = test
-        .iter()
-        .map(|x| f32_ex.run(&[x]).unwrap().remove(0).data)
-        .collect();
-    let mut cos = Vec::new();
-    let mut graphs = Vec::new();
-    for act_scale in [ActScale::Static, ActScale::Dynamic] {
-        let opts = QuantOptions {
+    let (graphs, cos, test) = quantize_and_score([ActScale::Static, ActScale::Dynamic].map(
+        |act_scale| QuantOptions {
             wbits: 4,
             abits: 4,
             act_scale,
             ..Default::default()
-        };
-        let q = quantize(&fb.graph, &calib, &opts).unwrap();
-        cos.push(mean_cosine(&q.graph, &test, &want));
-        graphs.push(q.graph);
-    }
+        },
+    ));
     eprintln!(
         "W4A4 logits cosine vs f32: static {:.5}, dynamic {:.5}",
         cos[0], cos[1]
@@ -121,26 +130,15 @@ fn dynamic_w4a4_is_closer_to_f32_than_static_and_fuses_bit_exactly() {
 /// equals node by node.
 #[test]
 fn dynamic_attention_w4a4_is_closer_to_f32_and_fuses_bit_exactly() {
-    let (fb, calib, test) = default_model();
-    let mut f32_ex = Executor::new(fb.graph.clone(), KernelSet::detect()).unwrap();
-    let want: Vec<Vec<f32>> = test
-        .iter()
-        .map(|x| f32_ex.run(&[x]).unwrap().remove(0).data)
-        .collect();
-    let mut cos = Vec::new();
-    let mut graphs = Vec::new();
-    for attn_scale in [ActScale::Static, ActScale::Dynamic] {
-        let opts = QuantOptions {
+    let (graphs, cos, test) = quantize_and_score([ActScale::Static, ActScale::Dynamic].map(
+        |attn_scale| QuantOptions {
             wbits: 4,
             abits: 4,
             act_scale: ActScale::Dynamic,
             attn_scale,
             ..Default::default()
-        };
-        let q = quantize(&fb.graph, &calib, &opts).unwrap();
-        cos.push(mean_cosine(&q.graph, &test, &want));
-        graphs.push(q.graph);
-    }
+        },
+    ));
     eprintln!(
         "W4A4 logits cosine vs f32: static attention {:.5}, dynamic {:.5}",
         cos[0], cos[1]

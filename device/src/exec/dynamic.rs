@@ -38,18 +38,27 @@ pub(crate) fn quantize_rows(
     let (lo, hi) = match *act {
         ActQuant::Dynamic { bits } => (0, unsigned_max(bits)),
         ActQuant::DynamicSymmetric { bits } => (-symmetric_max(bits), symmetric_max(bits)),
-        _ => return Err(crate::exec::quantized::dynamic_without_rows()),
+        _ => return Err(dynamic_without_rows()),
     };
     rowq.clear();
     let range = ((lo + offset) as i8, (hi + offset) as i8);
     for (xr, or) in x.chunks_exact(k).zip(out.chunks_exact_mut(k)) {
         let Some(r) = act.of_row(xr) else {
-            return Err(crate::exec::quantized::dynamic_without_rows());
+            return Err(dynamic_without_rows());
         };
         ks.levels_i8(xr, r.inv, r.zero + offset, range, or)?;
         rowq.push(r);
     }
     Ok(())
+}
+
+/// A dynamic quantizer reached a path that quantizes without its rows (or a static one reached
+/// [`quantize_rows`]).
+pub(crate) fn dynamic_without_rows() -> qvit_kernels::Error {
+    qvit_kernels::Error::Shape {
+        op: "levels",
+        what: "a dynamic quantizer needs the rows of a QLinear input".into(),
+    }
 }
 
 /// One side's steps in [`dequantize_product`]: a static step, or one per row (column).

@@ -79,7 +79,9 @@ pub(crate) fn levels_into(
             Ok(())
         }
         // Never a sink's quantizer: the pass leaves dynamic layers their f32 input.
-        ActQuant::Dynamic { .. } | ActQuant::DynamicSymmetric { .. } => Err(dynamic_without_rows()),
+        ActQuant::Dynamic { .. } | ActQuant::DynamicSymmetric { .. } => {
+            Err(dynamic::dynamic_without_rows())
+        }
     }
 }
 
@@ -94,14 +96,6 @@ fn int_levels(
 ) -> qvit_kernels::Result<()> {
     out.resize(x.len(), 0);
     levels_into(ks, act, x, offset, out)
-}
-
-/// A dynamic quantizer reached a path that quantizes without rows (QLinear only takes one).
-pub(crate) fn dynamic_without_rows() -> qvit_kernels::Error {
-    qvit_kernels::Error::Shape {
-        op: "levels",
-        what: "a dynamic quantizer needs the rows of a QLinear input".into(),
-    }
 }
 
 /// Levels of a log quantizer (table indices of [`QMatMulPlan`]'s fixed-point values).
