@@ -193,18 +193,25 @@ fn row_range(x: &[f32]) -> (f32, f32) {
     let chunks = x.chunks_exact(RANGE_LANES);
     let tail = chunks.remainder();
     for c in chunks {
-        for l in 0..RANGE_LANES {
-            lo[l] = if c[l] < lo[l] { c[l] } else { lo[l] };
-            hi[l] = if c[l] > hi[l] { c[l] } else { hi[l] };
+        for ((v, lo), hi) in c.iter().zip(lo.iter_mut()).zip(hi.iter_mut()) {
+            *lo = if *v < *lo { *v } else { *lo };
+            *hi = if *v > *hi { *v } else { *hi };
         }
     }
-    let (mut lo_all, mut hi_all) = (0.0f32, 0.0f32);
-    for &v in lo.iter().chain(tail) {
+    // Fold the lanes in halves (vector operations too), then the tail.
+    let mut w = RANGE_LANES / 2;
+    while w > 0 {
+        for l in 0..w {
+            lo[l] = if lo[l + w] < lo[l] { lo[l + w] } else { lo[l] };
+            hi[l] = if hi[l + w] > hi[l] { hi[l + w] } else { hi[l] };
+        }
+        w /= 2;
+    }
+    let (mut lo_all, mut hi_all) = (lo[0], hi[0]);
+    for &v in tail {
         if v < lo_all {
             lo_all = v;
         }
-    }
-    for &v in hi.iter().chain(tail) {
         if v > hi_all {
             hi_all = v;
         }
@@ -419,6 +426,50 @@ impl LogLevels {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The lane-parallel range gives exactly the bits of one sequential loop, on every length
+    /// around the lane count, with NaN, ±0.0, ties and infinities mixed in.
+    #[test]
+    fn row_range_equals_the_sequential_loop() {
+        let sequential = |x: &[f32]| {
+            let (mut lo, mut hi) = (0.0f32, 0.0f32);
+            for &v in x {
+                if v < lo {
+                    lo = v;
+                }
+                if v > hi {
+                    hi = v;
+                }
+            }
+            (lo.to_bits(), hi.to_bits())
+        };
+        let specials = [
+            f32::NAN,
+            -0.0,
+            0.0,
+            3.5,
+            -3.5,
+            f32::INFINITY,
+            f32::NEG_INFINITY,
+        ];
+        let mut seed = 7u32;
+        for len in 0..70 {
+            for trial in 0..20 {
+                let x: Vec<f32> = (0..len)
+                    .map(|_| {
+                        seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+                        match (seed >> 28, trial % 4) {
+                            (0..=1, 0) => specials[(seed >> 8) as usize % specials.len()],
+                            (0, _) => -0.0,
+                            _ => ((seed >> 8) as f32 / (1u32 << 24) as f32 - 0.5) * 8.0,
+                        }
+                    })
+                    .collect();
+                let (lo, hi) = row_range(&x);
+                assert_eq!((lo.to_bits(), hi.to_bits()), sequential(&x), "{x:?}");
+            }
+        }
+    }
 
     #[test]
     fn log_levels_match_f64_rounding_away_from_half_points() {

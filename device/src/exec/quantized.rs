@@ -106,12 +106,25 @@ fn log_levels(act: &ActQuant, x: &[f32], out: &mut Vec<u8>) {
     out.extend(x.iter().map(|&v| t.level(v * inv) as u8));
 }
 
+/// Rows and columns of [`transpose`]'s tiles: a tile's destination rows stay in cache while
+/// it is written, instead of every source row touching every destination row.
+const TRANSPOSE_TILE: usize = 16;
+
 /// `dst[c][r] = src[r][c]` for a `[rows, cols]` matrix.
 pub(crate) fn transpose<T: Copy + Default>(src: &[T], rows: usize, cols: usize, dst: &mut Vec<T>) {
     dst.resize(rows * cols, T::default());
-    for (r, row) in src.chunks_exact(cols).enumerate() {
-        for (c, &v) in row.iter().enumerate() {
-            dst[c * rows + r] = v;
+    if cols == 0 {
+        return;
+    }
+    for (tile_r, band) in src.chunks(TRANSPOSE_TILE * cols).enumerate() {
+        let r0 = tile_r * TRANSPOSE_TILE;
+        for c0 in (0..cols).step_by(TRANSPOSE_TILE) {
+            let c1 = (c0 + TRANSPOSE_TILE).min(cols);
+            for (dr, row) in band.chunks_exact(cols).enumerate() {
+                for (c, &v) in row[c0..c1].iter().enumerate() {
+                    dst[(c0 + c) * rows + r0 + dr] = v;
+                }
+            }
         }
     }
 }
