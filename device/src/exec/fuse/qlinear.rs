@@ -104,7 +104,12 @@ impl FusedQLinear {
         let out = Shared::new(args.out);
         let chunk = self.chunk_rows();
         let blocks = RowBlocks::new(ctx, p.m(), p.row_tile(), n * k);
+        let tile = p.row_tile().max(1);
         blocks.run(ctx, |r0, rows| {
+            // Equal chunks (in whole row tiles), not full ones and a short tail: every chunk
+            // streams all weight panels, so a tail of a few rows would cost almost a chunk.
+            let parts = rows.div_ceil(chunk).max(1);
+            let chunk = rows.div_ceil(parts).next_multiple_of(tile).min(chunk);
             scratches.with(|t: &mut TaskScratch| {
                 (r0..r0 + rows).step_by(chunk).try_for_each(|c0| {
                     let rows = chunk.min(r0 + rows - c0);
