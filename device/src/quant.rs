@@ -329,16 +329,25 @@ impl ActQuant {
     /// quantizer (pass a column of a QMatMul right operand as the row), else element by element.
     pub fn fake_row(&self, x: &[f32], out: &mut Vec<f32>) {
         out.clear();
-        let (lo, hi) = match *self {
-            ActQuant::Dynamic { bits } => (0, unsigned_max(bits)),
-            ActQuant::DynamicSymmetric { bits } => (-symmetric_max(bits), symmetric_max(bits)),
-            _ => return out.extend(x.iter().map(|&v| self.fake(v))),
-        };
-        if let Some(r) = self.of_row(x) {
-            out.extend(x.iter().map(|&v| {
+        match (self.dynamic_levels(), self.of_row(x)) {
+            (Some((lo, hi)), Some(r)) => out.extend(x.iter().map(|&v| {
                 let q = (round_clamped(v * r.inv) + r.zero).clamp(lo, hi);
                 (q - r.zero) as f32 * r.scale
-            }));
+            })),
+            _ => out.extend(x.iter().map(|&v| self.fake(v))),
+        }
+    }
+
+    /// The range of a dynamic quantizer's levels (before any kernel offset): `[0, 2^bits − 1]`
+    /// for [`ActQuant::Dynamic`], `±(2^(bits−1) − 1)` for [`ActQuant::DynamicSymmetric`];
+    /// `None` if static.
+    pub fn dynamic_levels(&self) -> Option<(i32, i32)> {
+        match *self {
+            ActQuant::Dynamic { bits } => Some((0, unsigned_max(bits))),
+            ActQuant::DynamicSymmetric { bits } => {
+                Some((-symmetric_max(bits), symmetric_max(bits)))
+            }
+            _ => None,
         }
     }
 }

@@ -30,8 +30,8 @@ fn quantize_rows(w: &[f32], k: usize, bits: u8) -> (IntData, Vec<f32>) {
 
 /// The block with every Linear a QLinear and both attention products QMatMuls (probabilities
 /// on the log quantizer), at `bits` bits; ranges are fixed guesses (fidelity is not the
-/// point, equal bits are). `dynamic_attn`: Q, K and V take run-time steps instead.
-fn quantized_block(bits: u8, dynamic_attn: bool) -> Graph {
+/// point, equal bits are). `attn` says which attention operands take run-time steps instead.
+fn quantized_block(bits: u8, attn: AttnSteps) -> Graph {
     let mut g = block_graph(&weights());
     let sym = |scale: f32| ActQuant::Symmetric { bits, scale };
     for i in 0..g.nodes.len() {
@@ -56,14 +56,14 @@ fn quantized_block(bits: u8, dynamic_attn: bool) -> Graph {
             Op::MatMul { transpose_b } => {
                 let probs = matches!(g.values[node.inputs[0] as usize].source,
                     Source::Node(j) if matches!(g.nodes[j].op, Op::Softmax { .. }));
-                let a = match (probs, dynamic_attn) {
+                let a = match (probs, attn) {
                     (true, _) => ActQuant::Log2 { bits, scale: 1.0 },
-                    (false, true) => ActQuant::Dynamic { bits },
-                    (false, false) => uniform(bits, -2.5, 2.5),
+                    (false, AttnSteps::Static) => uniform(bits, -2.5, 2.5),
+                    (false, _) => ActQuant::Dynamic { bits },
                 };
-                let b = match dynamic_attn {
-                    true => ActQuant::DynamicSymmetric { bits },
-                    false => sym(2.5 / symmetric_max(bits) as f32),
+                let b = match attn {
+                    AttnSteps::All => ActQuant::DynamicSymmetric { bits },
+                    _ => sym(2.5 / symmetric_max(bits) as f32),
                 };
                 g.nodes[i].op = Op::QMatMul { transpose_b, a, b };
             }
@@ -72,6 +72,17 @@ fn quantized_block(bits: u8, dynamic_attn: bool) -> Graph {
     }
     g.validate().unwrap();
     g
+}
+
+/// Which attention operands take run-time steps.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum AttnSteps {
+    /// None: every operand has a calibrated step.
+    Static,
+    /// Q, K and V.
+    All,
+    /// Q only (a step and zero point per token) against static K and V.
+    QueryOnly,
 }
 
 fn bits_of(t: &[Tensor]) -> Vec<u32> {
@@ -83,8 +94,16 @@ fn bits_of(t: &[Tensor]) -> Vec<u32> {
 #[test]
 fn fused_block_equals_node_by_node_on_every_tier() {
     let x = Tensor::new(vec![1, T, D], rand_vec(T * D, 3, -2.0, 2.0)).unwrap();
-    for (bits, dynamic_attn) in [(8u8, false), (4, false), (8, true), (4, true)] {
-        let g = quantized_block(bits, dynamic_attn);
+    use AttnSteps::{All, QueryOnly, Static};
+    let cases = [
+        (8u8, Static),
+        (4, Static),
+        (8, All),
+        (4, All),
+        (4, QueryOnly),
+    ];
+    for (bits, attn) in cases {
+        let g = quantized_block(bits, attn);
         for tier in Tier::ALL {
             let Ok(ks) = KernelSet::with_tier(tier) else {
                 println!("SKIPPED tier {tier}: not supported here");
@@ -98,7 +117,7 @@ fn fused_block_equals_node_by_node_on_every_tier() {
                 let got = bits_of(&ex.run_profiled(&[&x], &mut profile).unwrap());
                 assert_eq!(got, want, "W{bits}A{bits} tier {tier} {threads} threads");
                 let ops: Vec<&str> = profile.steps().iter().map(|s| s.op.as_str()).collect();
-                if dynamic_attn {
+                if attn != Static {
                     // Q, K and V reach the attention step in f32 (their steps need whole rows),
                     // which still runs as one step.
                     assert!(ops.iter().any(|o| o.starts_with("Attention")), "{ops:?}");
@@ -117,8 +136,8 @@ fn fused_block_equals_node_by_node_on_every_tier() {
                 assert_eq!(ops.len(), 7, "{ops:?}");
             }
             println!(
-                "W{bits}A{bits} (dynamic attention: {dynamic_attn}) tier {tier}: fused = node \
-                 by node ({F} hidden)"
+                "W{bits}A{bits} (run-time attention steps: {attn:?}) tier {tier}: fused = \
+                 node by node ({F} hidden)"
             );
         }
     }

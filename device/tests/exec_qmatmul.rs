@@ -23,6 +23,15 @@ fn static_level(q: ActQuant, x: f32, inv: f32) -> i64 {
     }
 }
 
+/// What a product's integer sum is divided by besides the steps: 2¹⁵ for log2 probabilities
+/// (their levels stand for `P(q)/2^15`), else 1.
+fn fixed_point_div(qa: ActQuant) -> f32 {
+    match qa {
+        ActQuant::Log2 { .. } => (1u32 << LOG2_FRAC_BITS) as f32,
+        _ => 1.0,
+    }
+}
+
 #[allow(clippy::too_many_arguments)] // The shapes and both quantizers, spelled out.
 fn qmatmul_oracle(
     h: usize,
@@ -36,13 +45,8 @@ fn qmatmul_oracle(
     b: &[f32],
 ) -> Vec<f32> {
     let (ia, ib) = (1.0 / qa.scale(), 1.0 / qb.scale());
-    let log2 = matches!(qa, ActQuant::Log2 { .. });
     let av = |x: f32| static_level(qa, x, ia);
-    let deq = if log2 {
-        qa.scale() * qb.scale() / (1u32 << LOG2_FRAC_BITS) as f32
-    } else {
-        qa.scale() * qb.scale()
-    };
+    let deq = qa.scale() * qb.scale() / fixed_point_div(qa);
     let mut out = Vec::new();
     for t in 0..h {
         for i in 0..m {
@@ -185,12 +189,7 @@ fn dynamic_qmatmul_oracle(
     a: &[f32],
     b: &[f32],
 ) -> Vec<f32> {
-    let log2 = matches!(qa, ActQuant::Log2 { .. });
-    let div = if log2 {
-        (1u32 << LOG2_FRAC_BITS) as f32
-    } else {
-        1.0
-    };
+    let div = fixed_point_div(qa);
     let static_levels = |q: ActQuant, x: &[f32]| -> (f32, Vec<i64>) {
         let inv = 1.0 / q.scale();
         (

@@ -14,7 +14,7 @@
 //! column of the product (per key token, per channel of V): [`dequantize_product`] folds both
 //! into its epilogue, `out[i][j] = (acc − z_i·Σ_c b[j][c]) · (s_i·s_j)`.
 
-use crate::quant::{ActQuant, RowQuant, symmetric_max, unsigned_max};
+use crate::quant::{ActQuant, RowQuant};
 use qvit_kernels::{Error, KernelSet, Result};
 
 /// The levels of `rows` rows of `x` (`k` values each) under each row's own quantizer of the
@@ -35,10 +35,8 @@ pub(crate) fn quantize_rows(
             what: format!("x {}, out {}, k {k}", x.len(), out.len()),
         });
     }
-    let (lo, hi) = match *act {
-        ActQuant::Dynamic { bits } => (0, unsigned_max(bits)),
-        ActQuant::DynamicSymmetric { bits } => (-symmetric_max(bits), symmetric_max(bits)),
-        _ => return Err(dynamic_without_rows()),
+    let Some((lo, hi)) = act.dynamic_levels() else {
+        return Err(dynamic_without_rows());
     };
     rowq.clear();
     let range = ((lo + offset) as i8, (hi + offset) as i8);
@@ -57,8 +55,18 @@ pub(crate) fn quantize_rows(
 pub(crate) fn dynamic_without_rows() -> qvit_kernels::Error {
     qvit_kernels::Error::Shape {
         op: "levels",
-        what: "a dynamic quantizer needs the rows of a QLinear input".into(),
+        what: "a run-time (dynamic) quantizer needs whole rows: a QLinear input or a QMatMul \
+               operand"
+            .into(),
     }
+}
+
+/// The level sums of each `cols`-long row of `levels` into `out`: the `Σ_c b[j][c]` that a left
+/// operand's zero points are multiplied by in [`dequantize_product`].
+pub(crate) fn row_sums(levels: &[i8], cols: usize, out: &mut Vec<i32>) {
+    out.clear();
+    let rows = levels.chunks_exact(cols.max(1));
+    out.extend(rows.map(|r| r.iter().map(|&v| v as i32).sum::<i32>()));
 }
 
 /// One side's steps in [`dequantize_product`]: a static step, or one per row (column).

@@ -106,6 +106,18 @@ fn log_levels(act: &ActQuant, x: &[f32], out: &mut Vec<u8>) {
     out.extend(x.iter().map(|&v| t.level(v * inv) as u8));
 }
 
+/// `256·hi + lo`, the product of log-quantized probabilities from its high- and low-byte
+/// parts, saturated to `i32` (which `exact_i32` promises it never needs: then it is plain
+/// wrapping i32 arithmetic, which vectorises).
+#[inline(always)]
+pub(crate) fn combine_split(hi: i32, lo: i32, exact_i32: bool) -> i32 {
+    if exact_i32 {
+        hi.wrapping_mul(256).wrapping_add(lo)
+    } else {
+        (256 * hi as i64 + lo as i64).clamp(i32::MIN as i64, i32::MAX as i64) as i32
+    }
+}
+
 /// Rows and columns of [`transpose`]'s tiles: a tile's destination rows stay in cache while
 /// it is written, instead of every source row touching every destination row.
 const TRANSPOSE_TILE: usize = 16;
@@ -184,15 +196,10 @@ impl QLinearPlan {
             ks.pack_w8a8(&weight.data, n, k)
         }
         .map_err(|e| e.to_string())?;
-        let col_sums = if act.is_dynamic() {
-            weight
-                .data
-                .chunks(k.max(1))
-                .map(|row| row.iter().map(|&v| v as i32).sum())
-                .collect()
-        } else {
-            Vec::new()
-        };
+        let mut col_sums = Vec::new();
+        if act.is_dynamic() {
+            dynamic::row_sums(&weight.data, k, &mut col_sums);
+        }
         Ok(QLinearPlan {
             m,
             n,
@@ -478,11 +485,8 @@ impl QMatMulPlan {
         } else {
             1.0
         };
-        let deq = if log2 {
-            self.a.scale() * self.b.scale() / div
-        } else {
-            self.a.scale() * self.b.scale()
-        };
+        // Dividing by 1.0 is exact: one formula for both kinds of left operand.
+        let deq = self.a.scale() * self.b.scale() / div;
         let dynamic = self.a.is_dynamic() || self.b.is_dynamic();
         let ks = &ctx.ks;
         let one = |qs: &mut QScratch, t: usize, o: &mut [f32]| -> qvit_kernels::Result<()> {
@@ -536,8 +540,7 @@ impl QMatMulPlan {
                 ks.gemm_w8a8_i32_with(gemm, a8, m, HI_ZERO, packed, acc)?;
                 ks.gemm_w8a8_i32_with(gemm, lo, m, LO_ZERO, packed, acc_lo)?;
                 for (h, &l) in acc.iter_mut().zip(acc_lo.iter()) {
-                    let exact = 256 * *h as i64 + l as i64;
-                    *h = exact.clamp(i32::MIN as i64, i32::MAX as i64) as i32;
+                    *h = combine_split(*h, l, false);
                 }
             } else if self.a.is_dynamic() {
                 a8.resize(m * k, 0);
@@ -548,11 +551,9 @@ impl QMatMulPlan {
                 ks.gemm_w8a8_i32_with(gemm, a8, m, (zero_of(&self.a) - 128) as i8, packed, acc)?;
             }
             if dynamic {
-                col_sums.clear();
-                col_sums.extend(
-                    bq.chunks_exact(k)
-                        .map(|c| c.iter().map(|&v| v as i32).sum::<i32>()),
-                );
+                if self.a.is_dynamic() {
+                    dynamic::row_sums(bq, k, col_sums);
+                }
                 let sides = (
                     dynamic::Steps::of(&self.a, rowq),
                     dynamic::Steps::of(&self.b, colq),

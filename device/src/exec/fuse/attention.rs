@@ -11,7 +11,7 @@ use super::sink::{Shared, Sink};
 use super::{RowBlocks, Scratches, TaskScratch, reserve};
 use crate::exec::Ctx;
 use crate::exec::dynamic::{self, Steps};
-use crate::exec::quantized::{levels_into, sized, transpose};
+use crate::exec::quantized::{combine_split, levels_into, sized, transpose};
 use crate::quant::{ActQuant, LOG2_FRAC_BITS, RowQuant, log_steps, unsigned_max};
 use qvit_kernels::KernelSet;
 use qvit_kernels::gemm::PackedW8;
@@ -126,10 +126,19 @@ impl AttentionPlan {
         t: &mut TaskScratch,
     ) -> qvit_kernels::Result<()> {
         let (n, dk, dv) = (self.n, self.dk, self.dv);
+        // K's level sums meet Q's zero points when Q has a step per token; V's are never read.
         let k = (self.k, args.k, args.k_int);
-        pack_side(ks, k, h, (n, dk), self.k_nk, k_side, t)?;
+        pack_side(
+            ks,
+            k,
+            h,
+            (n, dk),
+            (self.k_nk, self.q.1.is_dynamic()),
+            k_side,
+            t,
+        )?;
         let v = (self.v, args.v, args.v_int);
-        pack_side(ks, v, h, (dv, n), self.v_vn, v_side, t)
+        pack_side(ks, v, h, (dv, n), (self.v_vn, false), v_side, t)
     }
 
     /// Runs every head.
@@ -241,24 +250,19 @@ impl AttentionPlan {
         } else {
             sized(y, rows * dv)
         };
+        let exact_i32 = n <= EXACT_I32_KEYS;
         if self.v.1.is_dynamic() {
             for (a, &b) in acc.iter_mut().zip(acc_lo.iter()) {
-                let exact = 256 * *a as i64 + b as i64;
-                *a = exact.clamp(i32::MIN as i64, i32::MAX as i64) as i32;
+                *a = combine_split(*a, b, exact_i32);
             }
             let steps = (
                 Steps::Static(self.p.scale()),
                 Steps::of(&self.v.1, &v_side.steps),
             );
             dynamic::dequantize_product(acc, dv, steps, (&[], div), tmp, y)?;
-        } else if n <= EXACT_I32_KEYS {
-            for ((o, &a), &b) in y.iter_mut().zip(acc.iter()).zip(acc_lo.iter()) {
-                *o = a.wrapping_mul(256).wrapping_add(b) as f32 * deq;
-            }
         } else {
             for ((o, &a), &b) in y.iter_mut().zip(acc.iter()).zip(acc_lo.iter()) {
-                let exact = (256 * a as i64 + b as i64).clamp(i32::MIN as i64, i32::MAX as i64);
-                *o = exact as i32 as f32 * deq;
+                *o = combine_split(a, b, exact_i32) as f32 * deq;
             }
         }
         for (sink, &dst) in self.sinks.iter().zip(args.sinks) {
@@ -270,13 +274,14 @@ impl AttentionPlan {
 
 /// Packs head `h` of one side (`(operand, quantizer)`, its f32 and integer inputs) as the GEMM's
 /// `[rows, cols]` weight side; `stored_as_rows`: the graph stores it so (else transposed). A
-/// dynamic side quantizes each row with its own step.
+/// dynamic side quantizes each row with its own step; `with_sums` also keeps its rows' level
+/// sums (for a left operand with zero points).
 fn pack_side(
     ks: &KernelSet,
     ((op, act), f32s, ints): ((Operand, ActQuant), &[f32], &[i8]),
     h: usize,
     (rows, cols): (usize, usize),
-    stored_as_rows: bool,
+    (stored_as_rows, with_sums): (bool, bool),
     side: &mut PackedSide,
     t: &mut TaskScratch,
 ) -> qvit_kernels::Result<()> {
@@ -294,10 +299,6 @@ fn pack_side(
                     &t.y[..len]
                 };
                 dynamic::quantize_rows(ks, &act, x, cols, 0, &mut t.a8, &mut side.steps)?;
-                side.sums.clear();
-                let sums = t.a8.chunks_exact(cols);
-                side.sums
-                    .extend(sums.map(|r| r.iter().map(|&v| v as i32).sum::<i32>()));
                 &t.a8
             } else {
                 levels_into(ks, &act, x, 0, &mut t.a8)?;
@@ -310,6 +311,9 @@ fn pack_side(
             }
         }
     };
+    if with_sums {
+        dynamic::row_sums(ready, cols, &mut side.sums);
+    }
     side.packed
         .get_or_insert_with(|| ks.empty_w8a8())
         .repack(ready, rows, cols)
