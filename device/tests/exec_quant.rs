@@ -213,6 +213,10 @@ fn invalid_quantized_graphs_are_rejected() {
         data: vec![1; 3],
     });
     assert!(g.validate().is_err() && Executor::new(g, KernelSet::detect()).is_err());
+    let mut g = good.clone();
+    // An integer weight as a graph output: it has no f32 values to hand out.
+    g.outputs = vec![1];
+    assert!(g.validate().is_err() && Executor::new(g, KernelSet::detect()).is_err());
     let mut g = good;
     g.values[2].shape = vec![2];
     g.values[2].source = Source::Const(vec![1.0; 2]);

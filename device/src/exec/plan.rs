@@ -167,6 +167,19 @@ pub(crate) fn plan(
     for &id in graph.inputs.iter().chain(&graph.outputs) {
         check_id(id, usize::MAX)?;
     }
+    // Integer constants are QLinear weights, with no f32 values to hand out.
+    if let Some(&id) = graph.outputs.iter().find(|&&id| {
+        matches!(
+            graph.values[id as usize].source,
+            Source::Int(_) | Source::PackedInt { .. }
+        )
+    }) {
+        return Err(invalid(
+            graph,
+            usize::MAX,
+            format!("graph output {id} is an integer constant"),
+        ));
+    }
     for (pos, &id) in graph.inputs.iter().enumerate() {
         if graph.values[id as usize].source != Source::Input(pos) {
             return Err(invalid(
