@@ -187,20 +187,23 @@ pub static INVENTORY: &[KernelDesc] = &[
     },
     #[cfg(target_arch = "x86_64")]
     KernelDesc {
-        name: "x86_64.avx2.gemm_w8a8_4x16c2",
+        name: "x86_64.avx2.gemm_w8a8_6x16c2",
         tier: Tier::Avx2,
         op: Op::GemmW8A8,
         features: &["avx2"],
-        mr: 4,
+        mr: 6,
         nr: 16,
         kr: 2,
         a_offset: 0,
         available: |cpu| cpu.avx2.is_some(),
         ukernel: |cpu, a, b, kb, t| {
             let tok = cpu.avx2.ok_or_else(|| unavailable("avx2"))?;
-            crate::x86_64::avx2::gemm_w8a8_4x16c2(tok, a, b, kb, t)
+            crate::x86_64::avx2::gemm_w8a8_6x16c2(tok, a, b, kb, t)
         },
-        packed: None,
+        packed: Some(|cpu, a, m, b, n, kb, fold, out, ldo| {
+            let tok = cpu.avx2.ok_or_else(|| unavailable("avx2"))?;
+            crate::x86_64::avx2::gemm_w8a8_6x16c2_packed(tok, a, m, b, n, kb, fold, out, ldo)
+        }),
         pack_a: None,
     },
     #[cfg(target_arch = "x86_64")]
@@ -356,20 +359,23 @@ pub static INVENTORY: &[KernelDesc] = &[
     },
     #[cfg(target_arch = "x86_64")]
     KernelDesc {
-        name: "x86_64.avx2.gemm_w4a4_4x16c2",
+        name: "x86_64.avx2.gemm_w4a4_6x16c2",
         tier: Tier::Avx2,
         op: Op::GemmW4A4,
         features: &["avx2"],
-        mr: 4,
+        mr: 6,
         nr: 16,
         kr: 2,
         a_offset: 0,
         available: |cpu| cpu.avx2.is_some(),
         ukernel: |cpu, a, b, kb, t| {
             let tok = cpu.avx2.ok_or_else(|| unavailable("avx2"))?;
-            crate::x86_64::avx2::gemm_w8a8_4x16c2(tok, a, b, kb, t)
+            crate::x86_64::avx2::gemm_w8a8_6x16c2(tok, a, b, kb, t)
         },
-        packed: None,
+        packed: Some(|cpu, a, m, b, n, kb, fold, out, ldo| {
+            let tok = cpu.avx2.ok_or_else(|| unavailable("avx2"))?;
+            crate::x86_64::avx2::gemm_w8a8_6x16c2_packed(tok, a, m, b, n, kb, fold, out, ldo)
+        }),
         pack_a: None,
     },
     #[cfg(target_arch = "x86_64")]

@@ -37,6 +37,13 @@ pub(crate) fn pack_panels_into(
     kr: usize,
     flip: bool,
 ) {
+    #[cfg(target_arch = "x86_64")]
+    if kr == 2 {
+        let copy = |panel: &mut [i8], rows: &[i8], k: usize| {
+            crate::x86_64::pack_pairs::pairs_copy(panel, rows, k, p)
+        };
+        return pack_panels_into_with(out, src, rows, k, p, kr, flip, Some(&copy));
+    }
     pack_panels_into_with(out, src, rows, k, p, kr, flip, None)
 }
 
@@ -122,6 +129,21 @@ fn pack_bytes(out: &mut [i8], src: &[i8], rows: usize, k: usize, p: usize, kr: u
             out[at..at + chunk.len()].copy_from_slice(chunk);
         }
     }
+}
+
+/// The block-by-block packing, as a reference for the tiers' faster copies.
+#[cfg(test)]
+pub(crate) fn pack_bytes_for_test(
+    src: &[i8],
+    rows: usize,
+    k: usize,
+    p: usize,
+    kr: usize,
+) -> Vec<i8> {
+    let kb = k_blocks(k, kr);
+    let mut out = vec![0; rows.div_ceil(p) * p * kb * kr];
+    pack_bytes(&mut out, src, rows, k, p, kr, kb);
+    out
 }
 
 /// Checks a whole-GEMM loop's operands: `ap` holds the ⌈m/mr⌉ activation panels, `b` the

@@ -2,12 +2,12 @@
 
 mod attn_lut;
 mod float_ops;
-mod gemm_w8a8_4x16c2;
+mod gemm_w8a8_6x16c2;
 mod log2_split;
 
 pub use attn_lut::{levels_i8, matmul_lut_rows};
 pub use float_ops::{gelu_erf_f32, gelu_tanh_f32, layer_norm_f32, softmax_f32};
-pub use gemm_w8a8_4x16c2::gemm_w8a8_4x16c2;
+pub use gemm_w8a8_6x16c2::{gemm_w8a8_6x16c2, gemm_w8a8_6x16c2_packed};
 pub use log2_split::log2_split_i8;
 
 /// Writes a pair of 8-lane i32 accumulators as one 16-wide row of a kernel's tile.
