@@ -33,6 +33,52 @@ pub const NEG_POW_Q30: [u32; 32] = [
     638450708, 624770026, 611382493, 598281827, 585461881, 572916640, 560640218, 548626854,
 ];
 
+/// The lookup tables of the vector tiers for `M` levels per octave, built at compile time. The
+/// top five mantissa bits pick one of 32 buckets; a bucket is narrower than the gap between two
+/// thresholds (1/32 < 2^(1/32)·(2^(1/16) − 1)), so it holds at most one, and the threshold count
+/// `r` is the bucket's count below it plus one compare.
+pub(crate) struct Tables<const M: usize>;
+
+impl<const M: usize> Tables<M> {
+    /// Per bucket `b` (mantissas `b·2^18 ..< (b+1)·2^18`): the number of thresholds at or below
+    /// its start in the top byte, and the threshold inside it (or 2^23, never reached) below.
+    pub(crate) const BUCKETS: [u32; 32] = buckets(M);
+    /// `NEG_POW_Q30` of the step `s` inside the octave, for `s < M` (zero past `M`).
+    pub(crate) const POWERS: [u32; 16] = powers(M);
+}
+
+const fn buckets(m: usize) -> [u32; 32] {
+    let mut t = [0u32; 32];
+    let mut b = 0;
+    while b < 32 {
+        let (start, end) = ((b as u32) << 18, ((b as u32) + 1) << 18);
+        let (mut below, mut inside) = (0u32, 1u32 << 23);
+        let mut j = 0;
+        while j < m {
+            let thr = MANTISSA_THRESHOLDS[(2 * j + 1) * (16 / m)];
+            if thr <= start {
+                below += 1;
+            } else if thr < end {
+                inside = thr;
+            }
+            j += 1;
+        }
+        t[b] = below << 24 | inside;
+        b += 1;
+    }
+    t
+}
+
+const fn powers(m: usize) -> [u32; 16] {
+    let mut t = [0u32; 16];
+    let mut s = 0;
+    while s < m {
+        t[s] = NEG_POW_Q30[s * (32 / m)];
+        s += 1;
+    }
+    t
+}
+
 /// `P(q) = round_half_up(2^15·2^(−q/m))` for `m` levels per octave (a power of two ≤ 16).
 pub fn level_value(q: u32, m: u32) -> i32 {
     let m = m.clamp(1, 16);

@@ -17,6 +17,7 @@ fn oracle(x: f32, inv: f32, zero: i32, lo: i32, hi: i32) -> i8 {
 #[test]
 fn levels_equal_round_ties_even_on_every_tier() {
     let mut x: Vec<f32> = (-4000..4000).map(|i| i as f32 * 0.25).collect(); // every tie
+    x.extend((-2400..2400).map(|i| i as f32 * 0.5)); // past ±512 with every zero point
     x.extend([
         f32::NAN,
         f32::INFINITY,
@@ -37,6 +38,12 @@ fn levels_equal_round_ties_even_on_every_tier() {
         (0.37, -5, -128, 127),
         (3.0, 7, -8, 7),
         (0.01, -128, -128, -113),
+        // The edges of the tiers' saturating paths (|zero| ≤ 256) and beyond them.
+        (1.0, 256, -128, 127),
+        (0.5, -256, -128, 127),
+        (1.0, 257, -128, 127),
+        (2.0, -300, 0, 15),
+        (0.75, 1000, -128, 127),
     ] {
         let want: Vec<i8> = x.iter().map(|&v| oracle(v, inv, zero, lo, hi)).collect();
         for tier in Tier::supported() {

@@ -11,7 +11,7 @@
 //! loop. Every value matches the scalar reference (tests/log2_split.rs, under qemu).
 
 use crate::cpu::Neon;
-use crate::log2::{MANTISSA_THRESHOLDS, NEG_POW_Q30, level_value};
+use crate::log2::{Tables, level_value};
 use std::arch::aarch64::*;
 
 /// Split bytes of `p·inv`; the caller has checked lengths, `m` and `max`.
@@ -35,49 +35,6 @@ pub fn log2_split_i8(
             _ => split::<16>(p, inv, max, hi, lo),
         }
     }
-}
-
-/// The lookup tables for `M` levels per octave, built at compile time.
-struct Tables<const M: usize>;
-
-impl<const M: usize> Tables<M> {
-    /// Per bucket `b` (mantissas `b·2^18 ..< (b+1)·2^18`): the number of thresholds at or below
-    /// its start in the top byte, and the threshold inside it (or 2^23, never reached) below.
-    const BUCKETS: [u32; 32] = buckets(M);
-    /// `NEG_POW_Q30` of the step `s` inside the octave, for `s < M` (zero past `M`).
-    const POWERS: [u32; 16] = powers(M);
-}
-
-const fn buckets(m: usize) -> [u32; 32] {
-    let mut t = [0u32; 32];
-    let mut b = 0;
-    while b < 32 {
-        let (start, end) = ((b as u32) << 18, ((b as u32) + 1) << 18);
-        let (mut below, mut inside) = (0u32, 1u32 << 23);
-        let mut j = 0;
-        while j < m {
-            let thr = MANTISSA_THRESHOLDS[(2 * j + 1) * (16 / m)];
-            if thr <= start {
-                below += 1;
-            } else if thr < end {
-                inside = thr;
-            }
-            j += 1;
-        }
-        t[b] = below << 24 | inside;
-        b += 1;
-    }
-    t
-}
-
-const fn powers(m: usize) -> [u32; 16] {
-    let mut t = [0u32; 16];
-    let mut s = 0;
-    while s < m {
-        t[s] = NEG_POW_Q30[s * (32 / m)];
-        s += 1;
-    }
-    t
 }
 
 /// Four table registers holding the 64 bytes of `words[16·half ..]` (little-endian words).
