@@ -116,29 +116,30 @@ impl AttentionPlan {
         }
     }
 
-    /// Packs one head's K (`[n, dk]`) and V (`[dv, n]`) as the GEMM's weight side.
+    /// Packs one head's K (`[n, dk]`, `side` 0) or V (`[dv, n]`, `side` 1) as the GEMM's
+    /// weight side.
     fn pack_head(
         &self,
         ks: &KernelSet,
         args: &AttnArgs,
-        h: usize,
-        [k_side, v_side]: &mut [PackedSide; 2],
+        (h, side): (usize, usize),
+        packed: &mut PackedSide,
         t: &mut TaskScratch,
     ) -> qvit_kernels::Result<()> {
         let (n, dk, dv) = (self.n, self.dk, self.dv);
-        // K's level sums meet Q's zero points when Q has a step per token; V's are never read.
-        let k = (self.k, args.k, args.k_int);
-        pack_side(
-            ks,
-            k,
-            h,
-            (n, dk),
-            (self.k_nk, self.q.1.is_dynamic()),
-            k_side,
-            t,
-        )?;
-        let v = (self.v, args.v, args.v_int);
-        pack_side(ks, v, h, (dv, n), (self.v_vn, false), v_side, t)
+        match side {
+            // K's level sums meet Q's zero points when Q has a step per token.
+            0 => {
+                let k = (self.k, args.k, args.k_int);
+                let layout = (self.k_nk, self.q.1.is_dynamic());
+                pack_side(ks, k, h, (n, dk), layout, packed, t)
+            }
+            // V's level sums are never read.
+            _ => {
+                let v = (self.v, args.v, args.v_int);
+                pack_side(ks, v, h, (dv, n), (self.v_vn, false), packed, t)
+            }
+        }
     }
 
     /// Runs every head.
@@ -155,12 +156,14 @@ impl AttentionPlan {
         if state.heads.len() < self.heads {
             state.heads.resize_with(self.heads, Default::default);
         }
-        let heads = &mut state.heads[..self.heads];
-        let slots = Shared::new(heads);
-        super::parallel(ctx, self.heads, |h| {
-            // SAFETY: task h is the only one that touches head h's slot.
-            let slot = unsafe { &mut slots.slice(h, 1)[0] };
-            scratches.with(|t| self.pack_head(&ks, &args, h, slot, t))
+        // K and V of every head are separate tasks: a model's few heads (3 in DeiT-Tiny) would
+        // otherwise split unevenly over the threads.
+        let sides = state.heads[..self.heads].as_flattened_mut();
+        let slots = Shared::new(sides);
+        super::parallel(ctx, 2 * self.heads, |t| {
+            // SAFETY: task t is the only one that touches slot t (head t / 2, side t % 2).
+            let slot = unsafe { &mut slots.slice(t, 1)[0] };
+            scratches.with(|s| self.pack_head(&ks, &args, (t / 2, t % 2), slot, s))
         })?;
         let heads = &state.heads;
         let out = Shared::new(args.out);
