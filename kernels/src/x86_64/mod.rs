@@ -4,4 +4,3 @@
 pub mod avx2;
 pub mod avx512vnni;
 pub mod avxvnni;
-pub(crate) mod pack_pairs;

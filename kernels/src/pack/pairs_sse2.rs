@@ -1,4 +1,4 @@
-//! Packing into 2-column blocks (the AVX2 kernels' `kr`), 8 k-pairs of 8 rows at a time as an
+//! Packing into 2-column blocks on x86_64 (the AVX2 kernels' `kr`), 8 k-pairs of 8 rows at a time as an
 //! 8 × 8 transpose of `u16` in SSE2 registers (x86_64 baseline, so no tier token).
 //!
 //! The portable block copy moves one 2-byte block per step: on Zen 3 packing took a tenth of a

@@ -16,6 +16,9 @@
 //! kernels (kr = 16) a row's block is one 128-bit register; for SMMLA (kr = 8) two rows' blocks
 //! form the 2×8 operand; for AVX2 (kr = 2) a block holds the (k, k+1) pairs `vpmaddwd` wants.
 
+#[cfg(target_arch = "x86_64")]
+mod pairs_sse2;
+
 /// Number of `kr`-blocks covering `k`.
 pub(crate) fn k_blocks(k: usize, kr: usize) -> usize {
     k.div_ceil(kr)
@@ -39,9 +42,8 @@ pub(crate) fn pack_panels_into(
 ) {
     #[cfg(target_arch = "x86_64")]
     if kr == 2 {
-        let copy = |panel: &mut [i8], rows: &[i8], k: usize| {
-            crate::x86_64::pack_pairs::pairs_copy(panel, rows, k, p)
-        };
+        let copy =
+            |panel: &mut [i8], rows: &[i8], k: usize| pairs_sse2::pairs_copy(panel, rows, k, p);
         return pack_panels_into_with(out, src, rows, k, p, kr, flip, Some(&copy));
     }
     pack_panels_into_with(out, src, rows, k, p, kr, flip, None)
