@@ -65,6 +65,7 @@ def main():
     ap.add_argument("--warmup", type=int, default=5)
     ap.add_argument("--python", default=str(ROOT.parent / "venv/bin/python"))
     ap.add_argument("--out", default="bench-results/bench-vs-base.md")
+    ap.add_argument("--base-bin", help="a qvit-run already built at --base (skips the build)")
     a = ap.parse_args()
     head = run(["git", "rev-parse", "--short", "HEAD"]).strip()
     base = run(["git", "rev-parse", "--short", a.base]).strip()
@@ -72,7 +73,8 @@ def main():
     print(f"building qvit-run at {head} and {base}", file=sys.stderr)
     subprocess.run(["cargo", "build", "-q", "--release", "-p", "qvit-device", "--bin", "qvit-run"],
                    check=True, cwd=ROOT)
-    new_bin, base_bin = ROOT / "target/release/qvit-run", build_base(a.base)
+    new_bin = ROOT / "target/release/qvit-run"
+    base_bin = Path(a.base_bin) if a.base_bin else build_base(a.base)
     cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
     tier = json.loads(run([str(new_bin), "bench", a.bundle, "--iters", "1", "--warmup", "0",
                            "--json"]))["kernel_tier"]
