@@ -321,6 +321,17 @@ impl Graph {
         }
     }
 
+    /// The first graph output that is an integer constant (a QLinear weight, which has no f32
+    /// values to hand out), if any. Callers check output ids exist first.
+    pub(crate) fn integer_constant_output(&self) -> Option<ValueId> {
+        self.outputs.iter().copied().find(|&id| {
+            matches!(
+                self.values[id as usize].source,
+                Source::Int(_) | Source::PackedInt { .. }
+            )
+        })
+    }
+
     /// Integer data of a value, if it is a quantized constant.
     pub fn int_data(&self, id: ValueId) -> Option<&IntData> {
         match &self.values[id as usize].source {

@@ -519,13 +519,7 @@ impl Graph {
         {
             return Err(graph_error(format!("graph output {id} does not exist")));
         }
-        // Integer constants are QLinear weights: they have no f32 values to hand out.
-        if let Some(&id) = self.outputs.iter().find(|&&id| {
-            matches!(
-                self.values[id as usize].source,
-                Source::Int(_) | Source::PackedInt { .. }
-            )
-        }) {
+        if let Some(id) = self.integer_constant_output() {
             return Err(graph_error(format!(
                 "graph output {id} ({}) is an integer constant; only f32 values can be outputs",
                 self.values[id as usize].name

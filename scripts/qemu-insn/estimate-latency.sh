@@ -19,17 +19,7 @@ speedup2=${SPEEDUP_2T:-1.7}
 [ -f "$bundle" ] || { echo "no bundle $bundle (scripts/bench-quantized.sh makes it)" >&2; exit 1; }
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-td=${CARGO_TARGET_DIR_FN:-$root/target-insn-fn}
-CARGO_TARGET_DIR=$td RUSTFLAGS="-C relocation-model=static" \
-    cargo build -q --release --target aarch64-unknown-linux-gnu -p qvit-device --bin qvit-run
-bin=$td/aarch64-unknown-linux-gnu/release/qvit-run
-gcc -O2 -Wall -Wextra -shared -fPIC -o "$work/plugin.so" scripts/qemu-insn/insn_by_fn.c
-count() { # CPU -> work/CPU_{1,2}.txt
-    for it in 1 2; do
-        QEMU_CPU=$1 qemu-aarch64 -L /usr/aarch64-linux-gnu -plugin "$work/plugin.so,out=$work/$1_$it.txt" \
-            "$bin" bench "$bundle" --threads 1 --json --iters $it --warmup 0 >"$work/$1_$it.json"
-    done
-}
+. scripts/qemu-insn/by-fn-common.sh
 count cortex-a72
 count cortex-a76
 commit=$(git rev-parse --short HEAD)

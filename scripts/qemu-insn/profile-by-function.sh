@@ -19,11 +19,7 @@ top=${TOP:-16}
 [ -f "$bundle" ] || { echo "no bundle $bundle (scripts/bench-quantized.sh makes it)" >&2; exit 1; }
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-td=${CARGO_TARGET_DIR_FN:-$root/target-insn-fn}
-CARGO_TARGET_DIR=$td RUSTFLAGS="-C relocation-model=static" \
-    cargo build -q --release --target aarch64-unknown-linux-gnu -p qvit-device --bin qvit-run
-bin=$td/aarch64-unknown-linux-gnu/release/qvit-run
-gcc -O2 -Wall -Wextra -shared -fPIC -o "$work/plugin.so" scripts/qemu-insn/insn_by_fn.c
+. scripts/qemu-insn/by-fn-common.sh
 commit=$(git rev-parse --short HEAD)
 [ -z "$(git status --porcelain -- kernels device)" ] || commit="$commit (+ uncommitted changes)"
 {
@@ -38,10 +34,7 @@ commit=$(git rev-parse --short HEAD)
     echo "\`…_packed\` row. Deterministic counts, not cycles."
     for cpu in cortex-a53 max,sve=off; do
         tag=${cpu%%,*}
-        for it in 1 2; do
-            QEMU_CPU=$cpu qemu-aarch64 -L /usr/aarch64-linux-gnu -plugin "$work/plugin.so,out=$work/${tag}_$it.txt" \
-                "$bin" bench "$bundle" --threads 1 --json --iters $it --warmup 0 >"$work/${tag}_$it.json"
-        done
+        count "$cpu" "$tag"
         tier=$(sed -n 's/.*"kernel_tier": "\([^"]*\)".*/\1/p' "$work/${tag}_2.json")
         echo
         echo "## QEMU_CPU=$cpu (kernel tier $tier)"
