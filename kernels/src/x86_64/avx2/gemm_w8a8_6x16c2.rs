@@ -10,9 +10,9 @@
 //! inner loop broadcasts each row's pair straight from memory (a load, no shuffle) and
 //! sign-extends the weights from memory (`vpmovsxbw ymm, m128`). Per k-pair: 2 weight loads,
 //! 6 broadcasts, 12 `vpmaddwd` + 12 `vpaddd` for 192 MACs. The 4-row kernel this replaces
-//! widened and broadcast the activations in registers: 10 shuffles per 8 `vpmaddwd`, which bound
-//! it on the shuffle ports (DeiT-Tiny W8A8 ran at about 12 MACs per cycle on Zen 3). Six rows
-//! because AVX2 has 16 `ymm` registers: 12 accumulators + 2 weights + 1 broadcast.
+//! widened and broadcast the activations in registers: 10 shuffles per 8 `vpmaddwd`, competing
+//! for the shuffle ports. Six rows because AVX2 has 16 `ymm` registers: 12 accumulators + 2
+//! weights + 1 broadcast.
 //!
 //! Two entry points share the dot-product loop: the tile micro-kernel of the inventory contract,
 //! and a whole-GEMM driver that subtracts the zero-point fold in registers and stores straight
