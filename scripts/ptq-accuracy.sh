@@ -50,6 +50,8 @@ variant_flags() {
         act-dynamic-gptq) echo "--act-scale dynamic --weight-round gptq" ;;
         act-dynamic-rotate-gptq) echo "--act-scale dynamic --rotate hadamard --weight-round gptq" ;;
         attn-dynamic-rotate-gptq) echo "--act-scale dynamic --attn-scale dynamic --rotate hadamard --weight-round gptq" ;;
+        attn-dynamic-rotate-gptq-natural) echo "--act-scale dynamic --attn-scale dynamic --rotate hadamard --weight-round gptq-natural" ;;
+        attn-dynamic-rotate-gptq-groups128) echo "--act-scale dynamic --attn-scale dynamic --rotate hadamard --weight-round gptq --act-groups 128" ;;
         *) echo "unknown variant $1" >&2; return 1 ;;
     esac
 }
@@ -262,7 +264,8 @@ variant_flags = {"all": "(defaults: --clip mse, channel clip K=2, reparam, log2 
                  "clip-percentile": "--clip percentile (0.9999)",
                  "round-nearest": "--weight-round nearest (each weight to its nearest grid point)",
                  "round-gptq": "--weight-round gptq (GPTQ: column by column, error fed forward through the "
-                               "inverse calibration Hessian; same grid)",
+                               "inverse calibration Hessian; same grid; columns by decreasing Hessian "
+                               "diagonal since 2026-12-08, in stored order before)",
                  "rotate-hadamard": "--rotate hadamard (each attention head's q, k, v rotated by a Hadamard matrix, "
                                     "undone in the output projection; exact in f32)",
                  "rotate-hadamard-gptq": "--rotate hadamard --weight-round gptq",
@@ -272,7 +275,11 @@ variant_flags = {"all": "(defaults: --clip mse, channel clip K=2, reparam, log2 
                  "act-dynamic-rotate-gptq": "--act-scale dynamic --rotate hadamard --weight-round gptq",
                  "attn-dynamic-rotate-gptq": "--act-scale dynamic --attn-scale dynamic --rotate hadamard "
                                              "--weight-round gptq (also Q and K: step per token, V: step per "
-                                             "channel, at run time)"}
+                                             "channel, at run time)",
+                 "attn-dynamic-rotate-gptq-natural": "as attn-dynamic-rotate-gptq with --weight-round gptq-natural "
+                                                     "(GPTQ columns in stored order: the act-order ablation)",
+                 "attn-dynamic-rotate-gptq-groups128": "as attn-dynamic-rotate-gptq with --act-groups 128 (a step "
+                                                       "per token and group of 128 input features)"}
 
 out = {"what": "qvit post-training quantization accuracy and ablations (W=A bits)",
        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
@@ -323,7 +330,8 @@ for key in ["mnist", "fashion", "dinov2"]:
     md += [f"## {titles[key]}", "", "Commands:", "", "```"] + commands[key] + ["```", ""]
     variants = ["all", "no-channel-clip", "no-reparam", "no-log2-softmax", "clip-minmax", "clip-percentile",
                 "round-nearest", "round-gptq", "rotate-hadamard", "rotate-hadamard-gptq",
-                "act-dynamic", "act-dynamic-gptq", "act-dynamic-rotate-gptq", "attn-dynamic-rotate-gptq"]
+                "act-dynamic", "act-dynamic-gptq", "act-dynamic-rotate-gptq", "attn-dynamic-rotate-gptq",
+                "attn-dynamic-rotate-gptq-natural", "attn-dynamic-rotate-gptq-groups128"]
     variants = [v for v in variants if any(r["model"] == key and r["variant"] == v for r in runs)]
     if key != "dinov2":
         fp = find(key, "fp32", 32)

@@ -186,6 +186,52 @@ fn dynamic_qlinear_equals_the_per_row_oracle_on_every_tier_and_thread_count() {
     }
 }
 
+/// `y0 + y1` of two dynamic QLinears on one input where the Add's other operand (`y1`) is
+/// produced after `y0`'s layer: the planner may fuse the Add into the second layer's epilogue
+/// only, never into the first's (whose step would read a value not yet computed).
+#[test]
+fn a_sum_of_two_layers_is_fused_only_after_both_operands_exist() {
+    let (m, k, n) = (37, 64, 29);
+    let (a, b) = (
+        qlinear_graph(m, k, n, 4, ActQuant::Dynamic { bits: 4 }),
+        qlinear_graph(m, k, n, 8, ActQuant::Dynamic { bits: 6 }),
+    );
+    let mut values = a.values.clone();
+    values.extend(b.values[1..].iter().cloned());
+    values[8].source = Source::Node(1);
+    values.push(value("sum", vec![m, n], Source::Node(2)));
+    let layer = |op: &Op, name: &str, inputs: Vec<u32>, output: u32| Node {
+        name: name.into(),
+        op: op.clone(),
+        inputs,
+        output,
+    };
+    let g = Graph {
+        values,
+        nodes: vec![
+            layer(&a.nodes[0].op, "fc0", vec![0, 1, 2, 3], 4),
+            layer(&b.nodes[0].op, "fc1", vec![0, 5, 6, 7], 8),
+            layer(
+                &Op::Binary(qvit_device::graph::BinaryOp::Add),
+                "sum",
+                vec![4, 8],
+                9,
+            ),
+        ],
+        inputs: vec![0],
+        outputs: vec![9],
+    };
+    g.validate().unwrap();
+    let x: Vec<f32> = weights(m * k, 23).iter().map(|v| v * 2.5).collect();
+    let want: Vec<f32> = dynamic_oracle(&a, &x)
+        .iter()
+        .zip(dynamic_oracle(&b, &x))
+        .map(|(p, q)| p + q)
+        .collect();
+    let xt = Tensor::new(vec![m, k], x).unwrap();
+    assert_bits_on_every_tier(&g, &xt, &want, "y0 + y1");
+}
+
 #[test]
 fn invalid_quantized_graphs_are_rejected() {
     let good = qlinear_graph(2, 8, 3, 8, uniform(8, -1.0, 1.0));

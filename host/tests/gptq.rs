@@ -3,7 +3,7 @@
 
 use qvit_device::quant::symmetric_max;
 use qvit_host::quant::clip::quantize_weights;
-use qvit_host::quant::gptq::{self, Gram};
+use qvit_host::quant::gptq::{self, Gram, Order};
 use qvit_host::quant::linalg::{cholesky_lower, inverse_cholesky_upper, invert_lower};
 
 /// xorshift64* with Box–Muller normals: deterministic test data without a crate.
@@ -164,46 +164,77 @@ fn gptq_equals_the_textbook_form_and_beats_nearest_rounding() {
         "Gram drifts from 2XᵀX/rows by {worst}"
     );
 
-    for bits in [3u8, 4] {
-        let w = random_weights(&mut rng, n, k);
-        let (near, scales) = quantize_weights(&w, n, k, bits);
-        let codes =
-            gptq::round(&w, n, k, bits, &scales, &gram).expect("Hessian is positive definite");
-        // The blocked form runs in f32 (as GPTQ does), the textbook one in f64: a weight that
-        // lands within f32 noise of a rounding tie may take the other code, nothing more.
-        let reference = textbook_gptq(&w, n, k, bits, &scales, &h);
-        let differ = codes.iter().zip(&reference).filter(|(a, b)| a != b).count();
-        assert!(
-            differ * 200 <= n * k,
-            "{bits} bits: {differ} of {} codes differ",
-            n * k
-        );
-        assert!(
-            codes
+    // Act-order: features by decreasing Hessian diagonal.
+    let (perm, _) = gram.ordered_factor().expect("Hessian is positive definite");
+    assert!(
+        perm.windows(2)
+            .all(|p| h[p[0] * k + p[0]] >= h[p[1] * k + p[1]])
+    );
+    let mut seen = perm.to_vec();
+    seen.sort_unstable();
+    assert_eq!(seen, (0..k).collect::<Vec<_>>(), "a permutation");
+    let natural: Vec<usize> = (0..k).collect();
+
+    for (order, perm) in [(Order::Natural, &natural[..]), (Order::Activation, perm)] {
+        for bits in [3u8, 4] {
+            let w = random_weights(&mut rng, n, k);
+            let (near, scales) = quantize_weights(&w, n, k, bits);
+            let codes = gptq::round(&w, n, k, bits, &scales, &gram, order)
+                .expect("Hessian is positive definite");
+            // The textbook form on the permuted problem, its codes put back in place.
+            let hp = permute_square(&h, k, perm);
+            let wp = gptq::permute_columns(&w, n, k, perm);
+            let mut reference = vec![0i8; n * k];
+            for (r, c) in textbook_gptq(&wp, n, k, bits, &scales, &hp)
                 .iter()
-                .zip(&reference)
-                .all(|(a, b)| (a - b).abs() <= 1)
-        );
-        let (e_gptq, e_ref, e_near) = (
-            output_error(&x, k, &w, &codes, &scales),
-            output_error(&x, k, &w, &reference, &scales),
-            output_error(&x, k, &w, &near.data, &scales),
-        );
-        assert!(
-            (e_gptq - e_ref).abs() <= 0.01 * e_ref,
-            "{bits} bits: output error {e_gptq} vs the textbook form's {e_ref}"
-        );
-        assert!(
-            e_gptq <= e_near,
-            "{bits} bits: GPTQ output error {e_gptq} above nearest rounding's {e_near}"
-        );
-        eprintln!("{bits} bits: output error GPTQ {e_gptq:.4e}, nearest {e_near:.4e}");
-        assert!(
-            codes
-                .iter()
-                .all(|&c| (c as i32).abs() <= symmetric_max(bits))
-        );
+                .enumerate()
+            {
+                reference[(r / k) * k + perm[r % k]] = *c;
+            }
+            // The blocked form runs in f32 (as GPTQ does), the textbook one in f64: a weight
+            // that lands within f32 noise of a rounding tie may take the other code, no more.
+            let differ = codes.iter().zip(&reference).filter(|(a, b)| a != b).count();
+            assert!(
+                differ * 200 <= n * k,
+                "{order:?}, {bits} bits: {differ} of {} codes differ",
+                n * k
+            );
+            assert!(
+                codes
+                    .iter()
+                    .zip(&reference)
+                    .all(|(a, b)| (a - b).abs() <= 1)
+            );
+            let (e_gptq, e_ref, e_near) = (
+                output_error(&x, k, &w, &codes, &scales),
+                output_error(&x, k, &w, &reference, &scales),
+                output_error(&x, k, &w, &near.data, &scales),
+            );
+            assert!(
+                (e_gptq - e_ref).abs() <= 0.01 * e_ref,
+                "{order:?}, {bits} bits: output error {e_gptq} vs the textbook form's {e_ref}"
+            );
+            assert!(
+                e_gptq <= e_near,
+                "{order:?}, {bits} bits: GPTQ output error {e_gptq} above nearest's {e_near}"
+            );
+            eprintln!(
+                "{order:?}, {bits} bits: output error GPTQ {e_gptq:.4e}, nearest {e_near:.4e}"
+            );
+            assert!(
+                codes
+                    .iter()
+                    .all(|&c| (c as i32).abs() <= symmetric_max(bits))
+            );
+        }
     }
+}
+
+/// `a` (`k×k`) with rows and columns in the order `perm`.
+fn permute_square(a: &[f64], k: usize, perm: &[usize]) -> Vec<f64> {
+    (0..k * k)
+        .map(|p| a[perm[p / k] * k + perm[p % k]])
+        .collect()
 }
 
 #[test]
@@ -223,8 +254,10 @@ fn with_a_diagonal_hessian_gptq_is_nearest_rounding() {
     for bits in [2u8, 4, 8] {
         let w = random_weights(&mut rng, n, k);
         let (near, scales) = quantize_weights(&w, n, k, bits);
-        let codes = gptq::round(&w, n, k, bits, &scales, &gram).unwrap();
-        assert_eq!(codes, near.data, "{bits} bits");
+        for order in [Order::Natural, Order::Activation] {
+            let codes = gptq::round(&w, n, k, bits, &scales, &gram, order).unwrap();
+            assert_eq!(codes, near.data, "{order:?}, {bits} bits");
+        }
     }
 }
 

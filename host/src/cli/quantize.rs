@@ -31,7 +31,10 @@ pub enum WeightRoundArg {
     Nearest,
     /// GPTQ: columns rounded in turn, each one's error fed forward onto the rest through the
     /// inverse Hessian of the layer's calibration inputs (same grid, same bundle; slower).
+    /// Columns whose inputs carry the most energy go first (act-order)
     Gptq,
+    /// GPTQ with the columns in their stored order (the ablation of act-order)
+    GptqNatural,
 }
 
 /// Activation scale on the command line.
@@ -118,6 +121,13 @@ pub struct QuantArgs {
     /// keep their log2 quantizer). At 4 bits the per-tensor Q and K lose most of the accuracy.
     #[arg(long, value_enum, default_value_t = ActScaleArg::Static)]
     pub attn_scale: ActScaleArg,
+    /// With --act-scale dynamic: a step per token and per group of N input features instead
+    /// of one per token. An outlier feature then costs only its group's resolution (at 4 bits
+    /// the largest single gain on real models, see bench-results/ptq-act-groups.md). Each
+    /// layer runs as K/N integer GEMMs on slices whose f32 results are summed: same weight
+    /// bytes, more run time. Layers whose input width is not a multiple of N above N stay whole
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(2..))]
+    pub act_groups: Option<u32>,
     /// Keep biases, norms, embeddings and scales in f32 (default: rounded to f16 values, stored
     /// in half the bytes).
     #[arg(long)]
@@ -179,6 +189,10 @@ impl QuantArgs {
             (None, None) => bail!("give --wbits (and --abits), --mixed --budget B, or --float"),
         };
         ensure!(
+            self.act_groups.is_none() || matches!(self.act_scale, ActScaleArg::Dynamic),
+            "--act-groups needs --act-scale dynamic: groups split each token's run-time range"
+        );
+        ensure!(
             (0.5..=1.0).contains(&self.percentile),
             "--percentile {} must lie in [0.5, 1]",
             self.percentile
@@ -208,10 +222,12 @@ impl QuantArgs {
             weight_round: match self.weight_round {
                 WeightRoundArg::Nearest => WeightRound::Nearest,
                 WeightRoundArg::Gptq => WeightRound::Gptq,
+                WeightRoundArg::GptqNatural => WeightRound::GptqNatural,
             },
             rotate: matches!(self.rotate, RotateArg::Hadamard),
             act_scale: scale_of(self.act_scale),
             attn_scale: scale_of(self.attn_scale),
+            act_groups: self.act_groups.map(|g| g as usize),
         })
     }
 }

@@ -25,6 +25,7 @@ pub struct Gram {
     /// Rows accumulated.
     pub rows: usize,
     factor: OnceLock<Option<Vec<f32>>>,
+    ordered: OnceLock<Option<(Vec<usize>, Vec<f32>)>>,
 }
 
 impl Gram {
@@ -35,6 +36,7 @@ impl Gram {
             sum: vec![0.0; k * k],
             rows: 0,
             factor: OnceLock::new(),
+            ordered: OnceLock::new(),
         }
     }
 
@@ -62,23 +64,48 @@ impl Gram {
         h
     }
 
+    /// The input features by decreasing Hessian diagonal (GPTQ's act-order) and the factor of
+    /// the Hessian permuted so, computed once; `None` as for [`Gram::factor`].
+    pub fn ordered_factor(&self) -> Option<(&[usize], &[f32])> {
+        self.ordered
+            .get_or_init(|| {
+                let k = self.k;
+                let h = self.hessian();
+                let mut perm: Vec<usize> = (0..k).collect();
+                // Stable: equal diagonals keep their natural order.
+                perm.sort_by(|&a, &b| h[b * k + b].total_cmp(&h[a * k + a]));
+                // Columns, then (h is symmetric) rows through a transpose.
+                let rows = transpose(&permute_columns(&h, k, k, &perm), k);
+                let hp = permute_columns(&rows, k, k, &perm);
+                damped_factor(hp, k).map(|u| (perm, u))
+            })
+            .as_ref()
+            .map(|(p, u)| (p.as_slice(), u.as_slice()))
+    }
+
     /// `U` with `UᵀU = H⁻¹` of the damped Hessian, computed once; `None` when it is not
     /// positive definite even after ten times more damping (the caller rounds to nearest).
     fn factor(&self) -> Option<&[f32]> {
         self.factor
-            .get_or_init(|| {
-                let k = self.k;
-                let mut h = self.hessian();
-                for _ in 0..3 {
-                    if let Some(u) = inverse_cholesky_upper(&h, k) {
-                        return Some(u);
-                    }
-                    dampen(&mut h, k, 10.0 * DAMP);
-                }
-                None
-            })
+            .get_or_init(|| damped_factor(self.hessian(), self.k))
             .as_deref()
     }
+}
+
+/// `U` with `UᵀU = h⁻¹`, damping `h` further (up to three times) until it is positive definite.
+fn damped_factor(mut h: Vec<f32>, k: usize) -> Option<Vec<f32>> {
+    for _ in 0..3 {
+        if let Some(u) = inverse_cholesky_upper(&h, k) {
+            return Some(u);
+        }
+        dampen(&mut h, k, 10.0 * DAMP);
+    }
+    None
+}
+
+/// `a` (`k×k`) transposed.
+fn transpose(a: &[f32], k: usize) -> Vec<f32> {
+    (0..k * k).map(|p| a[(p % k) * k + p / k]).collect()
 }
 
 /// Unit diagonal for dead features, then `rel · mean(diag)` added to every diagonal element.
@@ -143,7 +170,18 @@ pub fn round_columns(
     codes
 }
 
-/// GPTQ codes for `w` on the grid of `scales`, or `None` if `gram` gives no usable Hessian.
+/// The order in which GPTQ rounds a layer's input features.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Order {
+    /// Feature 0 first.
+    Natural,
+    /// Largest Hessian diagonal first (GPTQ's "act-order"): the features whose errors cost the
+    /// most are rounded while the most unrounded columns remain to absorb their error.
+    Activation,
+}
+
+/// GPTQ codes for `w` on the grid of `scales`, rounding features in `order`, or `None` if
+/// `gram` gives no usable Hessian.
 pub fn round(
     w: &[f32],
     n: usize,
@@ -151,10 +189,38 @@ pub fn round(
     bits: u8,
     scales: &[f32],
     gram: &Gram,
+    order: Order,
 ) -> Option<Vec<i8>> {
     if gram.k != k || gram.rows == 0 {
         return None;
     }
-    gram.factor()
-        .map(|u| round_columns(w, n, k, bits, scales, u))
+    match order {
+        Order::Natural => gram
+            .factor()
+            .map(|u| round_columns(w, n, k, bits, scales, u)),
+        Order::Activation => {
+            let (perm, u) = gram.ordered_factor()?;
+            let wp = permute_columns(w, n, k, perm);
+            let cp = round_columns(&wp, n, k, bits, scales, u);
+            let mut codes = vec![0i8; n * k];
+            for (row, crow) in codes.chunks_exact_mut(k).zip(cp.chunks_exact(k)) {
+                for (&pa, &c) in perm.iter().zip(crow) {
+                    row[pa] = c;
+                }
+            }
+            Some(codes)
+        }
+    }
+}
+
+/// `w` (`[n, k]`) with its columns in the order `perm`: column `a` of the result is column
+/// `perm[a]` of `w`.
+pub fn permute_columns<T: Copy + Default>(w: &[T], n: usize, k: usize, perm: &[usize]) -> Vec<T> {
+    let mut out = vec![T::default(); n * k];
+    for (o, row) in out.chunks_exact_mut(k).zip(w.chunks_exact(k).take(n)) {
+        for (x, &pa) in o.iter_mut().zip(perm) {
+            *x = row[pa];
+        }
+    }
+    out
 }

@@ -14,6 +14,7 @@ pub mod allocate;
 pub mod calib;
 pub mod clip;
 pub mod gptq;
+pub mod groups;
 pub mod layer_error;
 pub mod linalg;
 pub mod mixed;
@@ -67,6 +68,9 @@ pub struct QuantOptions {
     /// [`ActScale::Dynamic`] gives Q a step and zero point per token ([`ActQuant::Dynamic`]),
     /// K a step per token and V one per channel ([`ActQuant::DynamicSymmetric`]).
     pub attn_scale: ActScale,
+    /// Under [`ActScale::Dynamic`], a step per token and group of this many input features
+    /// instead of one per token ([`groups`]); `None`: whole rows.
+    pub act_groups: Option<usize>,
 }
 
 /// Where the activation scale of a body Linear's input comes from.
@@ -96,8 +100,22 @@ pub enum WeightRound {
     /// Each weight to its nearest grid point.
     Nearest,
     /// GPTQ: column by column, each column's error fed forward through the inverse calibration
-    /// Hessian of the layer's input ([`gptq`]).
+    /// Hessian of the layer's input ([`gptq`]), columns with the largest Hessian diagonal first.
     Gptq,
+    /// GPTQ with the columns in their natural order (the ablation of the order).
+    #[serde(rename = "gptq-natural")]
+    GptqNatural,
+}
+
+impl WeightRound {
+    /// The GPTQ column order, or `None` for nearest rounding.
+    pub fn gptq_order(self) -> Option<gptq::Order> {
+        match self {
+            WeightRound::Nearest => None,
+            WeightRound::Gptq => Some(gptq::Order::Activation),
+            WeightRound::GptqNatural => Some(gptq::Order::Natural),
+        }
+    }
 }
 
 impl std::fmt::Display for WeightRound {
@@ -105,6 +123,7 @@ impl std::fmt::Display for WeightRound {
         f.write_str(match self {
             WeightRound::Nearest => "nearest",
             WeightRound::Gptq => "gptq",
+            WeightRound::GptqNatural => "gptq-natural",
         })
     }
 }
@@ -125,6 +144,7 @@ impl Default for QuantOptions {
             rotate: false,
             act_scale: ActScale::Static,
             attn_scale: ActScale::Static,
+            act_groups: None,
         }
     }
 }
@@ -202,8 +222,9 @@ fn layer_bits(g: &Graph, j: usize, opts: &QuantOptions, edges: &[usize]) -> (u8,
     }
 }
 
-/// Quantizes every node of the prepared graph `g` at its bits (`edges` at the edge bits):
-/// the quantized layers' reports and the names of layers left f32.
+/// Quantizes every node of the prepared graph `g` at its bits (`edges` at the edge bits), then
+/// splits per-token inputs into [`QuantOptions::act_groups`]: the quantized layers' reports and
+/// the names of layers left f32.
 pub fn quantize_nodes(
     g: &mut Graph,
     edges: &[usize],
@@ -218,6 +239,12 @@ pub fn quantize_nodes(
             Some(Converted::Layer(r)) => layers.push(r),
             Some(Converted::Float) => float_layers.push(g.nodes[j].name.clone()),
             None => {}
+        }
+    }
+    if let Some(group) = opts.act_groups {
+        let split = groups::split(g, group);
+        for r in layers.iter_mut().filter(|r| split.contains(&r.name)) {
+            r.act = format!("{}, groups of {group} features", r.act);
         }
     }
     (layers, float_layers)
@@ -314,6 +341,7 @@ pub fn quantize(g: &Graph, calib: &[Tensor], opts: &QuantOptions) -> Result<Quan
         weight_round: opts.weight_round,
         act_scale: opts.act_scale,
         attn_scale: opts.attn_scale,
+        act_groups: opts.act_groups,
         calib_images: calib.len(),
         calib_seconds: start.elapsed().as_secs_f64(),
         layers,
@@ -327,9 +355,9 @@ pub fn quantize(g: &Graph, calib: &[Tensor], opts: &QuantOptions) -> Result<Quan
 }
 
 /// The inputs whose `XᵀX` the weight rounding needs: those of Linears with constant weights
-/// under [`WeightRound::Gptq`], none otherwise.
+/// under GPTQ rounding, none otherwise.
 pub fn gram_inputs(g: &Graph, opts: &QuantOptions) -> Vec<ValueId> {
-    if opts.weight_round != WeightRound::Gptq {
+    if opts.weight_round.gptq_order().is_none() {
         return Vec::new();
     }
     let mut watch: Vec<ValueId> = g
@@ -387,9 +415,9 @@ pub fn quantize_node(
                 return Some(Converted::Float);
             };
             let (mut q, scales) = clip::quantize_weights(w, n, k, wb);
-            if opts.weight_round == WeightRound::Gptq
+            if let Some(order) = opts.weight_round.gptq_order()
                 && let Some(gram) = cal.gram.get(&node.inputs[0])
-                && let Some(codes) = gptq::round(w, n, k, wb, &scales, gram)
+                && let Some(codes) = gptq::round(w, n, k, wb, &scales, gram, order)
             {
                 q.data = codes;
             }

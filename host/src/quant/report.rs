@@ -131,6 +131,8 @@ pub struct QuantReport {
     pub act_scale: super::ActScale,
     /// Where the attention products' Q, K and V scales come from.
     pub attn_scale: super::ActScale,
+    /// Input features per activation group of the per-token layers (`None`: whole rows).
+    pub act_groups: Option<usize>,
     /// Calibration images.
     pub calib_images: usize,
     /// Wall time of calibration and quantization.
@@ -158,7 +160,7 @@ impl QuantReport {
         s += &format!(
             "W{}A{} (patch embedding and head: {} bits), clip `{}`, post-LN reparameterisation {}, \
              outlier-channel clip {}, log2 softmax {}, weight rounding `{}`, activation scale `{}`, \
-             attention scale `{}`; {} calibration images, {:.1} s.\n\n",
+             attention scale `{}`, activation groups {}; {} calibration images, {:.1} s.\n\n",
             self.wbits,
             self.abits,
             self.edge_bits,
@@ -170,6 +172,8 @@ impl QuantReport {
             self.weight_round,
             self.act_scale,
             self.attn_scale,
+            self.act_groups
+                .map_or("off".to_string(), |g| format!("of {g} features")),
             self.calib_images,
             self.calib_seconds
         );

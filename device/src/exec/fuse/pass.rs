@@ -235,15 +235,19 @@ pub(crate) fn fuse(graph: &Graph, base: &Base) -> Fusion {
 
     // Whether `v` has f32 storage: not produced by a node, or by one that runs, or written by
     // an anchor in its place (a fused residual Add); Reshapes see their source's storage.
-    let materialized = |mut v: ValueId, skip: &[bool], writes: &[Option<ValueId>]| loop {
-        match graph.values[v as usize].source {
-            Source::Node(j) if graph.nodes[j].op == Op::Reshape => {
-                v = graph.nodes[j].inputs[0];
+    // Whether `v` is in memory before node `before` runs: written by an earlier node (not
+    // fused away), or an input or constant.
+    let materialized =
+        |mut v: ValueId, before: usize, skip: &[bool], writes: &[Option<ValueId>]| loop {
+            match graph.values[v as usize].source {
+                Source::Node(j) if j >= before => break false,
+                Source::Node(j) if graph.nodes[j].op == Op::Reshape => {
+                    v = graph.nodes[j].inputs[0];
+                }
+                Source::Node(j) => break !skip[j] || writes.contains(&Some(v)),
+                _ => break true,
             }
-            Source::Node(j) => break !skip[j] || writes.contains(&Some(v)),
-            _ => break true,
-        }
-    };
+        };
     for (i, node) in graph.nodes.iter().enumerate() {
         if let Some(p) = &base.linears[i] {
             let input = match int_of(i, node.inputs[0]) {
@@ -260,7 +264,7 @@ pub(crate) fn fuse(graph: &Graph, base: &Base) -> Fusion {
                     Epilogue::Sinks { gelu, sinks }
                 }
                 None => match residual_add(graph, &uses, node.output) {
-                    Some((add, residual, hops)) if materialized(residual, &skip, &f.writes) => {
+                    Some((add, residual, hops)) if materialized(residual, i, &skip, &f.writes) => {
                         skip[add] = true;
                         for h in hops {
                             skip[h] = true;
