@@ -58,7 +58,9 @@ pub fn cosine(a: &[f32], b: &[f32]) -> f64 {
 }
 
 /// For each quantized node of `q`, the value to compare and its id in `f`: its own output when
-/// `f` has a value of that name and shape, else the first value downstream that does.
+/// `f` has a value of that name and shape, else the first value downstream that does. Nodes
+/// that reach the same value (the groups of a layer split by `--act-groups`) count once, as
+/// the last of them.
 fn pairs(q: &Graph, f: &Graph) -> Vec<(usize, ValueId, ValueId)> {
     let by_name: HashMap<&str, ValueId> = f
         .values
@@ -78,6 +80,7 @@ fn pairs(q: &Graph, f: &Graph) -> Vec<(usize, ValueId, ValueId)> {
             if let Some(&fv) = by_name.get(val.name.as_str())
                 && f.shape(fv) == val.shape.as_slice()
             {
+                out.retain(|&(_, qv, _)| qv != v);
                 out.push((i, v, fv));
                 break;
             }
@@ -174,7 +177,7 @@ pub fn compare(
             .iter()
             .zip(&layer_cos)
             .map(|(&(node, v, _), c)| LayerFidelity {
-                name: quantized.nodes[node].name.clone(),
+                name: crate::quant::groups::layer_name(&quantized.nodes[node].name).to_string(),
                 op: match quantized.nodes[node].op {
                     Op::QLinear { .. } => "linear".into(),
                     Op::QMatMul {

@@ -214,3 +214,19 @@ fn layers_that_do_not_divide_into_groups_stay_whole() {
     };
     assert!(groups::split(&mut g, 64).is_empty());
 }
+
+#[test]
+fn the_nodes_of_a_split_carry_their_layer_name() {
+    let mut g = layer(3, 256, 8, 4);
+    groups::split(&mut g, 128);
+    let layers: Vec<&str> = g
+        .nodes
+        .iter()
+        .filter(|n| matches!(n.op, Op::QLinear { .. }))
+        .map(|n| groups::layer_name(&n.name))
+        .collect();
+    assert_eq!(layers, ["fc", "fc"]);
+    for other in ["patch/Conv#linear", "fc#g", "fc#gx", "fc"] {
+        assert_eq!(groups::layer_name(other), other);
+    }
+}

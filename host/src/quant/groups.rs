@@ -32,6 +32,14 @@ pub fn split(g: &mut Graph, group: usize) -> Vec<String> {
     split
 }
 
+/// The name of the layer a node of a split belongs to (`name` itself for any other node).
+pub fn layer_name(name: &str) -> &str {
+    match name.rsplit_once("#g") {
+        Some((layer, g)) if !g.is_empty() && g.bytes().all(|b| b.is_ascii_digit()) => layer,
+        _ => name,
+    }
+}
+
 /// The input feature count `K` of node `j` when it is a QLinear to split.
 fn splittable(g: &Graph, j: usize, group: usize) -> Option<usize> {
     let n = &g.nodes[j];
