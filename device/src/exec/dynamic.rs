@@ -148,43 +148,61 @@ pub(crate) fn dequantize_product(
 }
 
 /// The epilogue of a dynamic layer over `rowq.len()` rows of `acc` (`n` channels each, `Σ q·w`
-/// with no zero point): `out = (acc − z_r·col_sums) · (s_r·w_scales) + bias`. `acc` is
-/// corrected in place; `tmp` holds one row's factors.
-#[allow(clippy::too_many_arguments)]
+/// with no zero point), in one pass per row: `out = (acc − z_r·col_sums) · (s_r·w_scales) + bias`,
+/// plus `residual` when the layer feeds an `Add` (IEEE addition commutes, so the bits do not
+/// depend on which side the graph's `Add` reads it). The same f32 operations in the same order
+/// on every tier.
 pub(crate) fn dequantize_rows(
-    ks: &KernelSet,
-    acc: &mut [i32],
+    acc: &[i32],
     n: usize,
     (w_scales, col_sums): (&[f32], &[i32]),
     rowq: &[RowQuant],
     bias: &[f32],
-    tmp: &mut Vec<f32>,
+    residual: Option<&[f32]>,
     out: &mut [f32],
 ) -> Result<()> {
     let rows = rowq.len();
-    if acc.len() != rows * n || out.len() != rows * n || col_sums.len() != n {
+    let len_ok = |l: usize| l == rows * n;
+    if !len_ok(acc.len())
+        || !len_ok(out.len())
+        || !residual.is_none_or(|r| len_ok(r.len()))
+        || col_sums.len() != n
+        || w_scales.len() != n
+        || bias.len() != n
+    {
         return Err(Error::Shape {
             op: "dequantize_rows (dynamic)",
             what: format!(
-                "acc {}, out {}, {rows} rows × {n}, col sums {}",
+                "acc {}, out {}, {rows} rows × {n}, col sums {}, scales {}, bias {}",
                 acc.len(),
                 out.len(),
-                col_sums.len()
+                col_sums.len(),
+                w_scales.len(),
+                bias.len()
             ),
         });
     }
-    for ((a, o), r) in acc
-        .chunks_exact_mut(n)
+    for (i, ((a, o), r)) in acc
+        .chunks_exact(n)
         .zip(out.chunks_exact_mut(n))
         .zip(rowq)
+        .enumerate()
     {
+        let (s, z) = (r.scale, r.zero);
         // |z·colsum| ≤ 255·127·K and |acc| ≤ 255·127·K: exact in i32 for the GEMM's K ≤ 65 536.
-        for (v, &c) in a.iter_mut().zip(col_sums) {
-            *v = v.wrapping_sub(r.zero.wrapping_mul(c));
+        let y = |j: usize| {
+            (a[j].wrapping_sub(z.wrapping_mul(col_sums[j])) as f32) * (s * w_scales[j]) + bias[j]
+        };
+        match residual {
+            None => o.iter_mut().enumerate().for_each(|(j, o)| *o = y(j)),
+            Some(res) => {
+                let res = &res[i * n..(i + 1) * n];
+                o.iter_mut()
+                    .zip(res)
+                    .enumerate()
+                    .for_each(|(j, (o, &r))| *o = y(j) + r);
+            }
         }
-        tmp.clear();
-        tmp.extend(w_scales.iter().map(|&s| r.scale * s));
-        ks.dequantize_rows(a, n, tmp, bias, o)?;
     }
     Ok(())
 }
@@ -239,7 +257,7 @@ mod tests {
             assert_eq!(rowq.len(), 4);
             assert_eq!(rowq[3], RowQuant::of_row(&[0.0], bits), "zero row");
             // Σ q·w by hand, then the epilogue.
-            let mut acc: Vec<i32> = (0..4 * n)
+            let acc: Vec<i32> = (0..4 * n)
                 .map(|i| {
                     let (r, c) = (i / n, i % n);
                     (0..k)
@@ -248,9 +266,8 @@ mod tests {
                 })
                 .collect();
             let mut out = vec![0f32; 4 * n];
-            let mut tmp = Vec::new();
             let ops = (&s_w[..], &col_sums[..]);
-            dequantize_rows(&ks, &mut acc, n, ops, &rowq, &bias, &mut tmp, &mut out).unwrap();
+            dequantize_rows(&acc, n, ops, &rowq, &bias, None, &mut out).unwrap();
             let want = reference(&x, k, bits, &w, &s_w, &bias);
             for (i, (&o, &r)) in out.iter().zip(&want).enumerate() {
                 let tol = 1e-5 * (1.0 + r.abs());

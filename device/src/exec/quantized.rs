@@ -300,23 +300,29 @@ impl QLinearPlan {
         }
     }
 
-    /// The dequantizing epilogue: `out = acc·scales + bias`; for a dynamic layer with the rows'
-    /// quantizers `rowq` (see [`dynamic`]), correcting `acc` in place, `tmp` as scratch.
+    /// The dequantizing epilogue: `out = acc·scales + bias`, for a dynamic layer with the rows'
+    /// quantizers `rowq` (see [`dynamic`]); plus `residual` when given (the layer feeds an `Add`).
     pub fn dequantize(
         &self,
         ks: &KernelSet,
-        acc: &mut [i32],
-        (rowq, tmp): (&[RowQuant], &mut Vec<f32>),
-        bias: Option<&[f32]>,
+        acc: &[i32],
+        rowq: &[RowQuant],
+        (bias, residual): (Option<&[f32]>, Option<&[f32]>),
         out: &mut [f32],
     ) -> qvit_kernels::Result<()> {
         let bias = bias.unwrap_or(&self.zeros);
         if self.act.is_dynamic() {
             let w = (&self.scales[..], &self.col_sums[..]);
-            dynamic::dequantize_rows(ks, acc, self.n, w, rowq, bias, tmp, out)
-        } else {
-            ks.dequantize_rows(acc, self.n, &self.scales, bias, out)
+            return dynamic::dequantize_rows(acc, self.n, w, rowq, bias, residual, out);
         }
+        ks.dequantize_rows(acc, self.n, &self.scales, bias, out)?;
+        if let Some(res) = residual {
+            // IEEE addition commutes: the same bits whichever side the graph's Add reads it on.
+            for (o, &r) in out.iter_mut().zip(res) {
+                *o += r;
+            }
+        }
+        Ok(())
     }
 
     /// Runs the layer on `x` (`[m, k]`); errors only on an internal length mismatch.
@@ -336,7 +342,7 @@ impl QLinearPlan {
                    rows: usize,
                    a8: &[i8],
                    a4: &[u8],
-                   (rowq, tmp): (&[RowQuant], &mut Vec<f32>),
+                   rowq: &[RowQuant],
                    o: &mut [f32]| {
             let a = if self.w4a4 {
                 Levels::U4(a4)
@@ -345,7 +351,7 @@ impl QLinearPlan {
             };
             let acc = sized(acc, rows * n);
             self.gemm(ks, s, a, rows, acc)?;
-            self.dequantize(ks, acc, (rowq, tmp), bias, o)
+            self.dequantize(ks, acc, rowq, (bias, None), o)
         };
         let a8 = sized(&mut qs.a8, x.len());
         self.quantize(&ctx.ks, x, a8, &mut qs.rowq)?;
@@ -377,7 +383,7 @@ impl QLinearPlan {
                                 r,
                                 a8,
                                 a4,
-                                (rq, &mut Vec::new()),
+                                rq,
                                 o,
                             )
                         })
@@ -390,7 +396,7 @@ impl QLinearPlan {
                 self.m,
                 a8,
                 &qs.a4,
-                (&qs.rowq, &mut qs.row_scales),
+                &qs.rowq,
                 out,
             ),
         }

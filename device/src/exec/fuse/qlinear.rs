@@ -152,7 +152,7 @@ impl FusedQLinear {
                 a8
             }
         };
-        let rq = (&rowq[..], &mut *tmp);
+        let rq = &rowq[..];
         let levels = if p.w4a4() {
             a4.clear();
             a4.extend(ints.iter().map(|&v| v as u8));
@@ -166,23 +166,17 @@ impl FusedQLinear {
             Epilogue::F32 => {
                 // SAFETY: rows r0..r0+rows of the output belong to this chunk only.
                 let o = unsafe { out.slice(r0 * n, rows * n) };
-                p.dequantize(ks, acc, rq, args.bias, o)
+                p.dequantize(ks, acc, rq, (args.bias, None), o)
             }
             Epilogue::Add { .. } => {
                 // SAFETY: as above.
                 let o = unsafe { out.slice(r0 * n, rows * n) };
-                p.dequantize(ks, acc, rq, args.bias, o)?;
                 let res = &args.residual[r0 * n..(r0 + rows) * n];
-                // IEEE addition commutes: the same bits whichever side the graph's
-                // Add reads the residual on.
-                for (o, &r) in o.iter_mut().zip(res) {
-                    *o += r;
-                }
-                Ok(())
+                p.dequantize(ks, acc, rq, (args.bias, Some(res)), o)
             }
             Epilogue::Sinks { gelu: g, sinks } => {
                 let y = sized(y, rows * n);
-                p.dequantize(ks, acc, rq, args.bias, y)?;
+                p.dequantize(ks, acc, rq, (args.bias, None), y)?;
                 if let Some(kind) = g {
                     gelu(ctx, *kind, y);
                 }
