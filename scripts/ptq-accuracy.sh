@@ -50,8 +50,9 @@ variant_flags() {
         act-dynamic-gptq) echo "--act-scale dynamic --weight-round gptq" ;;
         act-dynamic-rotate-gptq) echo "--act-scale dynamic --rotate hadamard --weight-round gptq" ;;
         attn-dynamic-rotate-gptq) echo "--act-scale dynamic --attn-scale dynamic --rotate hadamard --weight-round gptq" ;;
-        attn-dynamic-rotate-gptq-natural) echo "--act-scale dynamic --attn-scale dynamic --rotate hadamard --weight-round gptq-natural" ;;
+        attn-dynamic-rotate-gptq-actorder) echo "--act-scale dynamic --attn-scale dynamic --rotate hadamard --weight-round gptq-act-order" ;;
         attn-dynamic-rotate-gptq-groups128) echo "--act-scale dynamic --attn-scale dynamic --rotate hadamard --weight-round gptq --act-groups 128" ;;
+        attn-dynamic-rotate-gptq-actorder-groups128) echo "--act-scale dynamic --attn-scale dynamic --rotate hadamard --weight-round gptq-act-order --act-groups 128" ;;
         *) echo "unknown variant $1" >&2; return 1 ;;
     esac
 }
@@ -264,8 +265,7 @@ variant_flags = {"all": "(defaults: --clip mse, channel clip K=2, reparam, log2 
                  "clip-percentile": "--clip percentile (0.9999)",
                  "round-nearest": "--weight-round nearest (each weight to its nearest grid point)",
                  "round-gptq": "--weight-round gptq (GPTQ: column by column, error fed forward through the "
-                               "inverse calibration Hessian; same grid; columns by decreasing Hessian "
-                               "diagonal since 2026-12-08, in stored order before)",
+                               "inverse calibration Hessian; same grid)",
                  "rotate-hadamard": "--rotate hadamard (each attention head's q, k, v rotated by a Hadamard matrix, "
                                     "undone in the output projection; exact in f32)",
                  "rotate-hadamard-gptq": "--rotate hadamard --weight-round gptq",
@@ -276,10 +276,11 @@ variant_flags = {"all": "(defaults: --clip mse, channel clip K=2, reparam, log2 
                  "attn-dynamic-rotate-gptq": "--act-scale dynamic --attn-scale dynamic --rotate hadamard "
                                              "--weight-round gptq (also Q and K: step per token, V: step per "
                                              "channel, at run time)",
-                 "attn-dynamic-rotate-gptq-natural": "as attn-dynamic-rotate-gptq with --weight-round gptq-natural "
-                                                     "(GPTQ columns in stored order: the act-order ablation)",
+                 "attn-dynamic-rotate-gptq-actorder": "as attn-dynamic-rotate-gptq with --weight-round "
+                                                      "gptq-act-order (GPTQ columns by decreasing Hessian diagonal)",
                  "attn-dynamic-rotate-gptq-groups128": "as attn-dynamic-rotate-gptq with --act-groups 128 (a step "
-                                                       "per token and group of 128 input features)"}
+                                                       "per token and group of 128 input features)",
+                 "attn-dynamic-rotate-gptq-actorder-groups128": "both of the above"}
 
 out = {"what": "qvit post-training quantization accuracy and ablations (W=A bits)",
        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
@@ -331,7 +332,8 @@ for key in ["mnist", "fashion", "dinov2"]:
     variants = ["all", "no-channel-clip", "no-reparam", "no-log2-softmax", "clip-minmax", "clip-percentile",
                 "round-nearest", "round-gptq", "rotate-hadamard", "rotate-hadamard-gptq",
                 "act-dynamic", "act-dynamic-gptq", "act-dynamic-rotate-gptq", "attn-dynamic-rotate-gptq",
-                "attn-dynamic-rotate-gptq-natural", "attn-dynamic-rotate-gptq-groups128"]
+                "attn-dynamic-rotate-gptq-actorder", "attn-dynamic-rotate-gptq-groups128",
+                "attn-dynamic-rotate-gptq-actorder-groups128"]
     variants = [v for v in variants if any(r["model"] == key and r["variant"] == v for r in runs)]
     if key != "dinov2":
         fp = find(key, "fp32", 32)

@@ -30,11 +30,12 @@ pub enum WeightRoundArg {
     /// Each weight to its nearest point of its channel's grid.
     Nearest,
     /// GPTQ: columns rounded in turn, each one's error fed forward onto the rest through the
-    /// inverse Hessian of the layer's calibration inputs (same grid, same bundle; slower).
-    /// Columns whose inputs carry the most energy go first (act-order)
+    /// inverse Hessian of the layer's calibration inputs (same grid, same bundle; slower)
     Gptq,
-    /// GPTQ with the columns in their stored order (the ablation of act-order)
-    GptqNatural,
+    /// GPTQ taking the columns whose inputs carry the most energy first (act-order): better on
+    /// the ViT-S/14 at 4 bits, worse on the small MNIST-class models
+    /// (bench-results/ptq-act-groups.md)
+    GptqActOrder,
 }
 
 /// Activation scale on the command line.
@@ -222,7 +223,7 @@ impl QuantArgs {
             weight_round: match self.weight_round {
                 WeightRoundArg::Nearest => WeightRound::Nearest,
                 WeightRoundArg::Gptq => WeightRound::Gptq,
-                WeightRoundArg::GptqNatural => WeightRound::GptqNatural,
+                WeightRoundArg::GptqActOrder => WeightRound::GptqActOrder,
             },
             rotate: matches!(self.rotate, RotateArg::Hadamard),
             act_scale: scale_of(self.act_scale),

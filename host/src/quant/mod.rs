@@ -100,11 +100,11 @@ pub enum WeightRound {
     /// Each weight to its nearest grid point.
     Nearest,
     /// GPTQ: column by column, each column's error fed forward through the inverse calibration
-    /// Hessian of the layer's input ([`gptq`]), columns with the largest Hessian diagonal first.
+    /// Hessian of the layer's input ([`gptq`]), columns in their stored order.
     Gptq,
-    /// GPTQ with the columns in their natural order (the ablation of the order).
-    #[serde(rename = "gptq-natural")]
-    GptqNatural,
+    /// GPTQ with the columns by decreasing Hessian diagonal (act-order).
+    #[serde(rename = "gptq-act-order")]
+    GptqActOrder,
 }
 
 impl WeightRound {
@@ -112,8 +112,8 @@ impl WeightRound {
     pub fn gptq_order(self) -> Option<gptq::Order> {
         match self {
             WeightRound::Nearest => None,
-            WeightRound::Gptq => Some(gptq::Order::Activation),
-            WeightRound::GptqNatural => Some(gptq::Order::Natural),
+            WeightRound::Gptq => Some(gptq::Order::Natural),
+            WeightRound::GptqActOrder => Some(gptq::Order::Activation),
         }
     }
 }
@@ -123,7 +123,7 @@ impl std::fmt::Display for WeightRound {
         f.write_str(match self {
             WeightRound::Nearest => "nearest",
             WeightRound::Gptq => "gptq",
-            WeightRound::GptqNatural => "gptq-natural",
+            WeightRound::GptqActOrder => "gptq-act-order",
         })
     }
 }
