@@ -203,6 +203,15 @@ fn layers_that_do_not_divide_into_groups_stay_whole() {
         );
         assert_eq!(g, before);
     }
+    // A weight two layers read stays whole (the split would rewrite it under the other).
+    let mut g = layer(4, 256, 8, 4);
+    g.values.push(value("y2", vec![4, 8], Source::Node(1)));
+    let mut twin = g.nodes[0].clone();
+    (twin.name, twin.output) = ("fc2".into(), 5);
+    g.nodes.push(twin);
+    g.outputs.push(5);
+    g.validate().unwrap();
+    assert!(groups::split(&mut g, 64).is_empty());
     // A static input scale has no rows to split.
     let mut g = layer(4, 256, 8, 4);
     g.nodes[0].op = Op::QLinear {

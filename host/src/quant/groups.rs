@@ -49,9 +49,11 @@ fn splittable(g: &Graph, j: usize, group: usize) -> Option<usize> {
     else {
         return None;
     };
-    let k = *g.shape(n.inputs[0]).last()?;
-    let int = matches!(g.values[n.inputs[1] as usize].source, Source::Int(_));
-    (group > 0 && k > group && k.is_multiple_of(group) && int).then_some(k)
+    let (k, w) = (*g.shape(n.inputs[0]).last()?, n.inputs[1]);
+    let int = matches!(g.values[w as usize].source, Source::Int(_));
+    // The first group takes the weight value over, so no other node may read it.
+    let own = g.nodes.iter().filter(|m| m.inputs.contains(&w)).count() == 1;
+    (group > 0 && k > group && k.is_multiple_of(group) && int && own).then_some(k)
 }
 
 /// The replacement of QLinear `j` (`k` input features): per group a slice and a QLinear, then
