@@ -177,7 +177,7 @@ pub fn compare(
             .iter()
             .zip(&layer_cos)
             .map(|(&(node, v, _), c)| LayerFidelity {
-                name: crate::quant::groups::layer_name(&quantized.nodes[node].name).to_string(),
+                name: crate::graph::layer_name(&quantized.nodes[node].name).to_string(),
                 op: match quantized.nodes[node].op {
                     Op::QLinear { .. } => "linear".into(),
                     Op::QMatMul {

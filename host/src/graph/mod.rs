@@ -68,3 +68,12 @@ pub fn is_classifier(g: &Graph) -> bool {
         .product::<usize>()
         == 1
 }
+
+/// The name of the layer a node belongs to: `L` for the nodes `L#g0`, `L#g1`, … of a layer split
+/// into activation groups (`quant::groups`), `name` itself for any other node.
+pub fn layer_name(name: &str) -> &str {
+    match name.rsplit_once("#g") {
+        Some((layer, g)) if !g.is_empty() && g.bytes().all(|b| b.is_ascii_digit()) => layer,
+        _ => name,
+    }
+}

@@ -9,6 +9,7 @@
 //! and what the host measures is what the board computes.
 
 use crate::graph::edit::{Input, Step, add_const, splice};
+pub use crate::graph::layer_name;
 use qvit_device::graph::{BinaryOp, Graph, Op, Source, ValueId};
 use qvit_device::quant::{ActQuant, IntData};
 
@@ -30,14 +31,6 @@ pub fn split(g: &mut Graph, group: usize) -> Vec<String> {
         }
     }
     split
-}
-
-/// The name of the layer a node of a split belongs to (`name` itself for any other node).
-pub fn layer_name(name: &str) -> &str {
-    match name.rsplit_once("#g") {
-        Some((layer, g)) if !g.is_empty() && g.bytes().all(|b| b.is_ascii_digit()) => layer,
-        _ => name,
-    }
 }
 
 /// The input feature count `K` of node `j` when it is a QLinear to split.
