@@ -65,7 +65,7 @@ impl Gram {
     }
 
     /// The input features by decreasing Hessian diagonal (GPTQ's act-order) and the factor of
-    /// the Hessian permuted so, computed once; `None` as for [`Gram::factor`].
+    /// the Hessian permuted so, computed once; `None` when no damping makes it positive definite.
     pub fn ordered_factor(&self) -> Option<(&[usize], &[f32])> {
         self.ordered
             .get_or_init(|| {
