@@ -190,17 +190,20 @@ pub(crate) fn dequantize_rows(
     {
         let (s, z) = (r.scale, r.zero);
         // |z·colsum| ≤ 255·127·K and |acc| ≤ 255·127·K: exact in i32 for the GEMM's K ≤ 65 536.
-        let y = |j: usize| {
-            (a[j].wrapping_sub(z.wrapping_mul(col_sums[j])) as f32) * (s * w_scales[j]) + bias[j]
-        };
+        // Zipped, not indexed, so the loop has no bounds checks and vectorises.
+        let y = a
+            .iter()
+            .zip(col_sums)
+            .zip(w_scales)
+            .zip(bias)
+            .map(|(((&a, &c), &ws), &b)| (a.wrapping_sub(z.wrapping_mul(c)) as f32) * (s * ws) + b);
         match residual {
-            None => o.iter_mut().enumerate().for_each(|(j, o)| *o = y(j)),
+            None => o.iter_mut().zip(y).for_each(|(o, y)| *o = y),
             Some(res) => {
                 let res = &res[i * n..(i + 1) * n];
-                o.iter_mut()
-                    .zip(res)
-                    .enumerate()
-                    .for_each(|(j, (o, &r))| *o = y(j) + r);
+                for ((o, y), &r) in o.iter_mut().zip(y).zip(res) {
+                    *o = y + r;
+                }
             }
         }
     }

@@ -74,9 +74,9 @@ impl Gram {
                 let mut perm: Vec<usize> = (0..k).collect();
                 // Stable: equal diagonals keep their natural order.
                 perm.sort_by(|&a, &b| h[b * k + b].total_cmp(&h[a * k + a]));
-                // Columns, then (h is symmetric) rows through a transpose.
-                let rows = transpose(&permute_columns(&h, k, k, &perm), k);
-                let hp = permute_columns(&rows, k, k, &perm);
+                let hp = (0..k * k)
+                    .map(|p| h[perm[p / k] * k + perm[p % k]])
+                    .collect();
                 damped_factor(hp, k).map(|u| (perm, u))
             })
             .as_ref()
@@ -101,11 +101,6 @@ fn damped_factor(mut h: Vec<f32>, k: usize) -> Option<Vec<f32>> {
         dampen(&mut h, k, 10.0 * DAMP);
     }
     None
-}
-
-/// `a` (`k×k`) transposed.
-fn transpose(a: &[f32], k: usize) -> Vec<f32> {
-    (0..k * k).map(|p| a[(p % k) * k + p / k]).collect()
 }
 
 /// Unit diagonal for dead features, then `rel · mean(diag)` added to every diagonal element.

@@ -233,10 +233,9 @@ pub(crate) fn fuse(graph: &Graph, base: &Base) -> Fusion {
         f.steps[core.anchor] = Some(Step::Attention(Box::new(plan)));
     }
 
-    // Whether `v` has f32 storage: not produced by a node, or by one that runs, or written by
-    // an anchor in its place (a fused residual Add); Reshapes see their source's storage.
-    // Whether `v` is in memory before node `before` runs: written by an earlier node (not
-    // fused away), or an input or constant.
+    // Whether `v` has f32 storage before node `before` runs: not produced by a node, or by an
+    // earlier one that runs, or written by an anchor in its place (a fused residual Add);
+    // Reshapes see their source's storage.
     let materialized =
         |mut v: ValueId, before: usize, skip: &[bool], writes: &[Option<ValueId>]| loop {
             match graph.values[v as usize].source {
